@@ -1,0 +1,7 @@
+//! rbuild's build engine: turns a Dockerfile's stage graph into images.
+//!
+//! It depends on `rbuild-parser` for what to build and on `rbuild-store` for where
+//! results live; the CLI depends on it and on nothing below it directly.
+
+pub use rbuild_parser as parser;
+pub use rbuild_store as store;

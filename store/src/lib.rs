@@ -1,0 +1,4 @@
+//! rbuild's local image store and registry client: everything on disk and on the wire.
+//!
+//! Knows nothing of Dockerfiles or of the CLI.
+#![forbid(unsafe_code)]
