@@ -1,1 +1,7 @@
-mod dummy {}
+//! End-to-end tests: each runs the real `rbuild` binary.
+
+mod util;
+
+mod deps;
+mod outline;
+mod parse;

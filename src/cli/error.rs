@@ -1,0 +1,22 @@
+//! The one error type the binary prints.
+
+use std::io;
+
+#[derive(Debug, thiserror::Error)]
+pub enum CliError {
+    /// Already formatted for people (`Dockerfile:3:1: …` with the line and a caret).
+    #[error("{0}")]
+    Parse(#[from] rbuild_builder::parser::ParseError),
+    #[error(transparent)]
+    Source(#[from] rbuild_builder::source::SourceError),
+    #[error("writing output: {0}")]
+    Io(#[from] io::Error),
+    #[error("{0}")]
+    Usage(String),
+}
+
+impl CliError {
+    pub fn is_broken_pipe(&self) -> bool {
+        matches!(self, CliError::Io(e) if e.kind() == io::ErrorKind::BrokenPipe)
+    }
+}

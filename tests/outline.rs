@@ -1,0 +1,1 @@
+// outline tests: written with the stage graph
