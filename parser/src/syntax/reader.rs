@@ -1,0 +1,261 @@
+//! The main loop: physical lines in, instructions out (BuildKit's `Parse`).
+//!
+//! Each instruction starts on a non-empty, non-comment line and runs on while lines
+//! end with the escape character; comment lines and blank lines inside such a
+//! continuation are skipped (blank ones earn a warning). The joined line is split
+//! by [`super::args`]; if it is a RUN/COPY/ADD (possibly under ONBUILD) in shell form
+//! with `<<` markers, the heredoc bodies are read from the lines that follow.
+
+use super::args::{self, ArgsError};
+use super::directives::{DirectiveParser, Outcome};
+use super::heredoc::{self, Marker};
+use super::lines::{self, Lines, PhysLine};
+use super::node::{Args, Dockerfile, Heredoc, Node, Span, Warning};
+use crate::error::Diagnostic;
+
+/// Instructions whose shell form may carry heredocs.
+const HEREDOC_KEYWORDS: [&str; 3] = ["run", "copy", "add"];
+
+/// Parses a UTF-8 Dockerfile.
+pub(super) fn read(src: &str) -> Result<Dockerfile, Diagnostic> {
+    Reader::new(src).run()
+}
+
+struct Reader<'a> {
+    src: &'a str,
+    lines: Lines<'a>,
+    directives: DirectiveParser,
+    escape: char,
+    /// Comment lines seen since the last instruction (BuildKit's `PrevComment`).
+    comments: Vec<String>,
+    nodes: Vec<Node>,
+    warnings: Vec<Warning>,
+}
+
+/// Where an instruction is in the source, grown as lines are consumed.
+struct Extent {
+    start_line: usize,
+    start: usize,
+    end_line: usize,
+    end: usize,
+}
+
+impl Extent {
+    fn extend_to(&mut self, line: &PhysLine<'_>) {
+        self.end_line = line.number;
+        self.end = line.content_end();
+    }
+}
+
+impl<'a> Reader<'a> {
+    fn new(src: &'a str) -> Self {
+        Reader {
+            src,
+            lines: Lines::new(src),
+            directives: DirectiveParser::default(),
+            escape: '\\',
+            comments: Vec::new(),
+            nodes: Vec::new(),
+            warnings: Vec::new(),
+        }
+    }
+
+    fn run(mut self) -> Result<Dockerfile, Diagnostic> {
+        let mut first = true;
+        while let Some(mut line) = self.lines.next() {
+            if first {
+                first = false;
+                // A byte-order mark is dropped from the first line only.
+                if let Some(rest) = line.text.strip_prefix('\u{FEFF}') {
+                    line.start += '\u{FEFF}'.len_utf8();
+                    line.text = rest;
+                }
+            }
+            self.instruction_from(line)?;
+        }
+        if self.nodes.is_empty() {
+            return Err(Diagnostic::new("file with no instructions")
+                .with_help("a Dockerfile needs at least one instruction, such as FROM <image>"));
+        }
+        Ok(Dockerfile {
+            escape: self.escape,
+            directives: self.directives.directives,
+            nodes: self.nodes,
+            warnings: self.warnings,
+        })
+    }
+
+    /// Handles one physical line that is not inside an instruction: a comment, a
+    /// directive, a blank line, or the first line of an instruction (which then reads
+    /// its continuation lines and heredoc bodies too).
+    fn instruction_from(&mut self, line: PhysLine<'a>) -> Result<(), Diagnostic> {
+        if lines::is_comment(line.text) {
+            let comment = lines::comment_text(line.text);
+            if comment.is_empty() {
+                self.comments.clear();
+            } else {
+                self.comments.push(comment);
+            }
+        }
+        let untrimmed = lines::trim_newline(line.text);
+        let token = untrimmed.trim_start();
+        let start = line.start + (untrimmed.len() - token.len());
+        match self.directives.feed(token) {
+            Err(e) => return Err(Diagnostic::new(e.to_string()).at(self.src, start)),
+            Ok(Outcome::Directive) => {
+                self.comments.pop();
+                if let Some(escape) = self.directives.directives.escape {
+                    self.escape = escape;
+                }
+            }
+            Ok(Outcome::NotDirective) => {}
+        }
+        let token = if lines::is_comment(token) { "" } else { token };
+        let (first, mut continues) = lines::strip_continuation(token, self.escape);
+        if !continues && first.is_empty() {
+            return Ok(());
+        }
+
+        let mut extent = Extent {
+            start_line: line.number,
+            start,
+            end_line: line.number,
+            end: line.content_end(),
+        };
+        let mut logical = first.to_string();
+        let mut empty_continuation = false;
+        while continues {
+            let Some(next) = self.lines.next() else { break };
+            extent.extend_to(&next);
+            if lines::is_comment(next.text) {
+                continue;
+            }
+            if lines::is_empty_continuation(next.text) {
+                empty_continuation = true;
+                continue;
+            }
+            let (part, more) =
+                lines::strip_continuation(lines::trim_newline(next.text), self.escape);
+            logical.push_str(part);
+            continues = more;
+        }
+        if empty_continuation {
+            self.warnings.push(Warning {
+                line: extent.end_line,
+                message: format!("Empty continuation line found in: {logical}"),
+            });
+        }
+
+        let mut node = args::node_from_line(&logical, self.escape)
+            .map_err(|e| self.args_error(e, extent.start))?;
+        if can_contain_heredoc(&node) && logical.contains("<<") {
+            let markers = heredoc::markers_in_line(&logical)
+                .map_err(|e| Diagnostic::new(e.to_string()).at(self.src, extent.start))?;
+            for marker in markers {
+                let doc = self.read_heredoc(marker, &mut extent)?;
+                node.heredocs.push(doc);
+            }
+        }
+        place(&mut node, &extent, std::mem::take(&mut self.comments));
+        self.nodes.push(node);
+        Ok(())
+    }
+
+    /// Reads a heredoc body up to its terminator line.
+    fn read_heredoc(&mut self, marker: Marker, extent: &mut Extent) -> Result<Heredoc, Diagnostic> {
+        let mut content = String::new();
+        let mut terminated = false;
+        for line in self.lines.by_ref() {
+            extent.extend_to(&line);
+            if heredoc::is_terminator(line.text, &marker) {
+                terminated = true;
+                break;
+            }
+            content.push_str(line.text);
+        }
+        if !terminated {
+            let shown = marker.display();
+            let marker_at = self
+                .src
+                .get(extent.start..)
+                .and_then(|rest| rest.find("<<"))
+                .map_or(extent.start, |i| extent.start + i);
+            let on_first_line = self
+                .src
+                .get(extent.start..marker_at)
+                .is_some_and(|s| !s.contains('\n'));
+            return Err(Diagnostic::new(format!(
+                "unterminated heredoc {shown} starting at line {}",
+                extent.start_line
+            ))
+            .at(
+                self.src,
+                if on_first_line {
+                    marker_at
+                } else {
+                    extent.start
+                },
+            )
+            .with_help(format!(
+                "end the heredoc with a line that holds only {}",
+                marker.name
+            )));
+        }
+        if marker.chomp {
+            content = heredoc::chomp(&content);
+        }
+        Ok(Heredoc {
+            name: marker.name,
+            content,
+            expand: marker.expand,
+            chomp: marker.chomp,
+            file_descriptor: marker.fd,
+        })
+    }
+
+    fn args_error(&self, err: ArgsError, start: usize) -> Diagnostic {
+        let help = match &err {
+            ArgsError::NeedsTwoArguments(key) => Some(format!(
+                "write {key} <key>=<value> (or the legacy {key} <key> <value>)"
+            )),
+            ArgsError::MissingEquals(_) => Some("write each pair as name=value".to_string()),
+            ArgsError::NotStringArray => {
+                Some("quote every element, e.g. [\"echo\", \"hello\"]".to_string())
+            }
+            ArgsError::OnbuildTooDeep => None,
+        };
+        let diagnostic = Diagnostic::new(err.to_string()).at(self.src, start);
+        match help {
+            Some(help) => diagnostic.with_help(help),
+            None => diagnostic,
+        }
+    }
+}
+
+/// RUN, COPY and ADD in shell form (also as an ONBUILD trigger) may have heredocs.
+fn can_contain_heredoc(node: &Node) -> bool {
+    let target = match &node.args {
+        Args::Nested(inner) if node.keyword == "onbuild" => inner,
+        _ => node,
+    };
+    HEREDOC_KEYWORDS.contains(&target.keyword.as_str()) && !target.json
+}
+
+/// Records where the instruction is; an ONBUILD trigger shares its parent's place.
+fn place(node: &mut Node, extent: &Extent, comments: Vec<String>) {
+    let span = Span {
+        start: extent.start,
+        end: extent.end,
+    };
+    node.comments = comments;
+    let mut current = Some(node);
+    while let Some(n) = current {
+        n.start_line = extent.start_line;
+        n.end_line = extent.end_line;
+        n.span = span;
+        current = match &mut n.args {
+            Args::Nested(inner) => Some(inner.as_mut()),
+            _ => None,
+        };
+    }
+}
