@@ -20,6 +20,8 @@ mod json;
 mod lines;
 mod node;
 mod reader;
+#[cfg(test)]
+mod tests;
 mod words;
 
 pub use dump::go_quote;

@@ -151,8 +151,17 @@ impl<'a> Reader<'a> {
         if can_contain_heredoc(&node) && logical.contains("<<") {
             let markers = heredoc::markers_in_line(&logical)
                 .map_err(|e| Diagnostic::new(e.to_string()).at(self.src, extent.start))?;
+            let line_end = extent.end;
+            let mut cursor = extent.start;
             for marker in markers {
-                let doc = self.read_heredoc(marker, &mut extent)?;
+                let at = match locate_marker(self.src, cursor, line_end, &marker) {
+                    Some(at) => {
+                        cursor = at + 2;
+                        at
+                    }
+                    None => extent.start,
+                };
+                let doc = self.read_heredoc(marker, at, &mut extent)?;
                 node.heredocs.push(doc);
             }
         }
@@ -161,8 +170,14 @@ impl<'a> Reader<'a> {
         Ok(())
     }
 
-    /// Reads a heredoc body up to its terminator line.
-    fn read_heredoc(&mut self, marker: Marker, extent: &mut Extent) -> Result<Heredoc, Diagnostic> {
+    /// Reads a heredoc body up to its terminator line; `marker_at` is where the
+    /// marker was written, for the error.
+    fn read_heredoc(
+        &mut self,
+        marker: Marker,
+        marker_at: usize,
+        extent: &mut Extent,
+    ) -> Result<Heredoc, Diagnostic> {
         let mut content = String::new();
         let mut terminated = false;
         for line in self.lines.by_ref() {
@@ -174,28 +189,12 @@ impl<'a> Reader<'a> {
             content.push_str(line.text);
         }
         if !terminated {
-            let shown = marker.display();
-            let marker_at = self
-                .src
-                .get(extent.start..)
-                .and_then(|rest| rest.find("<<"))
-                .map_or(extent.start, |i| extent.start + i);
-            let on_first_line = self
-                .src
-                .get(extent.start..marker_at)
-                .is_some_and(|s| !s.contains('\n'));
             return Err(Diagnostic::new(format!(
-                "unterminated heredoc {shown} starting at line {}",
+                "unterminated heredoc {} starting at line {}",
+                marker.display(),
                 extent.start_line
             ))
-            .at(
-                self.src,
-                if on_first_line {
-                    marker_at
-                } else {
-                    extent.start
-                },
-            )
+            .at(self.src, marker_at)
             .with_help(format!(
                 "end the heredoc with a line that holds only {}",
                 marker.name
@@ -258,4 +257,21 @@ fn place(node: &mut Node, extent: &Extent, comments: Vec<String>) {
             _ => None,
         };
     }
+}
+
+/// Finds where `marker` is written in `src[from..to]`: the first `<<` whose delimiter
+/// (after an optional `-`, blanks and quotes) starts like the marker's name. Only
+/// used to point at the marker in messages.
+fn locate_marker(src: &str, from: usize, to: usize, marker: &Marker) -> Option<usize> {
+    let text = src.get(from..to)?;
+    let first = marker.name.chars().next()?;
+    text.match_indices("<<").map(|(i, _)| i).find_map(|i| {
+        let after = text.get(i + 2..)?;
+        let after = after
+            .strip_prefix('-')
+            .filter(|_| marker.chomp)
+            .unwrap_or(after);
+        let after = after.trim_start_matches([' ', '\t', '"', '\'']);
+        after.starts_with(first).then_some(from + i)
+    })
 }
