@@ -2,13 +2,20 @@
 //! (`frontend/dockerfile/parser`) exactly, so that BuildKit's own test data can check
 //! it byte for byte.
 //!
-//! The work is split the way the format is:
-//! [`lines`] (physical lines, continuations, comments) →
-//! [`directives`] (`# syntax=`, `# escape=`, `# check=` at the top) →
-//! [`flags`] (keyword and `--flag` words) →
-//! [`args`] (each instruction's argument rule, with [`words`] and [`json`]) →
-//! [`heredoc`] (`<<EOF` markers and bodies); [`reader`] drives them and [`dump`] prints
+//! The work is split the way the format is: `lines` (physical lines, continuations,
+//! comments) → `directives` (`# syntax=`, `# escape=`, `# check=` at the top) →
+//! `flags` (keyword and `--flag` words) → `args` (each instruction's argument rule,
+//! with `words` and `json`) → `heredoc` (`<<EOF` markers, found with the shell-word
+//! rules of `heredoc_lexer`, and their bodies). `reader` drives them; `dump` prints
 //! BuildKit's test format.
+//!
+//! Known differences from BuildKit, all on inputs BuildKit mishandles or refuses:
+//! invalid UTF-8 is an error here; lines longer than 64 KiB are accepted (BuildKit's
+//! scanner refuses them); non-ASCII characters in `--flag` words and in HEALTHCHECK's
+//! type word are read as characters (BuildKit reads those bytes one by one, as
+//! Latin-1); chains of more than 32 ONBUILDs and `${…}` nested more than 64 deep on a
+//! heredoc line are refused rather than followed; `<<-` heredoc bodies are stored
+//! with their tabs already stripped (BuildKit strips them when it builds the step).
 
 mod args;
 mod directives;

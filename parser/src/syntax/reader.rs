@@ -89,6 +89,34 @@ impl<'a> Reader<'a> {
     /// directive, a blank line, or the first line of an instruction (which then reads
     /// its continuation lines and heredoc bodies too).
     fn instruction_from(&mut self, line: PhysLine<'a>) -> Result<(), Diagnostic> {
+        let (token, start) = self.directive_or_comment(&line)?;
+        let (first, continues) = lines::strip_continuation(token, self.escape);
+        if !continues && first.is_empty() {
+            return Ok(());
+        }
+        let mut extent = Extent {
+            start_line: line.number,
+            start,
+            end_line: line.number,
+            end: line.content_end(),
+        };
+        let logical = self.join_continuations(first, continues, &mut extent);
+        let mut node = args::node_from_line(&logical, self.escape)
+            .map_err(|e| self.args_error(e, extent.start))?;
+        if can_contain_heredoc(&node) && logical.contains("<<") {
+            node.heredocs = self.read_heredocs(&logical, &mut extent)?;
+        }
+        place(&mut node, &extent, std::mem::take(&mut self.comments));
+        self.nodes.push(node);
+        Ok(())
+    }
+
+    /// Records comments and directives; returns the line as an instruction would see
+    /// it (newline and leading blanks trimmed, empty for a comment) and where it starts.
+    fn directive_or_comment(
+        &mut self,
+        line: &PhysLine<'a>,
+    ) -> Result<(&'a str, usize), Diagnostic> {
         if lines::is_comment(line.text) {
             let comment = lines::comment_text(line.text);
             if comment.is_empty() {
@@ -103,6 +131,7 @@ impl<'a> Reader<'a> {
         match self.directives.feed(token) {
             Err(e) => return Err(Diagnostic::new(e.to_string()).at(self.src, start)),
             Ok(Outcome::Directive) => {
+                // A directive is not a comment for the instruction below it.
                 self.comments.pop();
                 if let Some(escape) = self.directives.directives.escape {
                     self.escape = escape;
@@ -111,17 +140,17 @@ impl<'a> Reader<'a> {
             Ok(Outcome::NotDirective) => {}
         }
         let token = if lines::is_comment(token) { "" } else { token };
-        let (first, mut continues) = lines::strip_continuation(token, self.escape);
-        if !continues && first.is_empty() {
-            return Ok(());
-        }
+        Ok((token, start))
+    }
 
-        let mut extent = Extent {
-            start_line: line.number,
-            start,
-            end_line: line.number,
-            end: line.content_end(),
-        };
+    /// Appends continuation lines to `first` while they end with the escape character,
+    /// skipping comment and blank lines (and warning about the blank ones).
+    fn join_continuations(
+        &mut self,
+        first: &str,
+        mut continues: bool,
+        extent: &mut Extent,
+    ) -> String {
         let mut logical = first.to_string();
         let mut empty_continuation = false;
         while continues {
@@ -145,71 +174,51 @@ impl<'a> Reader<'a> {
                 message: format!("Empty continuation line found in: {logical}"),
             });
         }
-
-        let mut node = args::node_from_line(&logical, self.escape)
-            .map_err(|e| self.args_error(e, extent.start))?;
-        if can_contain_heredoc(&node) && logical.contains("<<") {
-            let markers = heredoc::markers_in_line(&logical)
-                .map_err(|e| Diagnostic::new(e.to_string()).at(self.src, extent.start))?;
-            let line_end = extent.end;
-            let mut cursor = extent.start;
-            for marker in markers {
-                let at = match locate_marker(self.src, cursor, line_end, &marker) {
-                    Some(at) => {
-                        cursor = at + 2;
-                        at
-                    }
-                    None => extent.start,
-                };
-                let doc = self.read_heredoc(marker, at, &mut extent)?;
-                node.heredocs.push(doc);
-            }
-        }
-        place(&mut node, &extent, std::mem::take(&mut self.comments));
-        self.nodes.push(node);
-        Ok(())
+        logical
     }
 
-    /// Reads a heredoc body up to its terminator line; `marker_at` is where the
-    /// marker was written, for the error.
-    fn read_heredoc(
+    /// Reads the bodies of the heredocs marked on `logical`, one after the other.
+    fn read_heredocs(
         &mut self,
-        marker: Marker,
-        marker_at: usize,
+        logical: &str,
         extent: &mut Extent,
-    ) -> Result<Heredoc, Diagnostic> {
+    ) -> Result<Vec<Heredoc>, Diagnostic> {
+        let markers = heredoc::markers_in_line(logical)
+            .map_err(|e| Diagnostic::new(e.to_string()).at(self.src, extent.start))?;
+        let line_end = extent.end;
+        let mut docs = Vec::with_capacity(markers.len());
+        for (index, marker) in markers.iter().enumerate() {
+            match self.read_heredoc(marker, extent) {
+                Some(doc) => docs.push(doc),
+                None => {
+                    let at = locate_marker(self.src, extent.start, line_end, &markers, index);
+                    return Err(unterminated(self.src, marker, extent, at));
+                }
+            }
+        }
+        Ok(docs)
+    }
+
+    /// Reads a heredoc body up to its terminator line; `None` when the file ends first.
+    fn read_heredoc(&mut self, marker: &Marker, extent: &mut Extent) -> Option<Heredoc> {
         let mut content = String::new();
-        let mut terminated = false;
         for line in self.lines.by_ref() {
             extent.extend_to(&line);
-            if heredoc::is_terminator(line.text, &marker) {
-                terminated = true;
-                break;
+            if heredoc::is_terminator(line.text, marker) {
+                if marker.chomp {
+                    content = heredoc::chomp(&content);
+                }
+                return Some(Heredoc {
+                    name: marker.name.clone(),
+                    content,
+                    expand: marker.expand,
+                    chomp: marker.chomp,
+                    file_descriptor: marker.fd,
+                });
             }
             content.push_str(line.text);
         }
-        if !terminated {
-            return Err(Diagnostic::new(format!(
-                "unterminated heredoc {} starting at line {}",
-                marker.display(),
-                extent.start_line
-            ))
-            .at(self.src, marker_at)
-            .with_help(format!(
-                "end the heredoc with a line that holds only {}",
-                marker.name
-            )));
-        }
-        if marker.chomp {
-            content = heredoc::chomp(&content);
-        }
-        Ok(Heredoc {
-            name: marker.name,
-            content,
-            expand: marker.expand,
-            chomp: marker.chomp,
-            file_descriptor: marker.fd,
-        })
+        None
     }
 
     fn args_error(&self, err: ArgsError, start: usize) -> Diagnostic {
@@ -259,19 +268,49 @@ fn place(node: &mut Node, extent: &Extent, comments: Vec<String>) {
     }
 }
 
-/// Finds where `marker` is written in `src[from..to]`: the first `<<` whose delimiter
-/// (after an optional `-`, blanks and quotes) starts like the marker's name. Only
-/// used to point at the marker in messages.
-fn locate_marker(src: &str, from: usize, to: usize, marker: &Marker) -> Option<usize> {
+/// The error for a heredoc whose terminator never came, pointing at its marker when
+/// it can be found (`at`), else at the instruction.
+fn unterminated(src: &str, marker: &Marker, extent: &Extent, at: Option<usize>) -> Diagnostic {
+    Diagnostic::new(format!(
+        "unterminated heredoc {} starting at line {}",
+        marker.display(),
+        extent.start_line
+    ))
+    .at(src, at.unwrap_or(extent.start))
+    .with_help(format!(
+        "end the heredoc with a line that holds only {}",
+        marker.name
+    ))
+}
+
+/// Finds where the marker `markers[index]` is written in `src[from..to]`, for
+/// messages. Walks the `<<`s once, matching them to the markers in order: a `<<`
+/// matches when its delimiter (after an optional `-`, blanks and quotes) starts like
+/// the marker's name.
+fn locate_marker(
+    src: &str,
+    from: usize,
+    to: usize,
+    markers: &[Marker],
+    index: usize,
+) -> Option<usize> {
     let text = src.get(from..to)?;
-    let first = marker.name.chars().next()?;
-    text.match_indices("<<").map(|(i, _)| i).find_map(|i| {
+    let mut wanted = 0;
+    for (i, _) in text.match_indices("<<") {
+        let marker = markers.get(wanted)?;
+        let first = marker.name.chars().next()?;
         let after = text.get(i + 2..)?;
         let after = after
             .strip_prefix('-')
             .filter(|_| marker.chomp)
             .unwrap_or(after);
         let after = after.trim_start_matches([' ', '\t', '"', '\'']);
-        after.starts_with(first).then_some(from + i)
-    })
+        if after.starts_with(first) {
+            if wanted == index {
+                return Some(from + i);
+            }
+            wanted += 1;
+        }
+    }
+    None
 }

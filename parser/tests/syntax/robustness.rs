@@ -88,6 +88,20 @@ fn many_heredocs_on_one_line() {
     assert_eq!(df.nodes[1].heredocs.len(), 5000);
     assert_eq!(df.nodes[1].heredocs[4999].content, "body 4999\n");
     assert_eq!(df.nodes[1].end_line, 2 + 2 * 5000);
+
+    // The last of 5,000 markers never ends, on a 1 MB line whose markers cannot be
+    // pointed at (an escape hides the name): the error still comes fast.
+    let markers: String = (0..5000).map(|i| format!("<<\\E{i} ")).collect();
+    let bodies: String = (0..4999).map(|i| format!("E{i}\n")).collect();
+    let pad = "p".repeat(1 << 20);
+    let src = format!("FROM x\nCOPY {markers}{pad} /dest\n{bodies}");
+    let err = timed(src.as_bytes()).unwrap_err();
+    assert!(
+        err.to_string()
+            .starts_with("Dockerfile:2:1: unterminated heredoc <<E4999 starting at line 2"),
+        "{}",
+        err.to_string().lines().next().unwrap_or_default()
+    );
 }
 
 #[test]
