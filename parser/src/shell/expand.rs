@@ -7,6 +7,7 @@
 
 use std::collections::BTreeSet;
 
+use super::Lexer;
 use super::env::Env;
 use super::error::ExpandError;
 use super::modifiers::{replace, trim_prefix, trim_suffix};
@@ -14,7 +15,6 @@ use super::names::read_name;
 use super::pattern::PatternError;
 use super::scanner::Scanner;
 use super::words::Words;
-use super::Lexer;
 
 /// How deeply `${a:-${b:-…}}` may nest before expansion gives up.
 pub const MAX_DEPTH: usize = 64;
@@ -185,7 +185,9 @@ impl<'w, 'e> Expander<'w, 'e> {
                         match self.scan.peek() {
                             // Dropped; the missing quote is reported next turn.
                             None => continue,
-                            Some(next) if next == '"' || next == '$' || next == self.lexer.escape => {
+                            Some(next)
+                                if next == '"' || next == '$' || next == self.lexer.escape =>
+                            {
                                 self.scan.next_char();
                                 ch = next;
                             }
@@ -295,7 +297,11 @@ impl<'w, 'e> Expander<'w, 'e> {
             Some(v) => colon && v.is_empty(),
         };
         match op {
-            '-' => Ok(if missing { word } else { value.unwrap_or_default().to_string() }),
+            '-' => Ok(if missing {
+                word
+            } else {
+                value.unwrap_or_default().to_string()
+            }),
             '+' => Ok(if missing { String::new() } else { word }),
             '?' => match value {
                 Some(v) if !missing => Ok(v.to_string()),

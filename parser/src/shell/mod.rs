@@ -17,7 +17,7 @@
 //! were set ([`Expanded::used`], which the build cache key needs) and those that
 //! were not ([`Expanded::unset`], for "undefined variable" warnings).
 //!
-//! Knowing deviations from BuildKit, all in error paths or in BuildKit bugs, are
+//! Known deviations from BuildKit, all in error paths or in BuildKit bugs, are
 //! listed on [`Lexer`].
 
 use std::collections::BTreeSet;
@@ -140,7 +140,11 @@ impl Lexer {
     /// Expands and splits into words on unquoted whitespace, including whitespace
     /// produced by unquoted expansions (BuildKit's `ProcessWords`). Quoted empty
     /// strings produce no word.
-    pub fn expand_words(&self, word: &str, env: &dyn Env) -> Result<Expanded<Vec<String>>, ExpandError> {
+    pub fn expand_words(
+        &self,
+        word: &str,
+        env: &dyn Env,
+    ) -> Result<Expanded<Vec<String>>, ExpandError> {
         let mut expander = Expander::new(self, word, env);
         let mut words = Words::default();
         expander.run(Some(&mut words))?;

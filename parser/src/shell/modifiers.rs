@@ -6,7 +6,11 @@ use super::names::is_name_char;
 use super::pattern::{Pattern, PatternError, reverse_pattern};
 
 /// `${VAR#p}` / `${VAR##p}`: drops the shortest / longest prefix matching `pattern`.
-pub(crate) fn trim_prefix(value: &str, pattern: &str, longest: bool) -> Result<String, PatternError> {
+pub(crate) fn trim_prefix(
+    value: &str,
+    pattern: &str,
+    longest: bool,
+) -> Result<String, PatternError> {
     let pattern = Pattern::compile(pattern, longest)?;
     let chars: Vec<char> = value.chars().collect();
     Ok(match pattern.find(&chars, 0, true) {
@@ -18,7 +22,11 @@ pub(crate) fn trim_prefix(value: &str, pattern: &str, longest: bool) -> Result<S
 /// `${VAR%p}` / `${VAR%%p}`: drops the shortest / longest suffix matching `pattern`.
 /// Like BuildKit, this reverses both the pattern and the value and trims a prefix,
 /// because a leftmost matcher cannot find the shortest *rightmost* match.
-pub(crate) fn trim_suffix(value: &str, pattern: &str, longest: bool) -> Result<String, PatternError> {
+pub(crate) fn trim_suffix(
+    value: &str,
+    pattern: &str,
+    longest: bool,
+) -> Result<String, PatternError> {
     let pattern = Pattern::compile(&reverse_pattern(pattern), longest)?;
     let reversed: Vec<char> = value.chars().rev().collect();
     Ok(match pattern.find(&reversed, 0, true) {
@@ -35,10 +43,16 @@ pub(crate) fn trim_suffix(value: &str, pattern: &str, longest: bool) -> Result<S
 /// BuildKit replaces every match with Go's `Regexp.ReplaceAllString`, which reads
 /// `$0`/`${0}` in the replacement as the matched text, `$$` as `$`, and any other
 /// `$name` as nothing; the single replacement is inserted literally. Both are kept.
-pub(crate) fn replace(value: &str, pattern: &str, replacement: &str, all: bool) -> Result<String, PatternError> {
+pub(crate) fn replace(
+    value: &str,
+    pattern: &str,
+    replacement: &str,
+    all: bool,
+) -> Result<String, PatternError> {
     let pattern = Pattern::compile(pattern, true)?;
     let chars: Vec<char> = value.chars().collect();
-    let slice = |a: usize, b: usize| -> String { chars.get(a..b).unwrap_or_default().iter().collect() };
+    let slice =
+        |a: usize, b: usize| -> String { chars.get(a..b).unwrap_or_default().iter().collect() };
     if !all {
         return Ok(match pattern.find(&chars, 0, false) {
             Some((start, end)) => {
@@ -148,9 +162,18 @@ mod tests {
 
     #[test]
     fn replaces_first_or_all() {
-        assert_eq!(replace("/foo*/*/*.txt", "\\*/", ".", false).unwrap(), "/foo.*/*.txt");
-        assert_eq!(replace("/foo*/*/*.txt", "\\*/", ".", true).unwrap(), "/foo..*.txt");
-        assert_eq!(replace("/a/foo/b/c.txt", "/?/", "/", true).unwrap(), "/foo/c.txt");
+        assert_eq!(
+            replace("/foo*/*/*.txt", "\\*/", ".", false).unwrap(),
+            "/foo.*/*.txt"
+        );
+        assert_eq!(
+            replace("/foo*/*/*.txt", "\\*/", ".", true).unwrap(),
+            "/foo..*.txt"
+        );
+        assert_eq!(
+            replace("/a/foo/b/c.txt", "/?/", "/", true).unwrap(),
+            "/foo/c.txt"
+        );
         assert_eq!(replace("xxyy", "", "ww", false).unwrap(), "wwxxyy");
         assert_eq!(replace("xxyy", "", "", true).unwrap(), "xxyy");
         assert_eq!(replace("ab", "", "-", true).unwrap(), "-a-b-");

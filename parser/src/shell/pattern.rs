@@ -78,7 +78,12 @@ impl Pattern {
 
     /// The leftmost-first match in `text` starting at or after char index `from`
     /// (only at `from` when `anchored`), as `(start, end)` char indices.
-    pub(crate) fn find(&self, text: &[char], from: usize, anchored: bool) -> Option<(usize, usize)> {
+    pub(crate) fn find(
+        &self,
+        text: &[char],
+        from: usize,
+        anchored: bool,
+    ) -> Option<(usize, usize)> {
         let accept = self.tokens.len();
         // seen[state] == generation marks states already on the list being built.
         let mut seen = vec![usize::MAX; accept + 1];
@@ -126,7 +131,14 @@ impl Pattern {
     /// Adds `state` and the states reachable from it without reading a character
     /// (through `*`, which may match nothing), in priority order. Iterative so a
     /// pattern of a million stars needs no stack.
-    fn add(&self, list: &mut Vec<Thread>, seen: &mut [usize], generation: usize, state: usize, start: usize) {
+    fn add(
+        &self,
+        list: &mut Vec<Thread>,
+        seen: &mut [usize],
+        generation: usize,
+        state: usize,
+        start: usize,
+    ) {
         let mut stars = Vec::new();
         let mut s = state;
         let mut tail = None;
@@ -188,21 +200,44 @@ mod tests {
     }
 
     fn find(p: &str, greedy: bool, text: &str, anchored: bool) -> Option<(usize, usize)> {
-        Pattern::compile(p, greedy).unwrap().find(&chars(text), 0, anchored)
+        Pattern::compile(p, greedy)
+            .unwrap()
+            .find(&chars(text), 0, anchored)
     }
 
     #[test]
     fn compiles_escapes_like_buildkit() {
-        assert_eq!(Pattern::compile("\\x", true).unwrap_err(), PatternError::InvalidEscape('x'));
-        assert_eq!(Pattern::compile("\\", true).unwrap_err(), PatternError::TrailingEscape);
-        assert_eq!(Pattern::compile("\\\\\\", true).unwrap_err(), PatternError::TrailingEscape);
+        assert_eq!(
+            Pattern::compile("\\x", true).unwrap_err(),
+            PatternError::InvalidEscape('x')
+        );
+        assert_eq!(
+            Pattern::compile("\\", true).unwrap_err(),
+            PatternError::TrailingEscape
+        );
+        assert_eq!(
+            Pattern::compile("\\\\\\", true).unwrap_err(),
+            PatternError::TrailingEscape
+        );
         let p = Pattern::compile("\\*\\?\\\\\\}\\/", true).unwrap();
         assert_eq!(
             p.tokens,
-            vec![Token::Lit('*'), Token::Lit('?'), Token::Lit('\\'), Token::Lit('}'), Token::Lit('/')]
+            vec![
+                Token::Lit('*'),
+                Token::Lit('?'),
+                Token::Lit('\\'),
+                Token::Lit('}'),
+                Token::Lit('/')
+            ]
         );
         // A leading byte-order mark is dropped (Go's scanner), a later one is not.
-        assert_eq!(Pattern::compile("\u{feff}a\u{feff}", true).unwrap().tokens.len(), 2);
+        assert_eq!(
+            Pattern::compile("\u{feff}a\u{feff}", true)
+                .unwrap()
+                .tokens
+                .len(),
+            2
+        );
     }
 
     #[test]
@@ -240,7 +275,10 @@ mod tests {
     #[test]
     fn runs_of_stars_behave_like_one() {
         let p = Pattern::compile("a**b***", true).unwrap();
-        assert_eq!(p.tokens, vec![Token::Lit('a'), Token::Star, Token::Lit('b'), Token::Star]);
+        assert_eq!(
+            p.tokens,
+            vec![Token::Lit('a'), Token::Star, Token::Lit('b'), Token::Star]
+        );
         let p = "*".repeat(200_000) + "x";
         let text = "a".repeat(2_000);
         assert_eq!(find(&p, false, &text, true), None);

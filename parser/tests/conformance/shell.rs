@@ -50,7 +50,11 @@ fn env_var_test() {
             continue;
         }
         let fields: Vec<&str> = line.split('|').collect();
-        assert_eq!(fields.len(), 3, "envVarTest:{lineno}: expected 3 fields in {line:?}");
+        assert_eq!(
+            fields.len(),
+            3,
+            "envVarTest:{lineno}: expected 3 fields in {line:?}"
+        );
         let (platform, input, expected) = (fields[0].trim(), fields[1].trim(), fields[2].trim());
         match platform {
             "A" | "U" => {}
@@ -73,15 +77,21 @@ fn env_var_test() {
                 "envVarTest:{lineno}: {input:?}: expected {want:?}, got {:?}",
                 ok.value
             )),
-            (want, Err(e)) => {
-                failures.push(format!("envVarTest:{lineno}: {input:?}: expected {want:?}, got error: {e}"))
-            }
+            (want, Err(e)) => failures.push(format!(
+                "envVarTest:{lineno}: {input:?}: expected {want:?}, got error: {e}"
+            )),
         }
     }
     fail_if_any("envVarTest", &failures);
     assert!(ran > 0, "envVarTest ran no case");
-    assert_eq!(ran, expected_cases, "envVarTest: cases run vs A/U lines in the file");
-    assert!(skipped > 0, "envVarTest: expected some Windows-only cases to skip");
+    assert_eq!(
+        ran, expected_cases,
+        "envVarTest: cases run vs A/U lines in the file"
+    );
+    assert!(
+        skipped > 0,
+        "envVarTest: expected some Windows-only cases to skip"
+    );
 }
 
 /// `INPUT | EXPECTED` (words joined by `,`, or `error`); `ENV name=value` lines
@@ -112,7 +122,11 @@ fn words_test() {
             continue;
         }
         let fields: Vec<&str> = line.split('|').collect();
-        assert_eq!(fields.len(), 2, "wordsTest:{lineno}: expected exactly one '|' in {line:?}");
+        assert_eq!(
+            fields.len(),
+            2,
+            "wordsTest:{lineno}: expected exactly one '|' in {line:?}"
+        );
         let input = fields[0].trim();
         let expected: Vec<&str> = fields[1].trim_start_matches(' ').split(',').collect();
         ran += 1;
@@ -121,11 +135,16 @@ fn words_test() {
             Err(_) => vec!["error".to_string()],
         };
         if got != expected {
-            failures.push(format!("wordsTest:{lineno}: {input:?}: expected {expected:?}, got {got:?}"));
+            failures.push(format!(
+                "wordsTest:{lineno}: {input:?}: expected {expected:?}, got {got:?}"
+            ));
         }
     }
     fail_if_any("wordsTest", &failures);
     assert!(ran > 0, "wordsTest ran no case");
-    assert_eq!(ran, expected_cases, "wordsTest: cases run vs case lines in the file");
+    assert_eq!(
+        ran, expected_cases,
+        "wordsTest: cases run vs case lines in the file"
+    );
     assert!(!env.is_empty(), "wordsTest: expected ENV lines");
 }
