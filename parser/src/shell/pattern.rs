@@ -303,3 +303,46 @@ mod tests {
         assert_eq!(reverse_pattern(""), "");
     }
 }
+
+/// The matcher must agree with a real leftmost-first regex engine (Rust's `regex`
+/// has Go's semantics here) on the regex BuildKit would build from the pattern.
+#[cfg(test)]
+mod against_regex {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn go_regex(p: &Pattern) -> String {
+        let mut s = String::from("^");
+        for token in &p.tokens {
+            match token {
+                Token::Star if p.greedy => s.push_str(".*"),
+                Token::Star => s.push_str(".*?"),
+                Token::Any => s.push('.'),
+                Token::Lit(c) => s.push_str(&regex::escape(&c.to_string())),
+            }
+        }
+        s
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(3000))]
+
+        #[test]
+        fn same_match_as_regex(
+            pat in "[ab*?]{0,8}",
+            text in "[ab\n]{0,10}",
+            greedy: bool,
+            anchored: bool,
+            from in 0usize..4,
+        ) {
+            let p = Pattern::compile(&pat, greedy).unwrap();
+            let chars: Vec<char> = text.chars().collect();
+            let re = go_regex(&p);
+            let (re, from) = if anchored { (re, 0) } else { (re[1..].to_string(), from.min(text.len())) };
+            let re = regex::Regex::new(&re).unwrap();
+            // All characters here are ASCII, so byte and char indices agree.
+            let want = re.find_at(&text, from).map(|m| (m.start(), m.end()));
+            prop_assert_eq!(p.find(&chars, from, anchored), want);
+        }
+    }
+}
