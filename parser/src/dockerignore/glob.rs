@@ -295,17 +295,17 @@ mod tests {
 
     #[test]
     fn hostile_pattern_is_linear() {
-        // `**/` a thousand times, then `x`, against a 20,000-character path that never
+        // `**/` five hundred times, then `x`, against a 6,000-character path that never
         // matches: a backtracking matcher would not finish.
         let mut g = Glob::new();
-        for _ in 0..1000 {
+        for _ in 0..500 {
             g.push_dirs();
         }
         g.push(Step::Char('x'));
-        let path = "a/".repeat(10_000);
+        let path = "a/".repeat(3_000);
         let start = std::time::Instant::now();
         assert!(!g.matches(&path));
         assert!(!g.matches_dir_or_ancestor(&path));
-        assert!(start.elapsed() < std::time::Duration::from_secs(20));
+        assert!(start.elapsed() < std::time::Duration::from_secs(10));
     }
 }

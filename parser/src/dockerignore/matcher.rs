@@ -19,8 +19,9 @@ pub struct Matcher {
 impl Matcher {
     /// Compiles `patterns` as Docker's `patternmatcher.New` does: each is trimmed and
     /// cleaned, blank ones are skipped, a `!` prefix marks an exception. Fails on the first
-    /// invalid pattern. (To get line numbers for a `.dockerignore` file, use
-    /// [`parse_ignore_file`](super::parse_ignore_file).)
+    /// invalid pattern. A leading `/` is kept here, as in Docker (only the file reader
+    /// removes it), so pass patterns from [`read_ignore_file`](super::read_ignore_file), or
+    /// use [`parse_ignore_file`](super::parse_ignore_file), which also gives line numbers.
     pub fn new<I, S>(patterns: I) -> Result<Matcher, PatternError>
     where
         I: IntoIterator<Item = S>,
@@ -217,7 +218,7 @@ mod tests {
         let start = std::time::Instant::now();
         assert!(!m.excluded(&path));
         assert!(m.could_contain_included(&path));
-        assert!(start.elapsed() < std::time::Duration::from_secs(20));
+        assert!(start.elapsed() < std::time::Duration::from_secs(10));
     }
 
     fn pattern_text() -> impl Strategy<Value = String> {
