@@ -138,3 +138,43 @@ fn maintainer_unknown_flag_like_buildkit() {
         "unknown flag: --boo"
     );
 }
+
+mod no_panics {
+    use super::super::test_node::{json_node, node};
+    use super::*;
+    use proptest::prelude::*;
+
+    /// Words drawn from the characters that matter to these parsers.
+    fn word() -> impl Strategy<Value = String> {
+        proptest::string::string_regex("[-=,:$'\"\\\\<a-zA-Z0-9/. µé\t]{0,12}").unwrap()
+    }
+
+    proptest! {
+        #[test]
+        fn typing_never_panics(
+            kw in proptest::sample::select(KEYWORDS.to_vec()),
+            flags in proptest::collection::vec(word().prop_map(|w| format!("--{w}")), 0..4),
+            words in proptest::collection::vec(word(), 0..5),
+            json in any::<bool>(),
+        ) {
+            let f: Vec<&str> = flags.iter().map(String::as_str).collect();
+            let w: Vec<&str> = words.iter().map(String::as_str).collect();
+            let n = if json { json_node(kw, &f, &w) } else { node(kw, &f, &w) };
+            if let Ok(i) = from_node(&n, &n.original) {
+                let _ = i.expand(&mut |w: &str| Ok::<_, ()>(format!("{w}1")));
+                let _ = i.expand_heredocs(&mut |w: &str| Ok::<_, ()>(w.to_string()));
+                prop_assert!(serde_json::to_string(&i).is_ok());
+            }
+        }
+
+        #[test]
+        fn value_parsers_never_panic(s in "\\PC{0,16}", mode in 0u32..0o20000, dir in any::<bool>()) {
+            let _ = Mount::parse(&s);
+            let _ = parse_go_duration(&s);
+            let _ = super::super::size::ram_in_bytes(&s);
+            if let Ok(c) = Chmod::parse(&s) {
+                prop_assert!(c.apply(mode, dir) <= 0o7777);
+            }
+        }
+    }
+}
