@@ -3,5 +3,4 @@
 mod util;
 
 mod deps;
-mod outline;
 mod parse;

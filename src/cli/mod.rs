@@ -1,7 +1,6 @@
 //! Command-line definitions, one module per command group.
 
 mod error;
-mod outline;
 mod parse;
 
 use std::process::ExitCode;
@@ -21,7 +20,6 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     Parse(parse::ParseArgs),
-    Outline(outline::OutlineArgs),
 }
 
 impl Cli {
@@ -34,6 +32,5 @@ impl Cli {
 pub fn run(cli: Cli) -> Result<ExitCode, CliError> {
     match cli.command {
         Command::Parse(args) => parse::run(args),
-        Command::Outline(args) => outline::run(args),
     }
 }

@@ -1,1 +1,0 @@
-// outline tests: written with the stage graph
