@@ -1,0 +1,288 @@
+//! The planning pass, in BuildKit's order so the same Dockerfile fails with the same
+//! error first: stages and names; global ARGs; every FROM line; the target; every
+//! dependency and cycle; then, for the stages the target needs only, references to
+//! later stages and the expansion of each instruction.
+
+use std::collections::{BTreeSet, HashMap};
+
+use super::args::{self, Scope};
+use super::expand::{self, Cx, StageVars};
+use super::graph::{self, RawStage};
+use super::render::render;
+use super::{
+    Base, DependsOn, Plan, PlanOptions, PlanWarning, Platform, Stage, Step, error, order,
+};
+use crate::error::Diagnostic;
+use crate::instruction::{Instruction, Located};
+use crate::shell::Lexer;
+
+/// BuildKit's `system.DefaultPathEnv("linux")`, which it sets in every stage whose base
+/// image does not set PATH.
+pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+pub struct Planner<'a> {
+    split: graph::Split<'a>,
+    names: HashMap<String, usize>,
+    src: &'a str,
+    opts: &'a PlanOptions,
+    lexer: Lexer,
+}
+
+impl<'a> Planner<'a> {
+    pub fn new(
+        instructions: &'a [Located<Instruction>],
+        escape: char,
+        src: &'a str,
+        opts: &'a PlanOptions,
+    ) -> Result<Self, Diagnostic> {
+        let split = graph::split(instructions, src)?;
+        let names = graph::stage_names(&split.stages, src)?;
+        Ok(Planner {
+            split,
+            names,
+            src,
+            opts,
+            lexer: Lexer::new(escape),
+        })
+    }
+
+    fn cx(&self) -> Cx<'a> {
+        Cx {
+            lexer: self.lexer,
+            src: self.src,
+            build_args: &self.opts.build_args,
+        }
+    }
+
+    pub fn run(self) -> Result<Plan, Diagnostic> {
+        let cx = self.cx();
+        let stages = &self.split.stages;
+        let target_name = self.target_name();
+        let predefined = args::predefined(
+            &self.opts.build_platform,
+            &self.opts.target_platform,
+            &target_name,
+            &self.opts.build_args,
+        );
+        let (globals, global_args) = expand::global_scope(&self.split.globals, predefined, &cx)?;
+
+        let mut warnings = Vec::new();
+        let mut planned = Vec::with_capacity(stages.len());
+        for (i, raw) in stages.iter().enumerate() {
+            planned.push(self.stage_head(i, raw, &planned, &globals, &mut warnings)?);
+        }
+
+        let target = self.target()?;
+        let mut edges = Vec::with_capacity(stages.len());
+        for (stage, raw) in planned.iter_mut().zip(stages) {
+            stage.deps = graph::dependencies(raw, &stage.base, &self.names, stages.len(), self.src)?;
+            edges.push(graph::stage_edges(&stage.deps));
+        }
+        if let Some(cycle) = order::find_cycle(&edges) {
+            return Err(self.cycle_error(&cycle, &planned));
+        }
+        let needed = order::reachable(target, &edges);
+        for (i, stage) in planned.iter_mut().enumerate() {
+            stage.needed = needed.get(i) == Some(&true);
+            if stage.needed {
+                let body = stages.get(i).map_or(&[][..], |s| s.body);
+                graph::check_defined_before(i, &stage.display_name(), &stage.deps, body, self.src)?;
+            }
+        }
+        let waves = order::waves(&needed, &edges).ok_or_else(|| self.cycle_fallback())?;
+
+        let mut declared: BTreeSet<String> = global_args.iter().map(|a| a.name.clone()).collect();
+        let mut finals: Vec<Option<StageVars>> = vec![None; stages.len()];
+        for (i, raw) in stages.iter().enumerate() {
+            let Some(stage) = planned.get_mut(i) else { continue };
+            if !stage.needed {
+                stage.steps = raw.body.iter().map(unexpanded).collect();
+                continue;
+            }
+            let mut vars = self.initial_vars(&stage.base, &finals);
+            vars.used_args.extend(stage.used_args.iter().cloned());
+            stage.steps = expand::expand_body(raw.body, &mut vars, &globals, &cx)?;
+            stage.used_args = vars.used_args.clone();
+            declared.extend(vars.args.iter().cloned());
+            if let Some(slot) = finals.get_mut(i) {
+                *slot = Some(vars);
+            }
+        }
+
+        let unused_build_args = args::unconsumed(&self.opts.build_args, &declared);
+        if !unused_build_args.is_empty() {
+            warnings.push(PlanWarning {
+                line: None,
+                message: args::unconsumed_warning(&unused_build_args),
+            });
+        }
+        Ok(Plan {
+            target,
+            images: images(&planned),
+            skipped: (0..planned.len()).filter(|&i| needed.get(i) != Some(&true)).collect(),
+            stages: planned,
+            waves,
+            global_args,
+            proxy: args::proxies(&self.opts.build_args),
+            unused_build_args,
+            warnings,
+        })
+    }
+
+    /// What `TARGETSTAGE` holds: the target's name, `default` for an unnamed target.
+    fn target_name(&self) -> String {
+        match &self.opts.target {
+            Some(t) => t.to_lowercase(),
+            None => self
+                .split
+                .stages
+                .last()
+                .and_then(|s| s.from.alias.clone())
+                .unwrap_or_else(|| "default".to_string()),
+        }
+    }
+
+    /// The target stage's index: `--target` by name in any case, else the last stage.
+    fn target(&self) -> Result<usize, Diagnostic> {
+        let Some(wanted) = &self.opts.target else {
+            return Ok(self.split.stages.len().saturating_sub(1));
+        };
+        if let Some(&i) = self.names.get(&wanted.to_lowercase()) {
+            return Ok(i);
+        }
+        let names: Vec<&str> = self
+            .split
+            .stages
+            .iter()
+            .filter_map(|s| s.from.alias.as_deref())
+            .collect();
+        Err(error::unknown_target(wanted, &names))
+    }
+
+    /// A stage with its FROM line expanded; dependencies and steps come later.
+    fn stage_head(
+        &self,
+        i: usize,
+        raw: &RawStage<'_>,
+        earlier: &[Stage],
+        globals: &Scope,
+        warnings: &mut Vec<PlanWarning>,
+    ) -> Result<Stage, Diagnostic> {
+        let expanded = expand::expand_from(raw.at, raw.from, globals, &self.cx())?;
+        for name in &expanded.unset {
+            let hint = expand::suggest_unset(&BTreeSet::from([name.clone()]), globals)
+                .map(|h| format!(" ({h})"))
+                .unwrap_or_default();
+            warnings.push(PlanWarning {
+                line: Some(raw.at.start_line),
+                message: format!("FROM argument '{name}' is not declared{hint}"),
+            });
+        }
+        let base = graph::base_of(&expanded.from.image, i, &self.names);
+        let platform = match &expanded.from.platform {
+            Some(p) => Platform::parse(p).map_err(|e| {
+                let diag = Diagnostic::new(format!(
+                    "failed to parse platform {}: {e}",
+                    raw.from.platform.as_deref().unwrap_or(p)
+                ))
+                .at(self.src, raw.at.span.start);
+                match expand::suggest_unset(&expanded.unset, globals) {
+                    Some(h) => diag.with_help(h),
+                    None => diag,
+                }
+            })?,
+            None => match base {
+                Base::Stage(j) => earlier.get(j).map(|s| s.platform.clone()),
+                _ => None,
+            }
+            .unwrap_or_else(|| self.opts.target_platform.clone()),
+        };
+        Ok(Stage {
+            index: i,
+            name: raw.from.alias.clone(),
+            doc: raw.from.doc.clone(),
+            line: raw.at.start_line,
+            from: render(&Instruction::From(expanded.from)),
+            base,
+            platform,
+            needed: false,
+            used_args: expanded.used,
+            deps: Vec::new(),
+            steps: Vec::new(),
+        })
+    }
+
+    /// The variables a stage starts with: its base stage's, or the base image's ENV
+    /// (as far as the options know it) with PATH defaulted.
+    fn initial_vars(&self, base: &Base, finals: &[Option<StageVars>]) -> StageVars {
+        if let Base::Stage(j) = base {
+            if let Some(Some(parent)) = finals.get(*j) {
+                return parent.clone();
+            }
+        }
+        let mut vars = StageVars::default();
+        if let Base::Image(image) = base {
+            for (k, v) in self.opts.base_image_env.get(image).into_iter().flatten() {
+                vars.scope.set(k, v.clone());
+            }
+        }
+        if vars.scope.get("PATH").is_none() {
+            vars.scope.set("PATH", DEFAULT_PATH.to_string());
+        }
+        vars
+    }
+
+    fn cycle_error(&self, cycle: &[usize], planned: &[Stage]) -> Diagnostic {
+        let names: Vec<String> = cycle
+            .iter()
+            .map(|&i| planned.get(i).map_or_else(|| format!("stage-{i}"), Stage::display_name))
+            .collect();
+        let line = match (cycle.first(), cycle.get(1)) {
+            (Some(&a), Some(&b)) => planned
+                .get(a)
+                .and_then(|s| s.deps.iter().find(|d| d.on == DependsOn::Stage(b)))
+                .map_or(1, |d| d.line),
+            _ => 1,
+        };
+        error::cycle(self.src, &names, line)
+    }
+
+    /// Unreachable: cycles are refused before waves are computed.
+    fn cycle_fallback(&self) -> Diagnostic {
+        Diagnostic::new("circular dependency detected between stages")
+    }
+}
+
+/// A step of a stage that is not built: the instruction as written.
+fn unexpanded(at: &Located<Instruction>) -> Step {
+    Step {
+        start_line: at.start_line,
+        end_line: at.end_line,
+        instruction: at.inner.clone(),
+        text: render(&at.inner),
+        used: BTreeSet::new(),
+        args: Vec::new(),
+    }
+}
+
+/// Images the needed stages use, each once, in order of first use.
+fn images(stages: &[Stage]) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    let mut seen = std::collections::HashSet::new();
+    let mut add = |image: &str| {
+        if seen.insert(image.to_string()) {
+            out.push(image.to_string());
+        }
+    };
+    for stage in stages.iter().filter(|s| s.needed) {
+        if let Base::Image(image) = &stage.base {
+            add(image);
+        }
+        for d in &stage.deps {
+            if let DependsOn::Image(image) = &d.on {
+                add(image);
+            }
+        }
+    }
+    out
+}
