@@ -39,7 +39,12 @@ fn rejects_every_negative_case() {
 #[test]
 fn reads_stdin_with_dash() {
     let dir = TempDir::new("parse-stdin");
-    let run = rbuild_in(&dir.0, &["parse", "-f", "-"], Some(b"FROM a\nRUN echo hi\n")).success();
+    let run = rbuild_in(
+        &dir.0,
+        &["parse", "-f", "-"],
+        Some(b"FROM a\nRUN echo hi\n"),
+    )
+    .success();
     assert_eq!(run.stdout, "(from \"a\")\n(run \"echo hi\")\n");
 }
 

@@ -3,4 +3,5 @@
 mod util;
 
 mod deps;
+mod outline;
 mod parse;

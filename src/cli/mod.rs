@@ -1,6 +1,7 @@
 //! Command-line definitions, one module per command group.
 
 mod error;
+mod outline;
 mod parse;
 
 use std::process::ExitCode;
@@ -20,6 +21,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     Parse(parse::ParseArgs),
+    Outline(outline::OutlineArgs),
 }
 
 impl Cli {
@@ -32,5 +34,6 @@ impl Cli {
 pub fn run(cli: Cli) -> Result<ExitCode, CliError> {
     match cli.command {
         Command::Parse(args) => parse::run(args),
+        Command::Outline(args) => outline::run(args),
     }
 }

@@ -18,6 +18,7 @@
 //!   them to every RUN without putting them in the cache key.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::rc::Rc;
 
 use serde::Serialize;
 
@@ -41,7 +42,13 @@ pub const PREDEFINED_ARGS: [&str; 11] = [
 
 /// The proxy arguments every RUN gets without declaring them, lower-case; build-arg
 /// names match them in any case.
-pub const PROXY_ARGS: [&str; 5] = ["http_proxy", "https_proxy", "ftp_proxy", "no_proxy", "all_proxy"];
+pub const PROXY_ARGS: [&str; 5] = [
+    "http_proxy",
+    "https_proxy",
+    "ftp_proxy",
+    "no_proxy",
+    "all_proxy",
+];
 
 /// One build argument and the value it ended up with (`None`: declared but unset).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -51,32 +58,26 @@ pub struct ArgValue {
 }
 
 /// Variables in scope while expanding: ARG values and ENV values of a stage (or the
-/// global ARGs). One entry per name, so lookups stay short however many times a name
-/// is set.
+/// global ARGs). A child stage starts with a copy of its base stage's scope, so names
+/// and values are shared (`Rc`) to keep that copy cheap in long chains of stages.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub(crate) struct Scope {
-    vars: Vec<(String, String)>,
+    vars: BTreeMap<Rc<str>, Rc<str>>,
 }
 
 impl Scope {
-    /// Sets `name`, replacing an earlier value in place.
+    /// Sets `name`, replacing an earlier value.
     pub fn set(&mut self, name: &str, value: String) {
-        match self.vars.iter_mut().find(|(k, _)| k == name) {
-            Some(slot) => slot.1 = value,
-            None => self.vars.push((name.to_string(), value)),
-        }
+        self.vars.insert(Rc::from(name), Rc::from(value));
     }
 
     pub fn get(&self, name: &str) -> Option<&str> {
-        self.vars
-            .iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.as_str())
+        self.vars.get(name).map(|v| &**v)
     }
 
-    /// The names set, in the order they were first set.
+    /// The names set, sorted.
     pub fn names(&self) -> Vec<&str> {
-        self.vars.iter().map(|(k, _)| k.as_str()).collect()
+        self.vars.keys().map(|k| &**k).collect()
     }
 }
 
@@ -165,15 +166,15 @@ mod tests {
     }
 
     #[test]
-    fn scope_replaces_in_place() {
+    fn scope_keeps_the_last_value() {
         let mut s = Scope::default();
-        s.set("A", "1".into());
         s.set("B", "2".into());
+        s.set("A", "1".into());
         s.set("A", "3".into());
         assert_eq!(s.get("A"), Some("3"));
         assert_eq!(s.lookup("B"), Some("2"));
         assert_eq!(s.get("C"), None);
-        assert_eq!(s.vars.len(), 2);
+        assert_eq!(s.names(), ["A", "B"]);
     }
 
     #[test]
@@ -200,7 +201,13 @@ mod tests {
     fn unconsumed_skips_declared_predefined_and_proxies() {
         let declared: BTreeSet<String> = ["A".to_string()].into();
         let got = unconsumed(
-            &args(&[("A", ""), ("B", ""), ("TARGETARCH", ""), ("https_proxy", ""), ("c", "")]),
+            &args(&[
+                ("A", ""),
+                ("B", ""),
+                ("TARGETARCH", ""),
+                ("https_proxy", ""),
+                ("c", ""),
+            ]),
             &declared,
         );
         assert_eq!(got, ["B", "c"]);

@@ -9,9 +9,7 @@ use super::args::{self, Scope};
 use super::expand::{self, Cx, StageVars};
 use super::graph::{self, RawStage};
 use super::render::render;
-use super::{
-    Base, DependsOn, Plan, PlanOptions, PlanWarning, Platform, Stage, Step, error, order,
-};
+use super::{Base, DependsOn, Plan, PlanOptions, PlanWarning, Platform, Stage, Step, error, order};
 use crate::error::Diagnostic;
 use crate::instruction::{Instruction, Located};
 use crate::shell::Lexer;
@@ -75,7 +73,8 @@ impl<'a> Planner<'a> {
         let target = self.target()?;
         let mut edges = Vec::with_capacity(stages.len());
         for (stage, raw) in planned.iter_mut().zip(stages) {
-            stage.deps = graph::dependencies(raw, &stage.base, &self.names, stages.len(), self.src)?;
+            stage.deps =
+                graph::dependencies(raw, &stage.base, &self.names, stages.len(), self.src)?;
             edges.push(graph::stage_edges(&stage.deps));
         }
         if let Some(cycle) = order::find_cycle(&edges) {
@@ -92,21 +91,25 @@ impl<'a> Planner<'a> {
         let waves = order::waves(&needed, &edges).ok_or_else(|| self.cycle_fallback())?;
 
         let mut declared: BTreeSet<String> = global_args.iter().map(|a| a.name.clone()).collect();
-        let mut finals: Vec<Option<StageVars>> = vec![None; stages.len()];
+        let mut inherit = Inheritance::new(&planned);
         for (i, raw) in stages.iter().enumerate() {
-            let Some(stage) = planned.get_mut(i) else { continue };
+            let Some(stage) = planned.get_mut(i) else {
+                continue;
+            };
             if !stage.needed {
                 stage.steps = raw.body.iter().map(unexpanded).collect();
                 continue;
             }
-            let mut vars = self.initial_vars(&stage.base, &finals);
+            let mut vars = match stage.base {
+                Base::Stage(j) => inherit.take(j),
+                _ => None,
+            }
+            .unwrap_or_else(|| self.image_vars(&stage.base));
             vars.used_args.extend(stage.used_args.iter().cloned());
             stage.steps = expand::expand_body(raw.body, &mut vars, &globals, &cx)?;
             stage.used_args = vars.used_args.clone();
             declared.extend(vars.args.iter().cloned());
-            if let Some(slot) = finals.get_mut(i) {
-                *slot = Some(vars);
-            }
+            inherit.keep(i, vars);
         }
 
         let unused_build_args = args::unconsumed(&self.opts.build_args, &declared);
@@ -119,7 +122,9 @@ impl<'a> Planner<'a> {
         Ok(Plan {
             target,
             images: images(&planned),
-            skipped: (0..planned.len()).filter(|&i| needed.get(i) != Some(&true)).collect(),
+            skipped: (0..planned.len())
+                .filter(|&i| needed.get(i) != Some(&true))
+                .collect(),
             stages: planned,
             waves,
             global_args,
@@ -212,14 +217,9 @@ impl<'a> Planner<'a> {
         })
     }
 
-    /// The variables a stage starts with: its base stage's, or the base image's ENV
-    /// (as far as the options know it) with PATH defaulted.
-    fn initial_vars(&self, base: &Base, finals: &[Option<StageVars>]) -> StageVars {
-        if let Base::Stage(j) = base {
-            if let Some(Some(parent)) = finals.get(*j) {
-                return parent.clone();
-            }
-        }
+    /// The variables a stage based on an image starts with: the image's ENV (as far as
+    /// the options know it), with PATH defaulted.
+    fn image_vars(&self, base: &Base) -> StageVars {
         let mut vars = StageVars::default();
         if let Base::Image(image) = base {
             for (k, v) in self.opts.base_image_env.get(image).into_iter().flatten() {
@@ -235,7 +235,11 @@ impl<'a> Planner<'a> {
     fn cycle_error(&self, cycle: &[usize], planned: &[Stage]) -> Diagnostic {
         let names: Vec<String> = cycle
             .iter()
-            .map(|&i| planned.get(i).map_or_else(|| format!("stage-{i}"), Stage::display_name))
+            .map(|&i| {
+                planned
+                    .get(i)
+                    .map_or_else(|| format!("stage-{i}"), Stage::display_name)
+            })
             .collect();
         let line = match (cycle.first(), cycle.get(1)) {
             (Some(&a), Some(&b)) => planned
@@ -250,6 +254,52 @@ impl<'a> Planner<'a> {
     /// Unreachable: cycles are refused before waves are computed.
     fn cycle_fallback(&self) -> Diagnostic {
         Diagnostic::new("circular dependency detected between stages")
+    }
+}
+
+/// Hands each expanded stage's final variables to the needed stages based on it: kept
+/// only until its last such child takes them (moved, not copied), so a long chain of
+/// stages never holds or copies more than one scope.
+struct Inheritance {
+    children: Vec<usize>,
+    kept: Vec<Option<StageVars>>,
+}
+
+impl Inheritance {
+    fn new(stages: &[Stage]) -> Self {
+        let mut children = vec![0; stages.len()];
+        for s in stages.iter().filter(|s| s.needed) {
+            if let Some(n) = match s.base {
+                Base::Stage(j) => children.get_mut(j),
+                _ => None,
+            } {
+                *n += 1;
+            }
+        }
+        Inheritance {
+            kept: vec![None; stages.len()],
+            children,
+        }
+    }
+
+    fn keep(&mut self, stage: usize, vars: StageVars) {
+        if self.children.get(stage).is_some_and(|&n| n > 0) {
+            if let Some(slot) = self.kept.get_mut(stage) {
+                *slot = Some(vars);
+            }
+        }
+    }
+
+    /// The variables of `parent` for one of its children.
+    fn take(&mut self, parent: usize) -> Option<StageVars> {
+        let left = self.children.get_mut(parent)?;
+        *left = left.saturating_sub(1);
+        let slot = self.kept.get_mut(parent)?;
+        if *left == 0 {
+            slot.take()
+        } else {
+            slot.clone()
+        }
     }
 }
 

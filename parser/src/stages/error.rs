@@ -23,12 +23,19 @@ pub fn no_stages() -> Diagnostic {
 
 /// BuildKit's `DuplicateStageName` lint rule, made an error: references to the name
 /// would be ambiguous.
-pub fn duplicate_name(src: &str, at: &Located<Instruction>, name: &str, first_line: usize) -> Diagnostic {
+pub fn duplicate_name(
+    src: &str,
+    at: &Located<Instruction>,
+    name: &str,
+    first_line: usize,
+) -> Diagnostic {
     Diagnostic::new(format!(
         "Duplicate stage name {name:?}, stage names should be unique"
     ))
     .at(src, at.span.start)
-    .with_help(format!("the first stage named {name:?} starts on line {first_line}"))
+    .with_help(format!(
+        "the first stage named {name:?} starts on line {first_line}"
+    ))
 }
 
 /// BuildKit's `ReservedStageName` lint rule, made an error: `FROM scratch` and
@@ -58,7 +65,12 @@ pub fn unknown_target(target: &str, names: &[&str]) -> Diagnostic {
 }
 
 /// `COPY --from=<n>` with no stage `n`.
-pub fn invalid_index(src: &str, at: &Located<Instruction>, index: i64, stages: usize) -> Diagnostic {
+pub fn invalid_index(
+    src: &str,
+    at: &Located<Instruction>,
+    index: i64,
+    stages: usize,
+) -> Diagnostic {
     Diagnostic::new(format!("invalid stage index {index}"))
         .at(src, at.span.start)
         .with_help(format!(

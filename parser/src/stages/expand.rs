@@ -3,9 +3,9 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use super::Step;
 use super::args::{ArgValue, Scope};
 use super::render::render;
-use super::Step;
 use crate::error::Diagnostic;
 use crate::instruction::{Arg, ArgDef, ExpandError, From, Instruction, Located};
 use crate::shell::{self, Lexer};
@@ -74,24 +74,29 @@ pub fn expand_from(
     let mut used = BTreeSet::new();
     let mut unset = BTreeSet::new();
     let mut failed = None;
-    let result = Instruction::From(from.clone()).expand(&mut |word: &str| {
-        match cx.lexer.expand_word(word, globals) {
-            Ok(e) => {
-                used.extend(e.used);
-                unset.extend(e.unset);
-                Ok(e.value)
-            }
-            Err(err) => {
-                failed = Some(word.to_string());
-                Err(err)
-            }
+    let result = Instruction::From(from.clone()).expand(&mut |word: &str| match cx
+        .lexer
+        .expand_word(word, globals)
+    {
+        Ok(e) => {
+            used.extend(e.used);
+            unset.extend(e.unset);
+            Ok(e.value)
+        }
+        Err(err) => {
+            failed = Some(word.to_string());
+            Err(err)
         }
     });
     match result {
         Ok(Instruction::From(from)) => Ok(ExpandedFrom { from, used, unset }),
-        Ok(_) => Err(Diagnostic::new("FROM expanded to another instruction").at(cx.src, at.span.start)),
-        Err(e) => Err(expand_error(e, failed.as_deref(), at, cx.src)
-            .and_help(suggest_unset(&unset, globals))),
+        Ok(_) => {
+            Err(Diagnostic::new("FROM expanded to another instruction").at(cx.src, at.span.start))
+        }
+        Err(e) => {
+            Err(expand_error(e, failed.as_deref(), at, cx.src)
+                .and_help(suggest_unset(&unset, globals)))
+        }
     }
 }
 
@@ -116,7 +121,9 @@ pub fn expand_body(
         let mut used = BTreeSet::new();
         let mut args = Vec::new();
         let instruction = match &at.inner {
-            Instruction::Arg(arg) => Instruction::Arg(declare_args(arg, at, vars, globals, &mut used, cx)?),
+            Instruction::Arg(arg) => {
+                Instruction::Arg(declare_args(arg, at, vars, globals, &mut used, cx)?)
+            }
             other => {
                 let expanded = expand_instruction(other, at, &vars.scope, &mut used, cx)?;
                 match &expanded {
@@ -246,7 +253,12 @@ fn expand_error(
 
 /// Points at the problem inside `word` when the word can be found in the instruction's
 /// text, else at the instruction.
-fn word_error(err: &shell::ExpandError, word: &str, at: &Located<Instruction>, src: &str) -> Diagnostic {
+fn word_error(
+    err: &shell::ExpandError,
+    word: &str,
+    at: &Located<Instruction>,
+    src: &str,
+) -> Diagnostic {
     let text = src.get(at.span.start..at.span.end).unwrap_or_default();
     match text.find(word) {
         Some(k) if !word.is_empty() => err.diagnostic(src, at.span.start + k),

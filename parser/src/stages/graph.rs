@@ -52,7 +52,10 @@ pub fn split<'a>(instrs: &'a [Located<Instruction>], src: &str) -> Result<Split<
 }
 
 /// Maps each stage name to its index, refusing reserved and duplicate names.
-pub fn stage_names(stages: &[RawStage<'_>], src: &str) -> Result<HashMap<String, usize>, Diagnostic> {
+pub fn stage_names(
+    stages: &[RawStage<'_>],
+    src: &str,
+) -> Result<HashMap<String, usize>, Diagnostic> {
     let mut names: HashMap<String, usize> = HashMap::with_capacity(stages.len());
     for (i, stage) in stages.iter().enumerate() {
         let Some(name) = &stage.from.alias else {

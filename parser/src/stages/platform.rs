@@ -228,7 +228,11 @@ fn normalize_arch(arch: &str, variant: &str) -> (String, String) {
     match arch.as_str() {
         "i386" => ("386".into(), String::new()),
         "x86_64" | "x86-64" | "amd64" => {
-            let v = if variant == "v1" { String::new() } else { variant };
+            let v = if variant == "v1" {
+                String::new()
+            } else {
+                variant
+            };
             ("amd64".into(), v)
         }
         "aarch64" | "arm64" => {
@@ -267,7 +271,9 @@ mod tests {
     use super::*;
 
     fn p(s: &str) -> String {
-        Platform::parse(s).map(|p| p.to_string()).unwrap_or_else(|e| e.to_string())
+        Platform::parse(s)
+            .map(|p| p.to_string())
+            .unwrap_or_else(|e| e.to_string())
     }
 
     #[test]
@@ -289,9 +295,15 @@ mod tests {
     #[test]
     fn single_words_take_the_rest_from_the_host() {
         let host = Platform::host();
-        assert_eq!(Platform::parse("linux").unwrap().architecture, host.architecture);
+        assert_eq!(
+            Platform::parse("linux").unwrap().architecture,
+            host.architecture
+        );
         let arm = Platform::parse("arm64").unwrap();
-        assert_eq!((arm.os.as_str(), arm.architecture.as_str()), (host.os.as_str(), "arm64"));
+        assert_eq!(
+            (arm.os.as_str(), arm.architecture.as_str()),
+            (host.os.as_str(), "arm64")
+        );
         assert_eq!(p("amd64").split('/').nth(1), Some("amd64"));
     }
 
@@ -313,7 +325,10 @@ mod tests {
     fn host_is_a_go_name() {
         let host = Platform::host();
         assert_eq!(host.os, std::env::consts::OS);
-        assert!(KNOWN_ARCH.contains(&host.architecture.as_str()) || host.architecture == std::env::consts::ARCH);
+        assert!(
+            KNOWN_ARCH.contains(&host.architecture.as_str())
+                || host.architecture == std::env::consts::ARCH
+        );
         if cfg!(target_arch = "x86_64") {
             assert_eq!(host.to_string(), "linux/amd64");
         }

@@ -104,7 +104,12 @@ fn copy(c: &Copy, word: &mut impl FnMut(&str)) {
     if c.parents {
         word("--parents");
     }
-    sources(&c.srcs, c.heredocs.iter().map(|h| h.name.as_str()), &c.dest, word);
+    sources(
+        &c.srcs,
+        c.heredocs.iter().map(|h| h.name.as_str()),
+        &c.dest,
+        word,
+    );
 }
 
 fn add(a: &Add, word: &mut impl FnMut(&str)) {
@@ -118,7 +123,12 @@ fn add(a: &Add, word: &mut impl FnMut(&str)) {
     if let Some(u) = a.unpack {
         word(&format!("--unpack={u}"));
     }
-    sources(&a.srcs, a.heredocs.iter().map(|h| h.name.as_str()), &a.dest, word);
+    sources(
+        &a.srcs,
+        a.heredocs.iter().map(|h| h.name.as_str()),
+        &a.dest,
+        word,
+    );
 }
 
 fn common_flags(
@@ -231,7 +241,9 @@ fn duration(d: Duration) -> String {
 }
 
 fn needs_quotes(s: &str) -> bool {
-    s.is_empty() || s.chars().any(|c| c.is_whitespace() || "\"'\\$`".contains(c))
+    s.is_empty()
+        || s.chars()
+            .any(|c| c.is_whitespace() || "\"'\\$`".contains(c))
 }
 
 /// The value as it would be written to mean itself: bare when it is one plain word,

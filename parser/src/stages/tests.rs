@@ -40,7 +40,11 @@ pub(super) fn plan_err(df: &str, opts: &PlanOptions) -> String {
 
 /// The expanded text of each step of stage `i`.
 pub(super) fn texts(plan: &Plan, i: usize) -> Vec<String> {
-    plan.stages[i].steps.iter().map(|s| s.text.clone()).collect()
+    plan.stages[i]
+        .steps
+        .iter()
+        .map(|s| s.text.clone())
+        .collect()
 }
 
 fn set(names: &[&str]) -> BTreeSet<String> {
@@ -84,7 +88,10 @@ fn build_args_override_defaults_which_are_then_not_expanded() {
 
 #[test]
 fn arg_without_default_or_build_arg_is_unset() {
-    let p = plan_ok("FROM a\nARG V\nENV X=${V-unset} Y=${V:-empty}\nRUN true\n", &opts(&[]));
+    let p = plan_ok(
+        "FROM a\nARG V\nENV X=${V-unset} Y=${V:-empty}\nRUN true\n",
+        &opts(&[]),
+    );
     assert_eq!(texts(&p, 0)[..2], ["ARG V", "ENV X=unset Y=empty"]);
     let run = &p.stages[0].steps[2];
     assert_eq!(
@@ -135,7 +142,10 @@ fn target_stage_arg_names_the_target() {
 
 #[test]
 fn proxy_args_need_no_declaration_and_count_as_consumed() {
-    let p = plan_ok("FROM a\nRUN wget x\n", &opts(&[("HTTP_PROXY", "h"), ("no_proxy", "n")]));
+    let p = plan_ok(
+        "FROM a\nRUN wget x\n",
+        &opts(&[("HTTP_PROXY", "h"), ("no_proxy", "n")]),
+    );
     assert_eq!(p.proxy.get("http_proxy").map(String::as_str), Some("h"));
     assert_eq!(p.proxy.get("no_proxy").map(String::as_str), Some("n"));
     assert!(p.unused_build_args.is_empty());
@@ -147,7 +157,10 @@ fn child_stages_inherit_args_and_env() {
     let df = "FROM img AS a\nARG V=1\nENV E=2\nFROM a AS b\nENV X=$V-$E\nRUN true\n";
     let p = plan_ok(df, &opts(&[]));
     assert_eq!(texts(&p, 1)[0], "ENV X=1-2");
-    assert!(p.stages[1].used_args.contains("V"), "BuildKit carries used args over");
+    assert!(
+        p.stages[1].used_args.contains("V"),
+        "BuildKit carries used args over"
+    );
     assert_eq!(
         p.stages[1].steps[1].args,
         [ArgValue {
@@ -156,7 +169,10 @@ fn child_stages_inherit_args_and_env() {
         }]
     );
     // A sibling based on the image, not the stage, sees none of it.
-    let p = plan_ok("FROM img AS a\nARG V=1\nFROM img\nENV X=${V:-no}\n", &opts(&[]));
+    let p = plan_ok(
+        "FROM img AS a\nARG V=1\nFROM img\nENV X=${V:-no}\n",
+        &opts(&[]),
+    );
     assert_eq!(texts(&p, 1), ["ENV X=no"]);
 }
 
@@ -191,7 +207,8 @@ fn run_commands_stay_as_written_but_mounts_expand() {
 
 #[test]
 fn each_step_records_the_variables_it_read() {
-    let df = "FROM a\nENV SRC=app DST=/opt\nCOPY $SRC ${DST}/ \nWORKDIR $DST\nUSER ${NOBODY:-1000}\n";
+    let df =
+        "FROM a\nENV SRC=app DST=/opt\nCOPY $SRC ${DST}/ \nWORKDIR $DST\nUSER ${NOBODY:-1000}\n";
     let p = plan_ok(df, &opts(&[]));
     let steps = &p.stages[0].steps;
     assert_eq!(steps[1].text, "COPY app /opt/");
@@ -205,8 +222,15 @@ fn each_step_records_the_variables_it_read() {
 #[test]
 fn unconsumed_build_args_are_reported() {
     let df = "ARG G\nFROM a AS x\nARG X\nFROM a AS y\nARG Y\n";
-    let p = plan_ok(df, &opts(&[("G", "1"), ("Y", "1"), ("NOPE", "1"), ("X", "1")]));
-    assert_eq!(p.unused_build_args, ["NOPE", "X"], "X is declared only in a skipped stage");
+    let p = plan_ok(
+        df,
+        &opts(&[("G", "1"), ("Y", "1"), ("NOPE", "1"), ("X", "1")]),
+    );
+    assert_eq!(
+        p.unused_build_args,
+        ["NOPE", "X"],
+        "X is declared only in a skipped stage"
+    );
     assert_eq!(
         p.warnings.last().map(|w| w.message.as_str()),
         Some("[Warning] One or more build-args [NOPE X] were not consumed")
@@ -220,8 +244,10 @@ fn base_image_env_seeds_expansion_and_path_defaults() {
     let p = plan_ok("FROM scratch\nENV P=$PATH\n", &opts(&[]));
     assert_eq!(texts(&p, 0), [format!("ENV P={}", build::DEFAULT_PATH)]);
     let mut o = opts(&[]);
-    o.base_image_env
-        .insert("img".into(), vec![("PATH".into(), "/bin".into()), ("HOME".into(), "/h".into())]);
+    o.base_image_env.insert(
+        "img".into(),
+        vec![("PATH".into(), "/bin".into()), ("HOME".into(), "/h".into())],
+    );
     o.target = None;
     let p = plan_ok("FROM img\nENV P=$PATH:/x H=$HOME\n", &o);
     assert_eq!(texts(&p, 0), ["ENV P=/bin:/x H=/h"]);
@@ -260,7 +286,10 @@ fn every_from_line_is_expanded_even_when_skipped() {
     let err = plan_err("ARG B\nFROM ${B:?needed} AS x\nFROM b\n", &opts(&[]));
     assert!(err.starts_with("Dockerfile:2:6: B: needed"), "{err}");
     let err = plan_err("ARG B\nFROM $B\n", &opts(&[]));
-    assert!(err.starts_with("Dockerfile:2:1: base name ($B) should not be blank"), "{err}");
+    assert!(
+        err.starts_with("Dockerfile:2:1: base name ($B) should not be blank"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -272,7 +301,10 @@ fn platform_errors_suggest_the_predefined_name() {
     );
     assert!(err.contains("did you mean TARGETPLATFORM?"), "{err}");
     let err = plan_err("FROM --platform=linux/amd64/v1/x img\n", &opts(&[]));
-    assert!(err.contains("failed to parse platform linux/amd64/v1/x"), "{err}");
+    assert!(
+        err.contains("failed to parse platform linux/amd64/v1/x"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -307,7 +339,10 @@ fn onbuild_triggers_are_neither_expanded_nor_followed() {
 fn plan_serializes_to_json() {
     let p = plan_ok("FROM a AS x\nFROM x\nCOPY --from=img:1 / /\n", &opts(&[]));
     let v = serde_json::to_value(&p).unwrap();
-    assert_eq!(v["stages"][1]["base"], serde_json::json!({"kind": "stage", "value": 0}));
+    assert_eq!(
+        v["stages"][1]["base"],
+        serde_json::json!({"kind": "stage", "value": 0})
+    );
     assert_eq!(v["stages"][1]["platform"], "linux/arm64");
     assert_eq!(v["stages"][1]["deps"][1]["reason"], "copy_from");
     assert_eq!(v["images"], serde_json::json!(["a", "img:1"]));

@@ -75,24 +75,46 @@ fn every_kind_of_dependency() {
 
 #[test]
 fn from_only_sees_earlier_stages_by_exact_name() {
-    let p = plan_ok("FROM b AS a\nFROM img AS b\nFROM A\nFROM scratch\n", &opts(&[]));
-    assert_eq!(p.stages[0].base, Base::Image("b".into()), "b is declared later");
-    assert_eq!(p.stages[2].base, Base::Image("A".into()), "names match exactly");
+    let p = plan_ok(
+        "FROM b AS a\nFROM img AS b\nFROM A\nFROM scratch\n",
+        &opts(&[]),
+    );
+    assert_eq!(
+        p.stages[0].base,
+        Base::Image("b".into()),
+        "b is declared later"
+    );
+    assert_eq!(
+        p.stages[2].base,
+        Base::Image("A".into()),
+        "names match exactly"
+    );
     assert_eq!(p.stages[3].base, Base::Scratch);
     assert!(p.stages[0].deps.is_empty());
     let p = plan_ok("FROM img\nFROM 0\n", &opts(&[]));
-    assert_eq!(p.stages[1].base, Base::Image("0".into()), "FROM takes no index");
+    assert_eq!(
+        p.stages[1].base,
+        Base::Image("0".into()),
+        "FROM takes no index"
+    );
 }
 
 #[test]
 fn copy_from_index_must_exist() {
     let err = plan_err("FROM a\nFROM b\nCOPY --from=5 / /\n", &opts(&[]));
-    assert!(err.starts_with("Dockerfile:3:1: invalid stage index 5"), "{err}");
+    assert!(
+        err.starts_with("Dockerfile:3:1: invalid stage index 5"),
+        "{err}"
+    );
     assert!(err.contains("this Dockerfile has 2"), "{err}");
     let err = plan_err("FROM a\nCOPY --from=-1 / /\n", &opts(&[]));
     assert!(err.contains("invalid stage index -1"), "{err}");
     let p = plan_ok("FROM a\nFROM b\nCOPY --from=+0 / /\n", &opts(&[]));
-    assert_eq!(p.stages[1].deps[0].on, DependsOn::Stage(0), "Go's Atoi takes a sign");
+    assert_eq!(
+        p.stages[1].deps[0].on,
+        DependsOn::Stage(0),
+        "Go's Atoi takes a sign"
+    );
 }
 
 #[test]
@@ -115,7 +137,10 @@ fn later_stages_cannot_be_used_when_built() {
         err.contains("cannot mount from stage \"later\" to \"/l\", stage needs to be defined before current command"),
         "{err}"
     );
-    let err = plan_err("FROM img AS a\nCOPY --from=1 / /\nFROM img\n", &with_target("a"));
+    let err = plan_err(
+        "FROM img AS a\nCOPY --from=1 / /\nFROM img\n",
+        &with_target("a"),
+    );
     assert!(err.contains("cannot copy from stage \"1\""), "{err}");
 }
 
@@ -145,7 +170,11 @@ fn default_target_is_the_last_stage_and_waves_run_independent_stages_together() 
     assert_eq!(p.target, 4);
     assert_eq!(p.waves, [vec![0, 2], vec![1], vec![4]]);
     assert_eq!(p.skipped, [3]);
-    assert!(p.stages.iter().all(|s| s.needed == !p.skipped.contains(&s.index)));
+    assert!(
+        p.stages
+            .iter()
+            .all(|s| s.needed != p.skipped.contains(&s.index))
+    );
     assert_eq!(p.images, ["busybox:latest"]);
 }
 
@@ -194,16 +223,28 @@ fn duplicate_and_reserved_names_are_refused() {
 #[test]
 fn missing_or_late_from() {
     let err = plan_err("ARG A=1\n", &opts(&[]));
-    assert!(err.starts_with("Dockerfile: dockerfile contains no stages to build"), "{err}");
+    assert!(
+        err.starts_with("Dockerfile: dockerfile contains no stages to build"),
+        "{err}"
+    );
     let err = plan_err("ARG A=1\n# c\nRUN echo\nFROM a\n", &opts(&[]));
-    assert!(err.starts_with("Dockerfile:3:1: no build stage in current context"), "{err}");
-    assert!(err.contains("only ARG may come before the first FROM"), "{err}");
+    assert!(
+        err.starts_with("Dockerfile:3:1: no build stage in current context"),
+        "{err}"
+    );
+    assert!(
+        err.contains("only ARG may come before the first FROM"),
+        "{err}"
+    );
 }
 
 #[test]
 fn typing_errors_come_through_located() {
     let err = plan_err("FROM a\nCOPPY x /y\n", &opts(&[]));
-    assert!(err.starts_with("Dockerfile:2:1: unknown instruction: COPPY"), "{err}");
+    assert!(
+        err.starts_with("Dockerfile:2:1: unknown instruction: COPPY"),
+        "{err}"
+    );
 }
 
 /// A generated Dockerfile: a chain of `n` stages, each based on the one before, copying
@@ -231,10 +272,12 @@ fn two_thousand_stages_plan_quickly() {
     assert_eq!(p.stages.len(), 2000);
     assert_eq!(p.waves.len(), 2000, "a chain: one stage per wave");
     assert!(p.skipped.is_empty());
-    assert_eq!(p.stages[1999].steps[0].text, format!("ENV V1999={}", build::DEFAULT_PATH));
-    // Generous for unoptimised test builds on a shared machine; a quadratic blow-up
-    // (or worse) takes far longer.
-    assert!(took < Duration::from_secs(10), "took {took:?}");
+    assert_eq!(
+        p.stages[1999].steps[0].text,
+        format!("ENV V1999={}", build::DEFAULT_PATH)
+    );
+    // About 50 ms unoptimised; generous for a loaded shared machine.
+    assert!(took < Duration::from_secs(3), "took {took:?}");
 
     // Wide rather than deep: 2,000 independent stages and one that needs them all.
     let mut wide = String::new();
@@ -247,7 +290,7 @@ fn two_thousand_stages_plan_quickly() {
     }
     let start = Instant::now();
     let p = plan_ok(&wide, &opts(&[]));
-    assert!(start.elapsed() < Duration::from_secs(10));
+    assert!(start.elapsed() < Duration::from_secs(3));
     assert_eq!(p.waves.len(), 2);
     assert_eq!(p.waves[0].len(), 2000);
 }
