@@ -2,7 +2,6 @@
 //! in build order (stages of one wave can run concurrently), each instruction with its
 //! variables expanded, the stages skipped, and warnings. Nothing is built.
 
-use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -22,8 +21,8 @@ pub struct OutlineArgs {
     file: Option<PathBuf>,
     /// Set a build argument; `NAME` alone takes the value from the environment (and is
     /// left out when the environment does not set it).
-    #[arg(long = "build-arg", value_name = "NAME[=VALUE]")]
-    build_args: Vec<String>,
+    #[arg(long = "build-arg", value_name = "NAME[=VALUE]", value_parser = build_arg)]
+    build_args: Vec<(String, Option<String>)>,
     /// The stage to build (default: the last one).
     #[arg(long)]
     target: Option<String>,
@@ -37,7 +36,11 @@ pub struct OutlineArgs {
 
 pub fn run(args: OutlineArgs) -> Result<ExitCode, CliError> {
     let opts = PlanOptions {
-        build_args: build_args(&args.build_args)?,
+        build_args: args
+            .build_args
+            .into_iter()
+            .filter_map(|(name, value)| Some((name, value?)))
+            .collect(),
         target: args.target,
         ..PlanOptions::default()
     };
@@ -56,24 +59,17 @@ pub fn run(args: OutlineArgs) -> Result<ExitCode, CliError> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// `NAME=VALUE`, or `NAME` from the environment as docker does.
-fn build_args(specs: &[String]) -> Result<BTreeMap<String, String>, CliError> {
-    let mut out = BTreeMap::new();
-    for spec in specs {
-        let (name, value) = match spec.split_once('=') {
-            Some((name, value)) => (name, Some(value.to_string())),
-            None => (spec.as_str(), std::env::var(spec).ok()),
-        };
-        if name.is_empty() {
-            return Err(CliError::Usage(format!(
-                "invalid --build-arg {spec:?}: the name is empty (use NAME=VALUE)"
-            )));
-        }
-        if let Some(value) = value {
-            out.insert(name.to_string(), value);
-        }
+/// `NAME=VALUE`, or `NAME` with its value from the environment as docker does (`None`
+/// when the environment does not set it).
+fn build_arg(spec: &str) -> Result<(String, Option<String>), String> {
+    let (name, value) = match spec.split_once('=') {
+        Some((name, value)) => (name, Some(value.to_string())),
+        None => (spec, std::env::var(spec).ok()),
+    };
+    if name.is_empty() {
+        return Err("the name is empty (use NAME=VALUE)".to_string());
     }
-    Ok(out)
+    Ok((name.to_string(), value))
 }
 
 fn print_plan(out: &mut impl Write, plan: &Plan) -> std::io::Result<()> {
