@@ -39,7 +39,12 @@ fn rejects_every_negative_case() {
 #[test]
 fn reads_stdin_with_dash() {
     let dir = TempDir::new("parse-stdin");
-    let run = rbuild_in(&dir.0, &["parse", "-f", "-"], Some(b"FROM a\nRUN echo hi\n")).success();
+    let run = rbuild_in(
+        &dir.0,
+        &["parse", "-f", "-"],
+        Some(b"FROM a\nRUN echo hi\n"),
+    )
+    .success();
     assert_eq!(run.stdout, "(from \"a\")\n(run \"echo hi\")\n");
 }
 
@@ -75,9 +80,7 @@ fn json_lists_typed_instructions_with_lines() {
     assert_eq!(items.len(), 2);
     assert_eq!(items[1]["start_line"], 2);
     assert_eq!(items[1]["end_line"], 3);
-    let text = run.stdout;
-    assert!(text.contains("\"1:2\""), "chown missing: {text}");
-    assert!(text.contains("\"/dst/\""), "dest missing: {text}");
+    run.stdout_contains("\"1:2\"").stdout_contains("\"/dst/\"");
 }
 
 #[test]

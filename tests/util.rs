@@ -52,7 +52,12 @@ impl Run {
     /// Asserts exit status 0 and returns self for chaining.
     #[track_caller]
     pub fn success(self) -> Self {
-        assert_eq!(self.status, Some(0), "expected success:\n{}", self.describe());
+        assert_eq!(
+            self.status,
+            Some(0),
+            "expected success:\n{}",
+            self.describe()
+        );
         self
     }
 
