@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 
 use proptest::prelude::*;
 
+mod goldens;
 mod pipeline;
 
 /// Words that steer mutations toward syntax the parser must get right.
