@@ -80,9 +80,7 @@ fn json_lists_typed_instructions_with_lines() {
     assert_eq!(items.len(), 2);
     assert_eq!(items[1]["start_line"], 2);
     assert_eq!(items[1]["end_line"], 3);
-    let text = run.stdout;
-    assert!(text.contains("\"1:2\""), "chown missing: {text}");
-    assert!(text.contains("\"/dst/\""), "dest missing: {text}");
+    run.stdout_contains("\"1:2\"").stdout_contains("\"/dst/\"");
 }
 
 #[test]

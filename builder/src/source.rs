@@ -5,6 +5,8 @@
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
+use rbuild_parser::dockerignore::{DOCKERIGNORE, ignore_file_candidates};
+
 /// Dockerfiles larger than this are refused before parsing: no real Dockerfile comes
 /// near it, and reading an endless stream (`-f /dev/zero`) must not exhaust memory.
 pub const MAX_DOCKERFILE_BYTES: u64 = 64 << 20;
@@ -83,13 +85,17 @@ pub fn read_ignore_file(
     dockerfile: Option<&Path>,
     context: &Path,
 ) -> Result<Option<(PathBuf, String)>, SourceError> {
-    let mut candidates = Vec::new();
-    if let Some(df) = dockerfile {
-        let mut name = df.as_os_str().to_owned();
-        name.push(".dockerignore");
-        candidates.push(PathBuf::from(name));
-    }
-    candidates.push(context.join(".dockerignore"));
+    let df = dockerfile.map(|p| p.to_string_lossy().into_owned());
+    let candidates = ignore_file_candidates(df.as_deref().unwrap_or(""))
+        .into_iter()
+        .map(|c| {
+            // The Dockerfile's own ignore file sits beside it; the generic one in the context.
+            if c == DOCKERIGNORE {
+                context.join(c)
+            } else {
+                PathBuf::from(c)
+            }
+        });
     for path in candidates {
         match std::fs::read_to_string(&path) {
             Ok(text) => return Ok(Some((path, text))),

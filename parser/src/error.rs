@@ -115,7 +115,8 @@ impl fmt::Display for ParseError {
             )?;
         }
         if let Some(help) = &d.help {
-            write!(f, "\n help: {help}")?;
+            // Continuation lines of a multi-line hint line up under its first line.
+            write!(f, "\n help: {}", help.replace('\n', "\n       "))?;
         }
         Ok(())
     }

@@ -11,8 +11,6 @@ pub enum CliError {
     Source(#[from] rbuild_builder::source::SourceError),
     #[error("writing output: {0}")]
     Io(#[from] io::Error),
-    #[error("{0}")]
-    Usage(String),
 }
 
 impl CliError {

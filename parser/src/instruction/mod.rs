@@ -133,6 +133,7 @@ impl Instruction {
 /// A value with the place in the Dockerfile it came from.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Located<T> {
+    #[serde(flatten)]
     pub inner: T,
     /// 1-based first and last line, heredoc bodies included.
     pub start_line: usize,

@@ -41,32 +41,8 @@ pub fn parse_i32(s: &str) -> Result<i32, IntError> {
     s.parse::<i32>().map_err(|_| IntError::Range(s.to_string()))
 }
 
-/// Go's `%q`: a double-quoted string with `"`, `\` and control characters escaped.
-/// BuildKit formats user values this way in its messages.
-pub fn quote(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() + 2);
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\t' => out.push_str("\\t"),
-            '\r' => out.push_str("\\r"),
-            c if c.is_control() => {
-                let code = u32::from(c);
-                if code < 0x100 {
-                    out.push_str(&format!("\\x{code:02x}"));
-                } else {
-                    out.push_str(&format!("\\u{code:04x}"));
-                }
-            }
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-    out
-}
+/// Go's `%q`, which BuildKit uses to show user values in its messages.
+pub use crate::syntax::go_quote as quote;
 
 #[cfg(test)]
 mod tests {

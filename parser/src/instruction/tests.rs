@@ -120,7 +120,7 @@ fn from_dockerfile_locates_each_instruction() {
     assert_eq!(typed[1].start_line, 2);
     assert_eq!(typed[1].span, Span { start: 12, end: 17 });
     let json = serde_json::to_value(&typed[1]).unwrap();
-    assert_eq!(json["inner"]["instruction"], "run");
+    assert_eq!(json["instruction"], "run");
     assert_eq!(json["start_line"], 2);
 
     let mut bad = df.clone();

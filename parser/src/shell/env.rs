@@ -103,12 +103,8 @@ mod tests {
         assert_eq!(h.lookup("X"), None);
         let b: BTreeMap<String, String> = [("K".to_string(), "v".to_string())].into();
         assert_eq!(b.lookup("K"), Some("v"));
-        let by_ref = &b;
-        assert_eq!(
-            Env::lookup(&by_ref, "K"),
-            Some("v"),
-            "through `impl Env for &T`"
-        );
+        let by_ref: &dyn Env = &&b; // the `&T` impl
+        assert_eq!(by_ref.lookup("K"), Some("v"));
         assert_eq!(EmptyEnv.lookup("K"), None);
     }
 }

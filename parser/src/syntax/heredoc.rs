@@ -13,7 +13,7 @@ use nom::{
     combinator::{all_consuming, opt},
 };
 
-use super::heredoc_lexer::{self, LexError, Mode};
+use crate::shell::{ExpandError, Lexer};
 
 /// A heredoc marker found on an instruction line.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -42,7 +42,7 @@ pub(super) enum HeredocError {
     Lex {
         /// The delimiter text, quoted like Go's `%q`.
         source_text: String,
-        error: LexError,
+        error: ExpandError,
     },
     #[error("internal lexing of heredoc produced inconsistent results: {0}")]
     Inconsistent(String),
@@ -53,11 +53,7 @@ pub(super) enum HeredocError {
 /// A line the lexer cannot split (an unclosed quote, say) has no heredocs, as in
 /// BuildKit, which ignores that error.
 pub(super) fn markers_in_line(line: &str) -> Result<Vec<Marker>, HeredocError> {
-    let raw = Mode {
-        raw_quotes: true,
-        raw_escapes: true,
-    };
-    let Ok(words) = heredoc_lexer::split(line, raw) else {
+    let Ok(words) = split(line, true, true) else {
         return Ok(Vec::new());
     };
     let mut markers = Vec::new();
@@ -67,6 +63,15 @@ pub(super) fn markers_in_line(line: &str) -> Result<Vec<Marker>, HeredocError> {
         }
     }
     Ok(markers)
+}
+
+/// Splits a line into shell words the way BuildKit looks for heredocs: escapes are
+/// always `\\` whatever `# escape=` says, and nothing is expanded.
+fn split(src: &str, raw_quotes: bool, raw_escapes: bool) -> Result<Vec<String>, ExpandError> {
+    Lexer::new('\\')
+        .raw_quotes(raw_quotes)
+        .raw_escapes(raw_escapes)
+        .split_words(src)
 }
 
 /// The parts of `^(\d*)<<(-?)\s*([^<]*)$`.
@@ -90,23 +95,17 @@ pub(super) fn parse_marker(word: &str) -> Result<Option<Marker>, HeredocError> {
     if rest.is_empty() {
         return Ok(None);
     }
-    let lex = |mode| {
-        heredoc_lexer::split(rest, mode).map_err(|error| HeredocError::Lex {
+    let lex = |raw_quotes| {
+        split(rest, raw_quotes, false).map_err(|error| HeredocError::Lex {
             source_text: super::dump::go_quote(rest),
             error,
         })
     };
-    let cooked = lex(Mode {
-        raw_quotes: false,
-        raw_escapes: false,
-    })?;
+    let cooked = lex(false)?;
     let [name] = cooked.as_slice() else {
         return Ok(None);
     };
-    let raw = lex(Mode {
-        raw_quotes: true,
-        raw_escapes: false,
-    })?;
+    let raw = lex(true)?;
     let [raw_name] = raw.as_slice() else {
         return Err(HeredocError::Inconsistent(rest.to_string()));
     };

@@ -6,7 +6,7 @@
 //! comments) → `directives` (`# syntax=`, `# escape=`, `# check=` at the top) →
 //! `flags` (keyword and `--flag` words) → `args` (each instruction's argument rule,
 //! with `words` and `json`) → `heredoc` (`<<EOF` markers, found with the shell-word
-//! rules of `heredoc_lexer`, and their bodies). `reader` drives them; `dump` prints
+//! splitter of [`crate::shell`], and their bodies). `reader` drives them; `dump` prints
 //! BuildKit's test format.
 //!
 //! Known differences from BuildKit, all on inputs BuildKit mishandles or refuses:
@@ -15,14 +15,15 @@
 //! type word are read as characters (BuildKit reads those bytes one by one, as
 //! Latin-1); chains of more than 32 ONBUILDs and `${…}` nested more than 64 deep on a
 //! heredoc line are refused rather than followed; `<<-` heredoc bodies are stored
-//! with their tabs already stripped (BuildKit strips them when it builds the step).
+//! with their tabs already stripped (BuildKit strips them when it builds the step);
+//! a `${…}` in a heredoc marker stays part of the delimiter (BuildKit's lexer reuses
+//! its word buffer there and loses the `<<`).
 
 mod args;
 mod directives;
 mod dump;
 mod flags;
 mod heredoc;
-mod heredoc_lexer;
 mod json;
 mod lines;
 mod node;

@@ -331,11 +331,15 @@ fn unterminated_heredoc_names_marker_and_line() {
 }
 
 #[test]
-fn nested_substitution_hides_a_heredoc_marker() {
-    // BuildKit's lexer shares one word buffer between nesting levels, so the `${…:-…}`
-    // wipes the `<<` in front of it and no heredoc is read.
-    let df = ok("FROM a\nRUN <<${a:-x}\nRUN <<${a}\n${a}\n");
-    assert!(df.nodes[1].heredocs.is_empty());
+fn substitution_in_a_marker_is_kept_as_written() {
+    // BuildKit's lexer shares one word buffer between nesting levels, so there a
+    // `${…:-…}` wipes the `<<` in front of it and no heredoc is read. We split with the
+    // shell module, which keeps the word whole: the delimiter is the text as written.
+    let df = ok("FROM a\nRUN <<${a:-x}\nbody\n${a:-x}\nRUN <<${a}\n${a}\n");
+    assert_eq!(
+        df.nodes[1].heredocs,
+        [doc("${a:-x}", "body\n", true, false, 0)]
+    );
     assert_eq!(df.nodes[2].heredocs, [doc("${a}", "", true, false, 0)]);
 }
 
