@@ -91,26 +91,7 @@ impl<'a> Planner<'a> {
         let waves = order::waves(&needed, &edges).ok_or_else(|| self.cycle_fallback())?;
 
         let mut declared: BTreeSet<String> = global_args.iter().map(|a| a.name.clone()).collect();
-        let mut inherit = Inheritance::new(&planned);
-        for (i, raw) in stages.iter().enumerate() {
-            let Some(stage) = planned.get_mut(i) else {
-                continue;
-            };
-            if !stage.needed {
-                stage.steps = raw.body.iter().map(unexpanded).collect();
-                continue;
-            }
-            let mut vars = match stage.base {
-                Base::Stage(j) => inherit.take(j),
-                _ => None,
-            }
-            .unwrap_or_else(|| self.image_vars(&stage.base));
-            vars.used_args.extend(stage.used_args.iter().cloned());
-            stage.steps = expand::expand_body(raw.body, &mut vars, &globals, &cx)?;
-            stage.used_args = vars.used_args.clone();
-            declared.extend(vars.args.iter().cloned());
-            inherit.keep(i, vars);
-        }
+        declared.extend(self.expand_needed(&mut planned, &globals, &cx)?);
 
         let unused_build_args = args::unconsumed(&self.opts.build_args, &declared);
         if !unused_build_args.is_empty() {
@@ -134,10 +115,43 @@ impl<'a> Planner<'a> {
         })
     }
 
+    /// Fills in the steps of every stage: expanded, in Dockerfile order (so a base
+    /// stage is done before the stages built on it), for the needed ones; as written for
+    /// the others. Returns the ARG names the needed stages declare.
+    fn expand_needed(
+        &self,
+        planned: &mut [Stage],
+        globals: &Scope,
+        cx: &Cx<'_>,
+    ) -> Result<BTreeSet<String>, Diagnostic> {
+        let mut declared = BTreeSet::new();
+        let mut inherit = Inheritance::new(planned);
+        for (i, raw) in self.split.stages.iter().enumerate() {
+            let Some(stage) = planned.get_mut(i) else {
+                continue;
+            };
+            if !stage.needed {
+                stage.steps = raw.body.iter().map(unexpanded).collect();
+                continue;
+            }
+            let mut vars = match stage.base {
+                Base::Stage(j) => inherit.take(j),
+                _ => None,
+            }
+            .unwrap_or_else(|| self.image_vars(&stage.base));
+            vars.used_args.extend(stage.used_args.iter().cloned());
+            stage.steps = expand::expand_body(raw.body, &mut vars, globals, cx)?;
+            stage.used_args = vars.used_args.clone();
+            declared.extend(vars.args.iter().cloned());
+            inherit.keep(i, vars);
+        }
+        Ok(declared)
+    }
+
     /// What `TARGETSTAGE` holds: the target's name, `default` for an unnamed target.
     fn target_name(&self) -> String {
         match &self.opts.target {
-            Some(t) => t.to_lowercase(),
+            Some(t) => t.clone(),
             None => self
                 .split
                 .stages
@@ -184,8 +198,9 @@ impl<'a> Planner<'a> {
             });
         }
         let base = graph::base_of(&expanded.from.image, i, &self.names);
-        let platform = match &expanded.from.platform {
-            Some(p) => Platform::parse(p).map_err(|e| {
+        let flag = match &expanded.from.platform {
+            None => None,
+            Some(p) => Some(Platform::parse(p).map_err(|e| {
                 let diag = Diagnostic::new(format!(
                     "failed to parse platform {}: {e}",
                     raw.from.platform.as_deref().unwrap_or(p)
@@ -195,13 +210,17 @@ impl<'a> Planner<'a> {
                     Some(h) => diag.with_help(h),
                     None => diag,
                 }
-            })?,
-            None => match base {
-                Base::Stage(j) => earlier.get(j).map(|s| s.platform.clone()),
-                _ => None,
-            }
-            .unwrap_or_else(|| self.opts.target_platform.clone()),
+            })?),
         };
+        // A stage built on another keeps that stage's platform, flag or not: BuildKit's
+        // `dispatchState.init` copies it from the base.
+        let inherited = match base {
+            Base::Stage(j) => earlier.get(j).map(|s| s.platform.clone()),
+            _ => None,
+        };
+        let platform = inherited
+            .or(flag)
+            .unwrap_or_else(|| self.opts.target_platform.clone());
         Ok(Stage {
             index: i,
             name: raw.from.alias.clone(),

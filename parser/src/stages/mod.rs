@@ -127,7 +127,7 @@ pub struct Stage {
     /// The FROM instruction with its base and platform expanded.
     pub from: String,
     pub base: Base,
-    /// `FROM --platform=`, else the base stage's platform, else the target platform.
+    /// The base stage's platform, else `FROM --platform=`, else the target platform.
     pub platform: Platform,
     /// Whether the target needs this stage. Only needed stages have their
     /// instructions expanded and their build arguments resolved.

@@ -135,7 +135,11 @@ fn target_stage_arg_names_the_target() {
     let df = "FROM a AS one\nARG TARGETSTAGE\nENV S=$TARGETSTAGE\nFROM a AS two\n";
     let mut o = opts(&[]);
     o.target = Some("ONE".into());
-    assert_eq!(texts(&plan_ok(df, &o), 0)[1], "ENV S=one");
+    assert_eq!(
+        texts(&plan_ok(df, &o), 0)[1],
+        "ENV S=ONE",
+        "as given, like BuildKit"
+    );
     let p = plan_ok("FROM a\nARG TARGETSTAGE\n", &opts(&[]));
     assert_eq!(texts(&p, 0), ["ARG TARGETSTAGE=default"]);
 }
@@ -319,11 +323,25 @@ fn undeclared_from_args_are_warned_about() {
 }
 
 #[test]
-fn platforms_come_from_flag_then_base_stage_then_target() {
-    let df = "FROM --platform=linux/arm/v7 img AS a\nFROM a AS b\nFROM img\nCOPY --from=b / /\n";
+fn platforms_come_from_base_stage_then_flag_then_target() {
+    let df = "FROM --platform=linux/arm/v7 img AS a\n\
+              FROM a AS b\n\
+              FROM --platform=linux/s390x a AS c\n\
+              FROM img\n\
+              COPY --from=b / /\n\
+              COPY --from=c / /\n";
     let p = plan_ok(df, &opts(&[]));
     let got: Vec<String> = p.stages.iter().map(|s| s.platform.to_string()).collect();
-    assert_eq!(got, ["linux/arm/v7", "linux/arm/v7", "linux/arm64"]);
+    assert_eq!(
+        got,
+        [
+            "linux/arm/v7",
+            "linux/arm/v7",
+            "linux/arm/v7",
+            "linux/arm64"
+        ],
+        "a stage keeps its base stage's platform"
+    );
 }
 
 #[test]
