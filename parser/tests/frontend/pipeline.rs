@@ -4,6 +4,7 @@ use std::collections::BTreeMap;
 
 use rbuild_parser::instruction;
 use rbuild_parser::shell::Lexer;
+use rbuild_parser::stages::{self, PlanOptions};
 use rbuild_parser::syntax;
 
 /// Parses, types and expands `src`; every error is an acceptable outcome, a panic is not.
@@ -22,5 +23,12 @@ pub fn run(src: &[u8]) {
         let mut expand = |w: &str| lexer.expand_word(w, &env).map(|e| e.value);
         let _ = located.inner.expand(&mut expand);
         let _ = serde_json::to_string(&located.inner);
+    }
+    let opts = PlanOptions {
+        build_args: [("A".to_string(), "1".to_string())].into(),
+        ..PlanOptions::default()
+    };
+    if let Ok(plan) = stages::plan(&df, text, &opts) {
+        let _ = serde_json::to_string(&plan);
     }
 }
