@@ -2,3 +2,7 @@
 //!
 //! Knows nothing of Dockerfiles or of the CLI.
 #![forbid(unsafe_code)]
+
+pub mod digest;
+
+pub use digest::{Digest, DigestError};
