@@ -158,15 +158,23 @@ fn kind_name(kind: EntryType) -> &'static str {
 impl Meta {
     fn read<R: Read>(entry: &mut tar::Entry<R>) -> Result<Meta, Fail> {
         let h = entry.header();
-        let bad = |what: &str, e: io::Error| Refusal::BadHeader(format!("{what}: {e}"));
+        let old = h.as_old();
+        // An empty field reads as 0, as Go's archive/tar (hence Docker) reads it; tar-rs
+        // would call it an error.
+        let number = |what: &str, field: &[u8], parsed: io::Result<u64>| {
+            if field.iter().all(|&b| b == 0 || b == b' ') {
+                return Ok(0);
+            }
+            parsed.map_err(|e| Refusal::BadHeader(format!("{what}: {e}")))
+        };
         let id = |what: &str, v: u64| {
             u32::try_from(v).map_err(|_| Refusal::BadHeader(format!("{what} {v} out of range")))
         };
         // PAX uid/gid records are already folded into the header by the tar crate.
-        let mode = h.mode().map_err(|e| bad("mode", e))? & 0o7777;
-        let uid = id("uid", h.uid().map_err(|e| bad("uid", e))?)?;
-        let gid = id("gid", h.gid().map_err(|e| bad("gid", e))?)?;
-        let mtime = h.mtime().map_err(|e| bad("mtime", e))?;
+        let mode = number("mode", &old.mode, h.mode().map(u64::from))? as u32 & 0o7777;
+        let uid = id("uid", number("uid", &old.uid, h.uid())?)?;
+        let gid = id("gid", number("gid", &old.gid, h.gid())?)?;
+        let mtime = number("mtime", &old.mtime, h.mtime())?;
         let mut mtime = TimeSpec::new(i64::try_from(mtime).unwrap_or(i64::MAX), 0);
         let mut xattrs = Vec::new();
         if let Some(pax) = entry
