@@ -39,7 +39,10 @@ pub(super) fn sample_layer() -> Vec<u8> {
     sudo.as_old_mut().linkname[..6].copy_from_slice(b"bin/su");
     t.push(sudo, b"");
     t.dir("home/");
-    t.push(with("home/user/", EntryType::Directory, 0o2750, 1000, T0 - 3), b"");
+    t.push(
+        with("home/user/", EntryType::Directory, 0o2750, 1000, T0 - 3),
+        b"",
+    );
     t.pax(&[
         (b"SCHILY.xattr.user.comment", b"hi there"),
         (b"SCHILY.xattr.trusted.rbuild", b"\x00\x01binary"),
@@ -103,8 +106,18 @@ fn extracts_every_kind_of_member() {
     scene.assert_confined();
     assert_eq!(got.diff_id, Digest::of(&tar));
     assert_eq!(got.tar_size, tar.len() as u64);
-    let files = ["su bin", "hello", "root:x:0:0::/root:/bin/sh\n", "kept", "long", "pax"];
-    assert_eq!(got.content_size, files.iter().map(|f| f.len() as u64).sum::<u64>());
+    let files = [
+        "su bin",
+        "hello",
+        "root:x:0:0::/root:/bin/sh\n",
+        "kept",
+        "long",
+        "pax",
+    ];
+    assert_eq!(
+        got.content_size,
+        files.iter().map(|f| f.len() as u64).sum::<u64>()
+    );
     assert_eq!(got.entries, 27);
 
     let l = listing(&scene.dest);
@@ -118,8 +131,15 @@ fn extracts_every_kind_of_member() {
     assert_eq!(node(&l, "bin/sudo").hardlink_of.as_deref(), Some("bin/su"));
 
     let user = node(&l, "home/user");
-    assert_eq!((user.kind, user.mode, user.uid, user.gid), ("dir", 0o2750, 1000, 1000));
-    assert_eq!(user.mtime, ((T0 - 3) as i64, 0), "dir mtime set after its children");
+    assert_eq!(
+        (user.kind, user.mode, user.uid, user.gid),
+        ("dir", 0o2750, 1000, 1000)
+    );
+    assert_eq!(
+        user.mtime,
+        ((T0 - 3) as i64, 0),
+        "dir mtime set after its children"
+    );
     let notes = node(&l, "home/user/notes");
     assert_eq!((notes.mode, notes.uid, notes.gid), (0o640, 1000, 1000));
     assert_eq!(notes.mtime, ((T0 - 4) as i64, 0));
@@ -135,12 +155,19 @@ fn extracts_every_kind_of_member() {
     assert_eq!((tmp.kind, tmp.mode), ("dir", 0o1777));
 
     let passwd = node(&l, "etc/passwd");
-    assert_eq!(passwd.kind, "file", "a whiteout does not hide its own layer's file");
+    assert_eq!(
+        passwd.kind, "file",
+        "a whiteout does not hide its own layer's file"
+    );
     let shadow = node(&l, "etc/shadow");
     assert_eq!((shadow.kind, shadow.rdev, shadow.mode), ("char", (0, 0), 0));
     let localtime = node(&l, "etc/localtime");
     assert_eq!(localtime.link.as_deref(), Some("/usr/share/zoneinfo/UTC"));
-    assert_eq!(localtime.mtime, ((T0 - 5) as i64, 0), "symlink mtime, not its target's");
+    assert_eq!(
+        localtime.mtime,
+        ((T0 - 5) as i64, 0),
+        "symlink mtime, not its target's"
+    );
     assert_eq!(node(&l, "etc/su").link.as_deref(), Some("../bin/su"));
 
     let fifo = node(&l, "run/fifo");
@@ -150,9 +177,15 @@ fn extracts_every_kind_of_member() {
     assert_eq!(node(&l, "dev/tty").rdev, (5, 0));
 
     let opq = node(&l, "opq");
-    assert_eq!(opq.xattrs, [("trusted.overlay.opaque".to_string(), b"y".to_vec())]);
+    assert_eq!(
+        opq.xattrs,
+        [("trusted.overlay.opaque".to_string(), b"y".to_vec())]
+    );
     assert_eq!(node(&l, "opq/keep").content, Some(Digest::of(b"kept")));
-    assert!(!l.iter().any(|n| n.path.contains(".wh.")), "no .wh. names on disk");
+    assert!(
+        !l.iter().any(|n| n.path.contains(".wh.")),
+        "no .wh. names on disk"
+    );
 
     assert_eq!(long_file().len(), 300);
     assert_eq!(node(&l, &long_file()).content, Some(Digest::of(b"long")));

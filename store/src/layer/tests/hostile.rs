@@ -15,7 +15,9 @@ fn refused(tar: &RawTar, member: &str) -> Refusal {
     let mut full = bytes;
     full.extend_from_slice(&[0; 1024]);
     let scene = Scene::new();
-    let err = scene.extract(&full).expect_err("a hostile tar was accepted");
+    let err = scene
+        .extract(&full)
+        .expect_err("a hostile tar was accepted");
     scene.assert_confined();
     let message = err.to_string();
     assert!(
@@ -219,10 +221,7 @@ fn dangerous_devices_are_refused() {
 
     let mut t = RawTar::new();
     t.device("c", EntryType::Char, 8, 0);
-    assert_eq!(
-        refused(&t, "c"),
-        Refusal::CharDevice { major: 8, minor: 0 }
-    );
+    assert_eq!(refused(&t, "c"), Refusal::CharDevice { major: 8, minor: 0 });
 
     let mut t = RawTar::new();
     t.device("mem", EntryType::Char, 1, 1);

@@ -59,16 +59,27 @@ impl Scene {
     /// Nothing was written beside `dest`.
     pub fn assert_confined(&self) {
         let canary: Vec<_> = fs::read_dir(&self.canary).unwrap().collect();
-        assert!(canary.is_empty(), "the canary dir was written to: {canary:?}");
+        assert!(
+            canary.is_empty(),
+            "the canary dir was written to: {canary:?}"
+        );
         let mut names: Vec<_> = fs::read_dir(self.tmp.path())
             .unwrap()
             .map(|e| e.unwrap().file_name())
             .collect();
         names.sort();
-        assert_eq!(names, ["canary", "dest", "outside"], "something appeared beside dest");
+        assert_eq!(
+            names,
+            ["canary", "dest", "outside"],
+            "something appeared beside dest"
+        );
         let outside = self.tmp.path().join("outside");
         assert_eq!(fs::read(&outside).unwrap(), b"outside");
-        assert_eq!(fs::metadata(&outside).unwrap().nlink(), 1, "outside got linked");
+        assert_eq!(
+            fs::metadata(&outside).unwrap().nlink(),
+            1,
+            "outside got linked"
+        );
     }
 }
 
@@ -107,7 +118,12 @@ impl RawTar {
     }
 
     pub fn file(&mut self, name: &str, data: &[u8]) -> &mut RawTar {
-        let h = Self::header(name.as_bytes(), EntryType::Regular, 0o644, data.len() as u64);
+        let h = Self::header(
+            name.as_bytes(),
+            EntryType::Regular,
+            0o644,
+            data.len() as u64,
+        );
         self.push(h, data)
     }
 
@@ -141,7 +157,12 @@ impl RawTar {
     /// A PAX extended header describing the next member.
     pub fn pax(&mut self, records: &[(&[u8], &[u8])]) -> &mut RawTar {
         let data: Vec<u8> = records.iter().flat_map(|(k, v)| pax_record(k, v)).collect();
-        let h = Self::header(b"PaxHeaders/x", EntryType::XHeader, 0o644, data.len() as u64);
+        let h = Self::header(
+            b"PaxHeaders/x",
+            EntryType::XHeader,
+            0o644,
+            data.len() as u64,
+        );
         self.push(h, &data)
     }
 
@@ -158,7 +179,10 @@ pub(super) struct ShortReads<R> {
 
 impl<R> ShortReads<R> {
     pub fn new(inner: R) -> Self {
-        ShortReads { inner, state: 12345 }
+        ShortReads {
+            inner,
+            state: 12345,
+        }
     }
 }
 
@@ -280,7 +304,9 @@ pub(super) fn members(tar: &[u8]) -> Vec<(String, EntryType)> {
         .unwrap()
         .map(|e| {
             let e = e.unwrap();
-            let name = OsStr::from_bytes(&e.path_bytes()).to_string_lossy().into_owned();
+            let name = OsStr::from_bytes(&e.path_bytes())
+                .to_string_lossy()
+                .into_owned();
             (name, e.header().entry_type())
         })
         .collect()
