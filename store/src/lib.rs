@@ -4,5 +4,6 @@
 #![forbid(unsafe_code)]
 
 pub mod digest;
+pub mod layer;
 
 pub use digest::{Digest, DigestError};
