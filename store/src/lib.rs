@@ -4,5 +4,7 @@
 #![forbid(unsafe_code)]
 
 pub mod digest;
+pub mod reference;
 
 pub use digest::{Digest, DigestError};
+pub use reference::{ImageRef, ReferenceError};
