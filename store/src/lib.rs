@@ -3,8 +3,10 @@
 //! Knows nothing of Dockerfiles or of the CLI.
 #![forbid(unsafe_code)]
 
+pub mod config;
 pub mod digest;
 pub mod reference;
 
+pub use config::ImageConfig;
 pub use digest::{Digest, DigestError};
 pub use reference::{ImageRef, ReferenceError};
