@@ -11,7 +11,7 @@
 //! printing a whole list or map shows gtmpl's debug form, not Go's `[a b]` (use `join`
 //! or `json`); `range` over a map is not in key order.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 use gtmpl::{Context, Func, FuncError, Template as Gtmpl};
 use gtmpl_value::{Number, Value};
@@ -123,7 +123,15 @@ fn to_json(value: &Value) -> Json {
         Value::Number(n) => number_to_json(n),
         Value::Array(a) => Json::Array(a.iter().map(to_json).collect()),
         Value::Object(o) | Value::Map(o) => {
-            Json::Object(o.iter().map(|(k, v)| (k.clone(), to_json(v))).collect())
+            // Sorted here, not by serde_json's Map: with its `preserve_order` feature on
+            // anywhere in the build, the hash map's random order would leak out.
+            let sorted: BTreeMap<&String, &Value> = o.iter().collect();
+            Json::Object(
+                sorted
+                    .into_iter()
+                    .map(|(k, v)| (k.clone(), to_json(v)))
+                    .collect(),
+            )
         }
     }
 }
