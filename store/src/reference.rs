@@ -118,10 +118,12 @@ impl ImageRef {
         &self.repository
     }
 
+    /// The tag, only when one was written or added by [`ImageRef::with_default_tag`].
     pub fn tag(&self) -> Option<&str> {
         self.tag.as_deref()
     }
 
+    /// The digest pinned with `@sha256:…`, if any.
     pub fn digest(&self) -> Option<&Digest> {
         self.digest.as_ref()
     }
