@@ -3,7 +3,28 @@
 //! Knows nothing of Dockerfiles or of the CLI.
 #![forbid(unsafe_code)]
 
+pub mod archive;
+pub mod blobs;
+pub mod check;
+pub mod config;
+pub mod db;
 pub mod digest;
+mod error;
+pub mod fsutil;
+pub mod gc;
+pub mod images;
+pub mod import;
 pub mod layer;
+pub mod lock;
+pub mod platform;
+pub mod reference;
+pub mod remove;
+mod store;
+pub mod unpack;
 
+pub use config::ImageConfig;
 pub use digest::{Digest, DigestError};
+pub use error::StoreError;
+pub use images::{ImageRecord, NewImage};
+pub use reference::{ImageRef, ReferenceError};
+pub use store::Store;
