@@ -218,10 +218,7 @@ impl<R: Read> Verifying<R> {
         if actual != self.expected {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidData,
-                format!(
-                    "digest mismatch: expected {}, got {actual}",
-                    self.expected
-                ),
+                format!("digest mismatch: expected {}, got {actual}", self.expected),
             ));
         }
         Ok(())
@@ -267,7 +264,10 @@ mod tests {
             "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855",
             "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b85",
         ] {
-            assert!(matches!(bad.parse::<Digest>(), Err(DigestError::Format(_))), "{bad}");
+            assert!(
+                matches!(bad.parse::<Digest>(), Err(DigestError::Format(_))),
+                "{bad}"
+            );
         }
         assert!(matches!(
             "sha512:abcd".parse::<Digest>(),

@@ -1,0 +1,237 @@
+//! Writing images as one tar that Docker, skopeo and umoci all read.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::{self, Write};
+
+use oci_spec::image::{
+    DescriptorBuilder, ImageIndexBuilder, ImageManifestBuilder, MediaType, SCHEMA_VERSION,
+};
+
+use super::{ANNOTATION_IMAGE_NAME, ANNOTATION_REF_NAME, ArchiveError, DockerManifestEntry};
+use crate::digest::Digest;
+use crate::error::StoreError;
+use crate::images::ImageRecord;
+use crate::reference::ImageRef;
+use crate::store::Store;
+
+/// One image to save, with the names to record for it (none when saved by ID).
+#[derive(Debug, Clone)]
+pub struct SaveRequest {
+    pub image: ImageRecord,
+    pub names: Vec<ImageRef>,
+}
+
+/// A layer's blob as it goes into the archive.
+struct LayerBlob {
+    digest: Digest,
+    media_type: String,
+    size: u64,
+}
+
+/// Writes `images` to `out` as a Docker archive + OCI layout tar. Entries are sorted
+/// within each part and carry fixed metadata, so the same images give the same bytes.
+pub fn save(store: &Store, images: &[SaveRequest], out: impl Write) -> Result<(), ArchiveError> {
+    let mut blobs: BTreeSet<Digest> = BTreeSet::new();
+    let mut small: BTreeMap<Digest, Vec<u8>> = BTreeMap::new();
+    let mut docker_manifest = Vec::new();
+    let mut repositories: BTreeMap<String, BTreeMap<String, String>> = BTreeMap::new();
+    let mut index_entries = Vec::new();
+
+    for req in images {
+        let img = &req.image;
+        let config = store.config_bytes(&img.id)?;
+        let mut layers = Vec::new();
+        for diff_id in &img.layers {
+            layers.push(layer_blob(store, diff_id)?);
+        }
+        let manifest = ImageManifestBuilder::default()
+            .schema_version(SCHEMA_VERSION)
+            .media_type(MediaType::ImageManifest)
+            .config(
+                DescriptorBuilder::default()
+                    .media_type(MediaType::ImageConfig)
+                    .digest(oci_spec::image::Digest::from(&img.id))
+                    .size(config.len() as u64)
+                    .build()
+                    .map_err(spec_err)?,
+            )
+            .layers(
+                layers
+                    .iter()
+                    .map(|l| {
+                        DescriptorBuilder::default()
+                            .media_type(MediaType::from(l.media_type.as_str()))
+                            .digest(oci_spec::image::Digest::from(&l.digest))
+                            .size(l.size)
+                            .build()
+                    })
+                    .collect::<Result<Vec<_>, _>>()
+                    .map_err(spec_err)?,
+            )
+            .build()
+            .map_err(spec_err)?;
+        let manifest_bytes = serde_json::to_vec(&manifest).map_err(json_err)?;
+        let manifest_digest = Digest::of(&manifest_bytes);
+        let descriptor = |annotations: Option<std::collections::HashMap<String, String>>| {
+            let mut b = DescriptorBuilder::default()
+                .media_type(MediaType::ImageManifest)
+                .digest(oci_spec::image::Digest::from(&manifest_digest))
+                .size(manifest_bytes.len() as u64);
+            if let Some(a) = annotations {
+                b = b.annotations(a);
+            }
+            b.build().map_err(spec_err)
+        };
+        if req.names.is_empty() {
+            index_entries.push(descriptor(None)?);
+        }
+        for name in &req.names {
+            let mut a = std::collections::HashMap::new();
+            a.insert(ANNOTATION_IMAGE_NAME.to_string(), name.to_string());
+            if let Some(tag) = name.tag() {
+                a.insert(ANNOTATION_REF_NAME.to_string(), tag.to_string());
+                if let Some(top) = layers.last() {
+                    repositories
+                        .entry(name.familiar_name())
+                        .or_default()
+                        .insert(tag.to_string(), top.digest.hex().to_string());
+                }
+            }
+            index_entries.push(descriptor(Some(a))?);
+        }
+        docker_manifest.push(DockerManifestEntry {
+            config: blob_path(&img.id),
+            repo_tags: req
+                .names
+                .iter()
+                .filter(|n| n.tag().is_some())
+                .map(|n| n.familiar())
+                .collect(),
+            layers: layers.iter().map(|l| blob_path(&l.digest)).collect(),
+        });
+        small.insert(img.id.clone(), config);
+        small.insert(manifest_digest, manifest_bytes);
+        blobs.extend(layers.into_iter().map(|l| l.digest));
+    }
+
+    let index = ImageIndexBuilder::default()
+        .schema_version(SCHEMA_VERSION)
+        .media_type(MediaType::ImageIndex)
+        .manifests(index_entries)
+        .build()
+        .map_err(spec_err)?;
+
+    let mut tar = tar::Builder::new(out);
+    let io = |e: io::Error| ArchiveError::Malformed(format!("writing the archive: {e}"));
+    append_dir(&mut tar, "blobs/").map_err(io)?;
+    append_dir(&mut tar, "blobs/sha256/").map_err(io)?;
+    let mut all: BTreeSet<Digest> = blobs.clone();
+    all.extend(small.keys().cloned());
+    for d in &all {
+        let path = blob_path(d);
+        if let Some(bytes) = small.get(d) {
+            append_file(&mut tar, &path, bytes.len() as u64, &bytes[..]).map_err(io)?;
+        } else {
+            let size = store.blobs().size(d)?;
+            let f = store.blobs().open(d)?;
+            // Verify as we copy: a damaged blob must not leave in an archive unnoticed.
+            let reader = crate::digest::Verifying::new(
+                io::BufReader::with_capacity(1 << 20, f),
+                d.clone(),
+                Some(size),
+            );
+            append_file(&mut tar, &path, size, reader)
+                .map_err(|e| ArchiveError::Malformed(format!("blob {d}: {e}")))?;
+        }
+    }
+    let index_bytes = serde_json::to_vec(&index).map_err(json_err)?;
+    append_file(
+        &mut tar,
+        "index.json",
+        index_bytes.len() as u64,
+        &index_bytes[..],
+    )
+    .map_err(io)?;
+    let manifest_json = serde_json::to_vec(&docker_manifest).map_err(json_err)?;
+    append_file(
+        &mut tar,
+        "manifest.json",
+        manifest_json.len() as u64,
+        &manifest_json[..],
+    )
+    .map_err(io)?;
+    let layout = br#"{"imageLayoutVersion":"1.0.0"}"#;
+    append_file(&mut tar, "oci-layout", layout.len() as u64, &layout[..]).map_err(io)?;
+    if !repositories.is_empty() {
+        let repos = serde_json::to_vec(&repositories).map_err(json_err)?;
+        append_file(&mut tar, "repositories", repos.len() as u64, &repos[..]).map_err(io)?;
+    }
+    tar.into_inner().map_err(io)?.flush().map_err(io)?;
+    Ok(())
+}
+
+/// The blob that holds a layer, made from its tree if none exists yet (a layer built
+/// here); plain tars first, as `docker save` writes.
+fn layer_blob(store: &Store, diff_id: &Digest) -> Result<LayerBlob, ArchiveError> {
+    let known = store.layer_blobs(diff_id)?;
+    if let Some((digest, media_type, size)) = known
+        .into_iter()
+        .find(|(d, _, _)| store.blobs().contains(d))
+    {
+        return Ok(LayerBlob {
+            digest,
+            media_type,
+            size,
+        });
+    }
+    let (digest, media_type, size) = store.make_layer_blob(diff_id)?;
+    Ok(LayerBlob {
+        digest,
+        media_type,
+        size,
+    })
+}
+
+fn blob_path(d: &Digest) -> String {
+    format!("blobs/sha256/{}", d.hex())
+}
+
+fn header(path: &str, size: u64, ty: tar::EntryType, mode: u32) -> tar::Header {
+    let mut h = tar::Header::new_ustar();
+    h.set_entry_type(ty);
+    h.set_size(size);
+    h.set_mode(mode);
+    h.set_uid(0);
+    h.set_gid(0);
+    h.set_mtime(0);
+    // Paths here are short and ASCII: blobs/sha256/<64 hex> fits ustar's 100 bytes.
+    let _ = h.set_path(path);
+    h.set_cksum();
+    h
+}
+
+fn append_dir<W: Write>(tar: &mut tar::Builder<W>, path: &str) -> io::Result<()> {
+    let h = header(path, 0, tar::EntryType::Directory, 0o755);
+    tar.append(&h, io::empty())
+}
+
+fn append_file<W: Write>(
+    tar: &mut tar::Builder<W>,
+    path: &str,
+    size: u64,
+    r: impl io::Read,
+) -> io::Result<()> {
+    let h = header(path, size, tar::EntryType::Regular, 0o644);
+    tar.append(&h, r)
+}
+
+fn spec_err(e: oci_spec::OciSpecError) -> ArchiveError {
+    ArchiveError::Malformed(format!("building OCI metadata: {e}"))
+}
+
+fn json_err(e: serde_json::Error) -> ArchiveError {
+    ArchiveError::Store(StoreError::Io {
+        what: "encoding JSON".into(),
+        source: e.into(),
+    })
+}

@@ -1,0 +1,152 @@
+//! The metadata database: SQLite in WAL mode, so readers never wait for a writer and a
+//! crash loses at most the transaction under way. Files (blobs, layer trees) are
+//! written before the rows that name them and deleted after, so a row always points at
+//! something whole.
+
+use std::path::Path;
+use std::time::Duration;
+
+use rusqlite::Connection;
+
+/// Schema versions, applied in order; `PRAGMA user_version` records how far a store is.
+const MIGRATIONS: &[&str] = &[
+    // 1: images, tags, layers.
+    "
+    CREATE TABLE layers (
+        diff_id    TEXT PRIMARY KEY,       -- sha256 of the uncompressed tar
+        size       INTEGER NOT NULL,       -- bytes of regular files: Docker's layer size
+        tar_size   INTEGER NOT NULL,       -- bytes of the uncompressed tar
+        created_at INTEGER NOT NULL        -- unix seconds, when stored here
+    );
+    -- Blobs known to hold a layer: the compressed or plain tar as it was received or made.
+    CREATE TABLE layer_blobs (
+        diff_id    TEXT NOT NULL REFERENCES layers(diff_id) ON DELETE CASCADE,
+        digest     TEXT NOT NULL,
+        media_type TEXT NOT NULL,
+        size       INTEGER NOT NULL,
+        PRIMARY KEY (diff_id, digest)
+    );
+    CREATE TABLE images (
+        id         TEXT PRIMARY KEY,       -- config digest: Docker's image ID
+        parent     TEXT,                   -- image this one was built or committed on
+        created    INTEGER NOT NULL,       -- unix seconds from the config (0 if none)
+        stored_at  INTEGER NOT NULL,       -- unix seconds, when stored here
+        size       INTEGER NOT NULL,       -- sum of its layers' sizes
+        manifest   TEXT                    -- a manifest blob known for it, if any
+    );
+    CREATE INDEX images_parent ON images(parent);
+    CREATE TABLE image_layers (
+        image_id   TEXT NOT NULL REFERENCES images(id) ON DELETE CASCADE,
+        position   INTEGER NOT NULL,
+        diff_id    TEXT NOT NULL REFERENCES layers(diff_id),
+        PRIMARY KEY (image_id, position)
+    );
+    CREATE INDEX image_layers_diff ON image_layers(diff_id);
+    -- name:tag (canonical, docker.io/library/x:latest) and name@digest references.
+    CREATE TABLE refs (
+        name       TEXT PRIMARY KEY,
+        image_id   TEXT NOT NULL REFERENCES images(id) ON DELETE CASCADE,
+        is_digest  INTEGER NOT NULL DEFAULT 0
+    );
+    CREATE INDEX refs_image ON refs(image_id);
+    ",
+];
+
+#[derive(Debug, thiserror::Error)]
+pub enum DbError {
+    #[error("metadata database {path}: {source}")]
+    Open {
+        path: String,
+        #[source]
+        source: rusqlite::Error,
+    },
+    #[error(
+        "metadata database {path} has schema version {found}, newer than this rbuild knows ({known}); upgrade rbuild"
+    )]
+    TooNew {
+        path: String,
+        found: i64,
+        known: usize,
+    },
+}
+
+/// Opens (creating and migrating) the database at `path`.
+pub fn open(path: &Path) -> Result<Connection, DbError> {
+    let err = |source| DbError::Open {
+        path: path.display().to_string(),
+        source,
+    };
+    let mut conn = Connection::open(path).map_err(err)?;
+    // Concurrent rbuild processes wait for each other's short write transactions.
+    conn.busy_timeout(Duration::from_secs(60)).map_err(err)?;
+    conn.pragma_update(None, "journal_mode", "WAL")
+        .map_err(err)?;
+    conn.pragma_update(None, "synchronous", "FULL")
+        .map_err(err)?;
+    conn.pragma_update(None, "foreign_keys", "ON")
+        .map_err(err)?;
+    migrate(&mut conn).map_err(|e| match e {
+        MigrateError::Sql(source) => err(source),
+        MigrateError::TooNew(found) => DbError::TooNew {
+            path: path.display().to_string(),
+            found,
+            known: MIGRATIONS.len(),
+        },
+    })?;
+    Ok(conn)
+}
+
+enum MigrateError {
+    Sql(rusqlite::Error),
+    TooNew(i64),
+}
+
+fn migrate(conn: &mut Connection) -> Result<(), MigrateError> {
+    // IMMEDIATE: two processes opening a new store at once must not both migrate.
+    let tx = conn
+        .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+        .map_err(MigrateError::Sql)?;
+    let version: i64 = tx
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .map_err(MigrateError::Sql)?;
+    if version > MIGRATIONS.len() as i64 {
+        return Err(MigrateError::TooNew(version));
+    }
+    for (i, sql) in MIGRATIONS.iter().enumerate().skip(version as usize) {
+        tx.execute_batch(sql).map_err(MigrateError::Sql)?;
+        tx.pragma_update(None, "user_version", (i + 1) as i64)
+            .map_err(MigrateError::Sql)?;
+    }
+    tx.commit().map_err(MigrateError::Sql)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn opens_twice_and_migrates_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("metadata.db");
+        open(&p).unwrap();
+        let c = open(&p).unwrap();
+        let v: i64 = c
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(v, MIGRATIONS.len() as i64);
+        let mode: String = c
+            .query_row("PRAGMA journal_mode", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(mode, "wal");
+    }
+
+    #[test]
+    fn refuses_a_newer_schema() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("metadata.db");
+        let c = open(&p).unwrap();
+        c.pragma_update(None, "user_version", 99).unwrap();
+        drop(c);
+        assert!(matches!(open(&p), Err(DbError::TooNew { found: 99, .. })));
+    }
+}

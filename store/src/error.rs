@@ -1,0 +1,47 @@
+//! The store's error type: every variant names what it was about (an image, a digest,
+//! a file), because the CLI prints it as the whole explanation.
+
+use std::io;
+
+use crate::blobs::BlobError;
+use crate::db::DbError;
+use crate::digest::Digest;
+use crate::layer::LayerError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("No such image: {0}")]
+    NoSuchImage(String),
+    #[error("{0}")]
+    Ambiguous(String),
+    #[error("conflict: {0}")]
+    Conflict(String),
+    #[error(transparent)]
+    Blob(#[from] BlobError),
+    #[error(transparent)]
+    Layer(#[from] LayerError),
+    #[error(transparent)]
+    Db(#[from] DbError),
+    #[error("metadata database: {0}")]
+    Sql(#[from] rusqlite::Error),
+    #[error("{what}: {source}")]
+    Io {
+        what: String,
+        #[source]
+        source: io::Error,
+    },
+    #[error("image config {digest}: {reason}")]
+    BadConfig { digest: Digest, reason: String },
+    #[error("layer {diff_id} is not in the store")]
+    MissingLayer { diff_id: Digest },
+    #[error(
+        "layer diff ID mismatch for {what}: the config says {expected}, the content is {actual}"
+    )]
+    DiffIdMismatch {
+        what: String,
+        expected: Digest,
+        actual: Digest,
+    },
+    #[error("invalid reference {0}")]
+    Reference(String),
+}

@@ -1,0 +1,127 @@
+//! The store end to end through its library API: import, name, save, load into another
+//! store, remove, collect, check.
+
+use std::io::Cursor;
+
+use rbuild_store::import::ImportOptions;
+use rbuild_store::remove::Removed;
+use rbuild_store::{ImageRef, Store};
+
+fn require_root() {
+    assert!(
+        nix::unistd::geteuid().is_root(),
+        "this test needs root (layers hold overlay whiteouts and owners); run the suite as root"
+    );
+}
+
+fn rootfs_tar(marker: &str) -> Vec<u8> {
+    let mut b = tar::Builder::new(Vec::new());
+    let mut add = |path: &str, data: &[u8], mode: u32| {
+        let mut h = tar::Header::new_gnu();
+        h.set_size(data.len() as u64);
+        h.set_mode(mode);
+        h.set_mtime(1_700_000_000);
+        h.set_entry_type(tar::EntryType::Regular);
+        b.append_data(&mut h, path, data).unwrap();
+    };
+    add("etc/hostname", marker.as_bytes(), 0o644);
+    add("bin/tool", b"#!/bin/sh\necho hi\n", 0o755);
+    b.into_inner().unwrap()
+}
+
+fn name(s: &str) -> ImageRef {
+    ImageRef::parse(s).unwrap().with_default_tag()
+}
+
+#[test]
+fn import_save_load_remove() {
+    require_root();
+    let a_dir = tempfile::tempdir().unwrap();
+    let b_dir = tempfile::tempdir().unwrap();
+    let a = Store::open(a_dir.path()).unwrap();
+    let id = a
+        .import(
+            Cursor::new(rootfs_tar("one")),
+            "-",
+            ImportOptions::default(),
+        )
+        .unwrap();
+    assert_eq!(a.tag(&id, &name("demo:1")).unwrap(), None);
+    a.tag(&id, &name("demo:2")).unwrap();
+    let img = a.resolve("demo:1").unwrap();
+    assert_eq!(img.id, id);
+    assert_eq!(img.tags.len(), 2);
+    assert_eq!(a.resolve(&id.hex()[..8]).unwrap().id, id);
+    assert!(
+        a.resolve("nope")
+            .unwrap_err()
+            .to_string()
+            .contains("No such image: nope:latest")
+    );
+    let layer_dir = a.layer_dir(&img.layers[0]);
+    assert_eq!(
+        std::fs::read_to_string(layer_dir.join("etc/hostname")).unwrap(),
+        "one"
+    );
+
+    let mut archive = Vec::new();
+    rbuild_store::archive::save(
+        &a,
+        &[rbuild_store::archive::SaveRequest {
+            image: img.clone(),
+            names: img.tags.clone(),
+        }],
+        &mut archive,
+    )
+    .unwrap();
+    let b = Store::open(b_dir.path()).unwrap();
+    let loaded = rbuild_store::archive::load_reader(&b, Cursor::new(&archive), "-").unwrap();
+    assert_eq!(loaded.len(), 1);
+    assert_eq!(loaded[0].id, id, "same config digest after save/load");
+    assert_eq!(b.resolve("demo:2").unwrap().id, id);
+    assert!(b.check().unwrap().is_clean());
+
+    // Removing one of two tags only untags.
+    let removed = a.remove_image("demo:1", false, true).unwrap();
+    assert_eq!(removed, vec![Removed::Untagged(name("demo:1"))]);
+    // The last tag deletes the image; GC then frees its layer.
+    let removed = a.remove_image("demo:2", false, true).unwrap();
+    assert_eq!(
+        removed,
+        vec![
+            Removed::Untagged(name("demo:2")),
+            Removed::Deleted(id.clone())
+        ]
+    );
+    let gc = a.collect_garbage().unwrap();
+    assert!(gc.reclaimed > 0);
+    assert!(!layer_dir.exists());
+    let report = a.check().unwrap();
+    assert!(report.is_clean(), "{:?}", report.problems);
+    assert!(report.reclaimable.is_empty(), "{:?}", report.reclaimable);
+}
+
+#[test]
+fn id_with_two_tags_needs_force() {
+    require_root();
+    let dir = tempfile::tempdir().unwrap();
+    let s = Store::open(dir.path()).unwrap();
+    let id = s
+        .import(
+            Cursor::new(rootfs_tar("two")),
+            "-",
+            ImportOptions::default(),
+        )
+        .unwrap();
+    s.tag(&id, &name("x:1")).unwrap();
+    s.tag(&id, &name("y:1")).unwrap();
+    let err = s.remove_image(id.short(), false, true).unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("(must be forced) - image is referenced in multiple repositories"),
+        "{err}"
+    );
+    let removed = s.remove_image(id.short(), true, true).unwrap();
+    assert_eq!(removed.len(), 3, "{removed:?}");
+    assert!(s.images().unwrap().is_empty());
+}
