@@ -99,15 +99,15 @@ pub(super) fn parse_copy(cx: &Ctx<'_>) -> Result<Copy, Diagnostic> {
     let flags = cx.flags(COPY_FLAGS)?;
     let sources = sources(cx, "COPY")?;
     let from = non_empty(flags.string("from"));
-    if let Some(from) = &from {
-        if changes_under_expansion(from) {
-            return Err(cx
+    if let Some(from) = &from
+        && changes_under_expansion(from)
+    {
+        return Err(cx
                 .error_at_flag(
                     "--from",
                     "variable expansion is not supported for --from, define a new stage with FROM using ARG from global scope as a workaround",
                 )
                 .with_help("ARG IMAGE=...\nFROM ${IMAGE} AS src\nCOPY --from=src ..."));
-        }
     }
     Ok(Copy {
         srcs: sources.srcs,

@@ -228,10 +228,10 @@ pub fn split_fields(spec: &str) -> Result<Vec<MountField>, MountError> {
 /// the stage graph is built before any variable is known. A trailing `$` is literal.
 pub fn check_unexpanded(fields: &[MountField]) -> Result<(), MountError> {
     for field in fields {
-        if let (Some(value), "from") = (&field.value, field.key.as_str()) {
-            if value.find('$').is_some_and(|i| i + 1 != value.len()) {
-                return Err(MountError::FromVariable);
-            }
+        if let (Some(value), "from") = (&field.value, field.key.as_str())
+            && value.find('$').is_some_and(|i| i + 1 != value.len())
+        {
+            return Err(MountError::FromVariable);
         }
     }
     Ok(())

@@ -188,12 +188,11 @@ pub fn contains_vars(word: &str, escape: char) -> bool {
             }
         } else if ch == '"' {
             in_double = !in_double;
-        } else if ch == '$' {
-            if let Some(&next) = chars.peek() {
-                if next == '{' || is_name_char(next) || is_special_param(next) {
-                    return true;
-                }
-            }
+        } else if ch == '$'
+            && let Some(&next) = chars.peek()
+            && (next == '{' || is_name_char(next) || is_special_param(next))
+        {
+            return true;
         }
     }
     false

@@ -470,11 +470,10 @@ proptest! {
                 (Err(a), Err(b)) => prop_assert_eq!(a, b),
                 _ => prop_assert!(false, "modes disagree on {:?}: {:?} vs {:?}", input, one, many),
             }
-            if !contains_vars(&input, escape) {
-                if let Ok(a) = &one {
+            if !contains_vars(&input, escape)
+                && let Ok(a) = &one {
                     prop_assert!(a.used.is_empty() && a.unset.is_empty(), "{:?}", input);
                 }
-            }
             let _ = lexer.keep_unset(true).raw_quotes(true).raw_escapes(true).split_words(&input);
         }
     }

@@ -302,10 +302,10 @@ impl Inheritance {
     }
 
     fn keep(&mut self, stage: usize, vars: StageVars) {
-        if self.children.get(stage).is_some_and(|&n| n > 0) {
-            if let Some(slot) = self.kept.get_mut(stage) {
-                *slot = Some(vars);
-            }
+        if self.children.get(stage).is_some_and(|&n| n > 0)
+            && let Some(slot) = self.kept.get_mut(stage)
+        {
+            *slot = Some(vars);
         }
     }
 

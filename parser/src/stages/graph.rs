@@ -153,10 +153,10 @@ fn by_name(from: &str, names: &HashMap<String, usize>) -> Option<DependsOn> {
 pub fn stage_edges(deps: &[Dependency]) -> Vec<usize> {
     let mut out: Vec<usize> = Vec::new();
     for d in deps {
-        if let DependsOn::Stage(j) = d.on {
-            if !out.contains(&j) {
-                out.push(j);
-            }
+        if let DependsOn::Stage(j) = d.on
+            && !out.contains(&j)
+        {
+            out.push(j);
         }
     }
     out
