@@ -3,5 +3,6 @@
 mod util;
 
 mod deps;
+mod import;
 mod outline;
 mod parse;

@@ -166,3 +166,89 @@ impl Drop for TempDir {
         let _ = std::fs::remove_dir_all(&self.0);
     }
 }
+
+/// A busybox root file system tar made by `fixtures/busybox-rootfs.sh` from Debian's
+/// busybox-static, once per test process.
+pub fn busybox_tar() -> PathBuf {
+    use std::sync::OnceLock;
+    static TAR: OnceLock<PathBuf> = OnceLock::new();
+    TAR.get_or_init(|| {
+        assert!(
+            Path::new("/bin/busybox").exists(),
+            "/bin/busybox is missing: install Debian's busybox-static (apt-get install busybox-static)"
+        );
+        let dir = std::env::temp_dir().join(format!("rbuild-test-busybox-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let tar = dir.join("busybox.tar");
+        let out = Command::new("bash")
+            .arg(root().join("fixtures/busybox-rootfs.sh"))
+            .arg(&tar)
+            .output()
+            .expect("running fixtures/busybox-rootfs.sh");
+        assert!(
+            out.status.success(),
+            "busybox-rootfs.sh failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        tar
+    })
+    .clone()
+}
+
+/// Fails with a clear message unless the tests run as root (the store extracts layers
+/// with their owners and overlay whiteouts, which needs root).
+pub fn require_root() {
+    assert!(
+        nix_is_root(),
+        "this test needs root: run the suite as root (CI does)"
+    );
+}
+
+fn nix_is_root() -> bool {
+    // The effective uid is the third field of the Uid: line.
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("Uid:"))
+                .and_then(|l| l.split_whitespace().nth(2).map(|u| u == "0"))
+        })
+        .unwrap_or(false)
+}
+
+/// A private image store for one test, with `rbuild --root` pointed at it.
+pub struct TestStore {
+    pub dir: TempDir,
+}
+
+impl TestStore {
+    pub fn new(tag: &str) -> Self {
+        require_root();
+        TestStore {
+            dir: TempDir::new(tag),
+        }
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.dir.0
+    }
+
+    /// Runs `rbuild --root STORE ARGS`.
+    pub fn run(&self, args: &[&str]) -> Run {
+        self.run_stdin(args, None)
+    }
+
+    pub fn run_stdin(&self, args: &[&str], stdin: Option<&[u8]>) -> Run {
+        let root = self.root().to_str().unwrap().to_string();
+        let mut all = vec!["--root", root.as_str()];
+        all.extend_from_slice(args);
+        rbuild_in(&self.dir.0, &all, stdin)
+    }
+
+    /// Imports the busybox rootfs as `name` and returns the image ID.
+    pub fn busybox(&self, name: &str) -> String {
+        let tar = busybox_tar();
+        let run = self.run(&["import", tar.to_str().unwrap(), name]).success();
+        run.stdout.trim().to_string()
+    }
+}

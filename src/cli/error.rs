@@ -9,6 +9,13 @@ pub enum CliError {
     Parse(#[from] rbuild_builder::parser::ParseError),
     #[error(transparent)]
     Source(#[from] rbuild_builder::source::SourceError),
+    #[error(transparent)]
+    Store(#[from] rbuild_builder::store::StoreError),
+    #[error(transparent)]
+    Archive(#[from] rbuild_builder::store::archive::ArchiveError),
+    /// A usage mistake caught after clap (a bad filter, a bad reference), said plainly.
+    #[error("{0}")]
+    Usage(String),
     #[error("writing output: {0}")]
     Io(#[from] io::Error),
 }

@@ -4,6 +4,7 @@ mod error;
 // Used by the image commands landing next.
 #[cfg_attr(not(test), allow(dead_code))]
 mod format;
+mod import;
 mod outline;
 mod parse;
 
@@ -17,14 +18,36 @@ pub use error::CliError;
 #[derive(Debug, Parser)]
 #[command(name = "rbuild", version, about, propagate_version = true)]
 pub struct Cli {
+    #[command(flatten)]
+    global: Global,
     #[command(subcommand)]
     command: Command,
+}
+
+/// Options every command takes.
+#[derive(Debug, Clone, clap::Args)]
+pub struct Global {
+    /// The image store (default: /var/lib/rbuild for root, else $XDG_DATA_HOME/rbuild).
+    #[arg(long, global = true, env = "RBUILD_ROOT", value_name = "DIR")]
+    root: Option<std::path::PathBuf>,
+}
+
+impl Global {
+    /// Opens the store the options name.
+    pub fn store(&self) -> Result<rbuild_builder::store::Store, CliError> {
+        let root = self
+            .root
+            .clone()
+            .unwrap_or_else(rbuild_builder::store::Store::default_root);
+        Ok(rbuild_builder::store::Store::open(&root)?)
+    }
 }
 
 #[derive(Debug, Subcommand)]
 enum Command {
     Parse(parse::ParseArgs),
     Outline(outline::OutlineArgs),
+    Import(import::ImportArgs),
 }
 
 impl Cli {
@@ -38,5 +61,6 @@ pub fn run(cli: Cli) -> Result<ExitCode, CliError> {
     match cli.command {
         Command::Parse(args) => parse::run(args),
         Command::Outline(args) => outline::run(args),
+        Command::Import(args) => import::run(&cli.global, args),
     }
 }

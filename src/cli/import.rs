@@ -1,0 +1,64 @@
+//! `rbuild import FILE|- [REPO[:TAG]] [-m MSG]`: a one-layer image from a root file
+//! system tar (plain, gzip or zstd), as `docker import` makes.
+
+use std::fs::File;
+use std::io::{self, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::Args;
+use rbuild_builder::store::import::ImportOptions;
+use rbuild_builder::store::{ImageRef, StoreError};
+
+use super::{CliError, Global};
+
+/// Create an image from a tarball of a root file system.
+#[derive(Debug, Args)]
+pub struct ImportArgs {
+    /// Commit message: the history comment (default "Imported from SOURCE").
+    #[arg(short = 'm', long = "message")]
+    message: Option<String>,
+    /// The tar to import, or `-` for standard input.
+    source: PathBuf,
+    /// Name for the image.
+    #[arg(value_name = "REPOSITORY[:TAG]")]
+    name: Option<String>,
+}
+
+pub fn run(global: &Global, args: ImportArgs) -> Result<ExitCode, CliError> {
+    // Validate the name before reading anything, as docker does.
+    let name = args
+        .name
+        .as_deref()
+        .map(|n| {
+            ImageRef::parse(n)
+                .map(ImageRef::with_default_tag)
+                .map_err(|e| CliError::Usage(e.to_string()))
+        })
+        .transpose()?;
+    if name.as_ref().is_some_and(|n| n.digest().is_some()) {
+        return Err(CliError::Usage(
+            "refusing to create a tag with a digest reference".into(),
+        ));
+    }
+    let store = global.store()?;
+    let opts = ImportOptions {
+        comment: args.message,
+        ..ImportOptions::default()
+    };
+    let id = if args.source.as_os_str() == "-" {
+        store.import(io::stdin().lock(), "-", opts)?
+    } else {
+        let what = args.source.display().to_string();
+        let file = File::open(&args.source).map_err(|source| StoreError::Io {
+            what: format!("opening {what}"),
+            source,
+        })?;
+        store.import(io::BufReader::with_capacity(1 << 20, file), &what, opts)?
+    };
+    if let Some(name) = &name {
+        store.tag(&id, name)?;
+    }
+    writeln!(io::stdout(), "{id}")?;
+    Ok(ExitCode::SUCCESS)
+}
