@@ -42,6 +42,8 @@ pub enum StoreError {
         expected: Digest,
         actual: Digest,
     },
+    #[error("downloading {url}: {reason}")]
+    Download { url: String, reason: String },
     #[error("invalid reference {0}")]
     Reference(String),
 }

@@ -9,6 +9,7 @@ pub mod check;
 pub mod config;
 pub mod db;
 pub mod digest;
+pub mod download;
 mod error;
 pub mod fsutil;
 pub mod gc;
