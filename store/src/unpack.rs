@@ -85,7 +85,7 @@ impl Store {
                     let extracted = fs::create_dir(&diff)
                         .map_err(io_err(format!("creating {}", diff.display())))
                         .and_then(|()| {
-                            layer::extract(&mut plain, &diff, &extract_options())
+                            layer::extract(&mut plain, &diff, &ExtractOptions::for_current_user())
                                 .map_err(StoreError::from)
                         });
                     match extracted {
@@ -203,12 +203,6 @@ impl Store {
             }
         }
         Ok(out)
-    }
-}
-
-fn extract_options() -> ExtractOptions {
-    ExtractOptions {
-        set_owners: nix::unistd::geteuid().is_root(),
     }
 }
 
