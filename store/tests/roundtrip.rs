@@ -125,3 +125,50 @@ fn id_with_two_tags_needs_force() {
     assert_eq!(removed.len(), 3, "{removed:?}");
     assert!(s.images().unwrap().is_empty());
 }
+
+/// Docker keeps config fields OCI lacks (Healthcheck, OnBuild, Shell); they must come
+/// back from every trip byte for byte, since the config's digest is the image ID.
+#[test]
+fn docker_only_config_fields_survive_save_and_load() {
+    require_root();
+    let a_dir = tempfile::tempdir().unwrap();
+    let a = Store::open(a_dir.path()).unwrap();
+    let layer = a
+        .add_layer(
+            Cursor::new(rootfs_tar("fields")),
+            &rbuild_store::unpack::LayerSource {
+                what: "test layer",
+                ..Default::default()
+            },
+        )
+        .unwrap();
+    let config = format!(
+        r#"{{"architecture":"amd64","os":"linux","created":"2024-01-02T03:04:05.123456789Z","config":{{"Env":["PATH=/bin"],"Cmd":["sh"],"Healthcheck":{{"Test":["CMD-SHELL","true"],"Interval":30000000000,"Retries":3}},"OnBuild":["RUN echo child"],"Shell":["/bin/ash","-c"],"StopSignal":"SIGQUIT","X-Unknown":{{"kept":true}}}},"rootfs":{{"type":"layers","diff_ids":["{}"]}},"history":[{{"created":"2024-01-02T03:04:05Z","created_by":"test"}}],"x-top-level":[1,2]}}"#,
+        layer.diff_id
+    );
+    let id = a
+        .create_image(config.as_bytes(), &rbuild_store::NewImage::default())
+        .unwrap();
+    a.tag(&id, &name("fields:1")).unwrap();
+    let img = a.resolve("fields:1").unwrap();
+    let mut archive = Vec::new();
+    rbuild_store::archive::save(
+        &a,
+        &[rbuild_store::archive::SaveRequest {
+            names: img.tags.clone(),
+            image: img,
+        }],
+        &mut archive,
+    )
+    .unwrap();
+    let b_dir = tempfile::tempdir().unwrap();
+    let b = Store::open(b_dir.path()).unwrap();
+    let loaded = rbuild_store::archive::load_reader(&b, Cursor::new(&archive), "-").unwrap();
+    assert_eq!(loaded[0].id, id);
+    assert_eq!(b.config_bytes(&id).unwrap(), config.as_bytes());
+    let parsed = b.config(&id).unwrap();
+    let cc = parsed.config.unwrap();
+    assert_eq!(cc.shell.unwrap(), vec!["/bin/ash", "-c"]);
+    assert_eq!(cc.on_build.unwrap(), vec!["RUN echo child"]);
+    assert_eq!(cc.healthcheck.unwrap().retries, Some(3));
+}
