@@ -42,6 +42,8 @@ pub enum StoreError {
         expected: Digest,
         actual: Digest,
     },
+    #[error(transparent)]
+    Filter(#[from] crate::filters::FilterError),
     #[error("invalid reference {0}")]
     Reference(String),
 }
