@@ -46,14 +46,9 @@ pub fn run(global: &Global, cmd: SystemCommand) -> Result<ExitCode, CliError> {
 fn df(global: &Global, args: DfArgs) -> Result<ExitCode, CliError> {
     let store = global.store()?;
     let du = store.disk_usage()?;
-    let reclaimable = if du.size > 0 {
-        format!(
-            "{} ({}%)",
-            units::human_size_precise(du.reclaimable),
-            du.reclaimable * 100 / du.size
-        )
-    } else {
-        units::human_size_precise(du.reclaimable)
+    let reclaimable = match (du.reclaimable * 100).checked_div(du.size) {
+        Some(pct) => format!("{} ({pct}%)", units::human_size_precise(du.reclaimable)),
+        None => units::human_size_precise(du.reclaimable),
     };
     // rbuild has no containers or volumes; its build cache is its intermediate images,
     // counted with the images.

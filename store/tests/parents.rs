@@ -92,7 +92,9 @@ fn intermediates_history_and_conflicts() {
 
     // A parent cannot be deleted, forced or not.
     for force in [false, true] {
-        let e = store.remove_image(&mid.to_string(), force, true).unwrap_err();
+        let e = store
+            .remove_image(&mid.to_string(), force, true)
+            .unwrap_err();
         assert!(
             e.to_string()
                 .contains("(cannot be forced) - image has dependent child images"),
@@ -100,7 +102,9 @@ fn intermediates_history_and_conflicts() {
         );
     }
     // Nothing is dangling, so prune removes nothing.
-    let report = store.prune(&Filters::default(), chrono::Utc::now()).unwrap();
+    let report = store
+        .prune(&Filters::default(), chrono::Utc::now())
+        .unwrap();
     assert!(report.removed.is_empty());
 
     // Removing the tag deletes the top and its now unneeded untagged parents.
@@ -128,7 +132,9 @@ fn no_prune_leaves_parents_dangling_for_prune() {
     assert_eq!(ids(&store, false, &["dangling=true"]), vec![mid.clone()]);
     assert!(ids(&store, true, &[]).contains(&base));
     assert!(!ids(&store, true, &[]).contains(&top));
-    let report = store.prune(&Filters::default(), chrono::Utc::now()).unwrap();
+    let report = store
+        .prune(&Filters::default(), chrono::Utc::now())
+        .unwrap();
     assert_eq!(
         report.removed,
         vec![Removed::Deleted(mid), Removed::Deleted(base)]
