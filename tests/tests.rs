@@ -3,6 +3,12 @@
 mod util;
 
 mod deps;
+mod history;
+mod images;
 mod import;
+mod inspect;
 mod outline;
 mod parse;
+mod prune;
+mod rmi;
+mod system;

@@ -10,6 +10,8 @@ pub enum CliError {
     #[error(transparent)]
     Source(#[from] rbuild_builder::source::SourceError),
     #[error(transparent)]
+    ConfigEdit(#[from] rbuild_builder::config_edit::ConfigEditError),
+    #[error(transparent)]
     Store(#[from] rbuild_builder::store::StoreError),
     #[error(transparent)]
     Archive(#[from] rbuild_builder::store::archive::ArchiveError),

@@ -1,4 +1,4 @@
-//! `rbuild import FILE|- [REPO[:TAG]] [-m MSG]`: a one-layer image from a root file
+//! `rbuild import FILE|- [REPO[:TAG]] [-m MSG] [-c INSTRUCTION]...`: a one-layer image from a root file
 //! system tar (plain, gzip or zstd), as `docker import` makes.
 
 use std::fs::File;
@@ -7,6 +7,8 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Args;
+use rbuild_builder::config_edit::apply_changes;
+use rbuild_builder::store::config::ContainerConfig;
 use rbuild_builder::store::import::ImportOptions;
 use rbuild_builder::store::{ImageRef, StoreError};
 
@@ -18,6 +20,10 @@ pub struct ImportArgs {
     /// Commit message: the history comment (default "Imported from SOURCE").
     #[arg(short = 'm', long = "message")]
     message: Option<String>,
+    /// Apply a Dockerfile instruction to the image's config (CMD, ENTRYPOINT, ENV,
+    /// EXPOSE, HEALTHCHECK, LABEL, ONBUILD, STOPSIGNAL, USER, VOLUME, WORKDIR).
+    #[arg(short = 'c', long = "change", value_name = "INSTRUCTION")]
+    changes: Vec<String>,
     /// The tar to import, or `-` for standard input.
     source: PathBuf,
     /// Name for the image.
@@ -41,8 +47,12 @@ pub fn run(global: &Global, args: ImportArgs) -> Result<ExitCode, CliError> {
             "refusing to create a tag with a digest reference".into(),
         ));
     }
+    // And the changes, so a typo costs no import.
+    let mut config = ContainerConfig::default();
+    apply_changes(&mut config, &args.changes)?;
     let store = global.store()?;
     let opts = ImportOptions {
+        config,
         comment: args.message,
         ..ImportOptions::default()
     };

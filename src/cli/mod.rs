@@ -1,12 +1,18 @@
 //! Command-line definitions, one module per command group.
 
 mod error;
-// Used by the image commands landing next.
-#[cfg_attr(not(test), allow(dead_code))]
 mod format;
+mod history;
+mod image;
+mod images;
 mod import;
+mod inspect;
 mod outline;
 mod parse;
+mod prune;
+mod rmi;
+mod system;
+mod tag;
 
 use std::process::ExitCode;
 
@@ -48,6 +54,18 @@ enum Command {
     Parse(parse::ParseArgs),
     Outline(outline::OutlineArgs),
     Import(import::ImportArgs),
+    /// List images.
+    Images(images::ImagesArgs),
+    /// Create a tag TARGET_IMAGE that refers to SOURCE_IMAGE.
+    Tag(tag::TagArgs),
+    /// Remove one or more images.
+    Rmi(rmi::RmiArgs),
+    Inspect(inspect::InspectArgs),
+    History(history::HistoryArgs),
+    #[command(subcommand)]
+    Image(image::ImageCommand),
+    #[command(subcommand)]
+    System(system::SystemCommand),
 }
 
 impl Cli {
@@ -62,5 +80,12 @@ pub fn run(cli: Cli) -> Result<ExitCode, CliError> {
         Command::Parse(args) => parse::run(args),
         Command::Outline(args) => outline::run(args),
         Command::Import(args) => import::run(&cli.global, args),
+        Command::Images(args) => images::run(&cli.global, args),
+        Command::Tag(args) => tag::run(&cli.global, args),
+        Command::Rmi(args) => rmi::run(&cli.global, args),
+        Command::Inspect(args) => inspect::run(&cli.global, args),
+        Command::History(args) => history::run(&cli.global, args),
+        Command::Image(cmd) => image::run(&cli.global, cmd),
+        Command::System(cmd) => system::run(&cli.global, cmd),
     }
 }

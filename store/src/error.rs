@@ -44,6 +44,8 @@ pub enum StoreError {
     },
     #[error("downloading {url}: {reason}")]
     Download { url: String, reason: String },
+    #[error(transparent)]
+    Filter(#[from] crate::filters::FilterError),
     #[error("invalid reference {0}")]
     Reference(String),
 }

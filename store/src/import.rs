@@ -47,6 +47,8 @@ impl Store {
             architecture: platform::native_arch().to_string(),
             os: platform::native_os().to_string(),
             created: Some(created.clone()),
+            // Docker writes the message both here (`inspect`'s Comment) and in history.
+            comment: Some(comment.clone()),
             config: Some(opts.config),
             rootfs: RootFs {
                 kind: "layers".into(),

@@ -60,7 +60,9 @@ impl Template {
     }
 }
 
-/// Parses and renders `template` over `value` once.
+/// Parses and renders `template` over `value` once (the commands parse once and render
+/// each item with [`Template::render`]).
+#[cfg(test)]
 pub fn render(template: &str, value: &Json) -> Result<String, TemplateError> {
     Template::parse(template)?.render(value)
 }

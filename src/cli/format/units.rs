@@ -10,13 +10,23 @@ const UNITS: [&str; 9] = ["B", "kB", "MB", "GB", "TB", "PB", "EB", "ZB", "YB"];
 /// SIZE column of `docker images`: powers of 1000, three significant digits, Go's `%g`
 /// (so 999 500 bytes is `1e+03kB`, as docker prints it too).
 pub fn human_size(bytes: u64) -> String {
+    human_size_with_precision(bytes, 3)
+}
+
+/// go-units' `HumanSize` (four significant digits): what `image prune` and `system df`
+/// print, e.g. `Total reclaimed space: 1.987MB`.
+pub fn human_size_precise(bytes: u64) -> String {
+    human_size_with_precision(bytes, 4)
+}
+
+fn human_size_with_precision(bytes: u64, prec: usize) -> String {
     let mut size = bytes as f64;
     let mut unit = 0;
     while size >= 1000.0 && unit < UNITS.len() - 1 {
         size /= 1000.0;
         unit += 1;
     }
-    format!("{}{}", format_g(size, 3), UNITS[unit])
+    format!("{}{}", format_g(size, prec), UNITS[unit])
 }
 
 /// Go's `fmt.Sprintf("%.*g", prec, x)` for finite `x >= 0`: `prec` significant digits,

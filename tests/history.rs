@@ -1,0 +1,45 @@
+//! `rbuild history` / `image history`.
+
+use crate::util::TestStore;
+
+#[test]
+fn rows_and_flags() {
+    let store = TestStore::new("history");
+    let id = store.busybox("busybox");
+    let out = store.run(&["history", "busybox"]).success().stdout;
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(
+        lines[0],
+        "IMAGE          CREATED                  CREATED BY   SIZE      COMMENT"
+    );
+    assert_eq!(lines.len(), 2);
+    assert!(
+        lines[1].starts_with(&format!("{}   Less than a second ago", &id[7..19]))
+            || lines[1].starts_with(&format!("{}   1 second ago", &id[7..19]))
+            || lines[1].starts_with(&id[7..19]),
+        "{out}"
+    );
+    assert!(lines[1].contains("MB    Imported from "), "{out}");
+    let q = store
+        .run(&["image", "history", "-q", "--no-trunc", "busybox"])
+        .success()
+        .stdout;
+    assert_eq!(q, format!("{id}\n"));
+    let raw = store
+        .run(&[
+            "history",
+            "--human=false",
+            "--format",
+            "{{.Size}} {{.CreatedSince}}",
+            "busybox",
+        ])
+        .success()
+        .stdout;
+    let (size, created) = raw.trim().split_once(' ').unwrap();
+    assert!(size.parse::<u64>().unwrap() > 1_000_000, "{raw}");
+    assert!(created.ends_with('Z') && created.contains('T'), "{raw}");
+    store
+        .run(&["history", "nope"])
+        .failure()
+        .stderr_contains("No such image: nope:latest");
+}

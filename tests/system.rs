@@ -1,0 +1,50 @@
+//! `rbuild system df` and `rbuild system check`.
+
+use std::os::unix::fs::PermissionsExt;
+
+use crate::util::TestStore;
+
+#[test]
+fn df_counts_images() {
+    let store = TestStore::new("df");
+    store.busybox("busybox");
+    store.busybox("busybox"); // the first one is now dangling
+    let out = store.run(&["system", "df"]).success().stdout;
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(
+        lines[0],
+        "TYPE          TOTAL     ACTIVE    SIZE      RECLAIMABLE"
+    );
+    assert!(
+        lines[1].starts_with("Images        2         1         "),
+        "{out}"
+    );
+    // Both share the one layer, which the tagged image uses.
+    assert!(lines[1].ends_with("0B (0%)"), "{out}");
+    assert_eq!(lines[2], "Build Cache   0         0         0B        0B");
+}
+
+#[test]
+fn check_clean_then_dirty() {
+    let store = TestStore::new("check");
+    let id = store.busybox("busybox");
+    let out = store.run(&["system", "check"]).success().stdout;
+    assert!(
+        out.starts_with("checked 2 blob(s), 1 layer(s), 1 image(s)"),
+        "{out}"
+    );
+    assert!(out.ends_with("no problems found\n"), "{out}");
+
+    let blob = store.root().join("blobs/sha256").join(&id[7..]);
+    let mut perm = std::fs::metadata(&blob).unwrap().permissions();
+    perm.set_mode(perm.mode() | 0o200);
+    std::fs::set_permissions(&blob, perm).unwrap();
+    std::fs::write(&blob, b"{}").unwrap();
+    let run = store.run(&["system", "check"]).failure();
+    assert!(
+        run.stdout.contains(&format!("problem: blob {id}: ")),
+        "{}",
+        run.stdout
+    );
+    assert!(run.stderr.contains("problem(s) found"), "{}", run.stderr);
+}
