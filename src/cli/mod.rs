@@ -1,5 +1,6 @@
 //! Command-line definitions, one module per command group.
 
+mod archive;
 mod error;
 // Used by the image commands landing next.
 #[cfg_attr(not(test), allow(dead_code))]
@@ -48,6 +49,20 @@ enum Command {
     Parse(parse::ParseArgs),
     Outline(outline::OutlineArgs),
     Import(import::ImportArgs),
+    Save(archive::SaveArgs),
+    Load(archive::LoadArgs),
+    /// Manage images.
+    Image {
+        #[command(subcommand)]
+        command: ImageCommand,
+    },
+}
+
+/// `rbuild image …`: the image commands under their group name, as docker has them.
+#[derive(Debug, Subcommand)]
+enum ImageCommand {
+    Save(archive::SaveArgs),
+    Load(archive::LoadArgs),
 }
 
 impl Cli {
@@ -62,5 +77,11 @@ pub fn run(cli: Cli) -> Result<ExitCode, CliError> {
         Command::Parse(args) => parse::run(args),
         Command::Outline(args) => outline::run(args),
         Command::Import(args) => import::run(&cli.global, args),
+        Command::Save(args) | Command::Image {
+            command: ImageCommand::Save(args),
+        } => archive::save(&cli.global, args),
+        Command::Load(args) | Command::Image {
+            command: ImageCommand::Load(args),
+        } => archive::load(&cli.global, args),
     }
 }

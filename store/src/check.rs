@@ -85,6 +85,21 @@ impl Store {
             }
         }
 
+        // A tree renamed into layers/ by a writer killed before it recorded it.
+        for entry in std::fs::read_dir(self.layers_dir()).map_err(io_err("reading layers/"))? {
+            let name = entry.map_err(io_err("reading layers/"))?.file_name();
+            let known = name
+                .to_str()
+                .and_then(|n| Digest::from_hex(n).ok())
+                .is_some_and(|d| keep.layers.contains(&d));
+            if !known {
+                report.reclaimable.push(format!(
+                    "layer tree layers/{} is not used by any image",
+                    name.to_string_lossy()
+                ));
+            }
+        }
+
         for img in self.images()? {
             report.images += 1;
             match self.config(&img.id) {

@@ -85,8 +85,12 @@ impl Store {
                     let extracted = fs::create_dir(&diff)
                         .map_err(io_err(format!("creating {}", diff.display())))
                         .and_then(|()| {
-                            layer::extract(&mut plain, &diff, &extract_options())
-                                .map_err(StoreError::from)
+                            layer::extract(&mut plain, &diff, &extract_options()).map_err(
+                                |source| StoreError::LayerIn {
+                                    what: src.what.to_string(),
+                                    source,
+                                },
+                            )
                         });
                     match extracted {
                         Ok(x) => (compression, x.diff_id, x.content_size, Some(scratch)),
