@@ -1,7 +1,9 @@
 //! End-to-end tests: each runs the real `rbuild` binary.
 
+mod imagetar;
 mod util;
 
+mod archive;
 mod deps;
 mod import;
 mod outline;
