@@ -6,5 +6,6 @@ mod util;
 mod archive;
 mod deps;
 mod import;
+mod interop;
 mod outline;
 mod parse;
