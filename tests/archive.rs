@@ -62,14 +62,22 @@ fn save_by_id_records_no_name_and_pipes_work() {
     let b = TestStore::new("save-id-b");
     let run = b.run_stdin(&["load"], Some(&bytes)).success();
     assert_eq!(run.stdout, format!("Loaded image ID: {id}\n"));
-    assert!(Store::open(b.root()).unwrap().images().unwrap()[0].tags.is_empty());
+    assert!(
+        Store::open(b.root()).unwrap().images().unwrap()[0]
+            .tags
+            .is_empty()
+    );
 }
 
 #[test]
 fn save_two_names_of_one_image_and_a_second_image() {
     let a = TestStore::new("save-two");
     let id = a.busybox("busybox:latest");
-    let other = a.run(&["import", crate::util::busybox_tar().to_str().unwrap(), "bb:two"]);
+    let other = a.run(&[
+        "import",
+        crate::util::busybox_tar().to_str().unwrap(),
+        "bb:two",
+    ]);
     let other = other.success().stdout.trim().to_string();
     let store = Store::open(a.root()).unwrap();
     store
@@ -100,7 +108,11 @@ fn save_two_names_of_one_image_and_a_second_image() {
         "busybox:latest",
     ])
     .success();
-    let old = Store::open(b.root()).unwrap().resolve("busybox").unwrap().id;
+    let old = Store::open(b.root())
+        .unwrap()
+        .resolve("busybox")
+        .unwrap()
+        .id;
     let run = b.run_stdin(&["load"], Some(&saved)).success();
     assert_eq!(
         run.stdout,
@@ -199,9 +211,12 @@ fn load_reads_gzip_and_names_bad_sources() {
     a.run(&["load", "-i", junk.to_str().unwrap()])
         .failure()
         .stderr_contains("junk.tar");
-    a.run_stdin(&["import", "-"], Some(b"this is not a tar archive, not at all, no"))
-        .failure()
-        .stderr_contains("-: not a tar archive");
+    a.run_stdin(
+        &["import", "-"],
+        Some(b"this is not a tar archive, not at all, no"),
+    )
+    .failure()
+    .stderr_contains("-: not a tar archive");
     let store = Store::open(a.root()).unwrap();
     assert_eq!(store.images().unwrap().len(), 1);
     assert!(store.check().unwrap().is_clean());

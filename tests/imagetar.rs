@@ -228,6 +228,11 @@ pub fn assert_same_tree(a: &BTreeMap<String, Node>, b: &BTreeMap<String, Node>, 
         diffs.is_empty(),
         "{what}: trees differ ({} paths):\n{}",
         diffs.len(),
-        diffs.iter().take(20).cloned().collect::<Vec<_>>().join("\n")
+        diffs
+            .iter()
+            .take(20)
+            .cloned()
+            .collect::<Vec<_>>()
+            .join("\n")
     );
 }

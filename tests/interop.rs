@@ -17,9 +17,9 @@ use crate::util::{TempDir, TestStore};
 fn tool(cmd: &str, args: &[&str]) -> String {
     let out = match Command::new(cmd).args(args).output() {
         Ok(o) => o,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => panic!(
-            "{cmd} is not installed; these tests need it: apt-get install skopeo umoci"
-        ),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            panic!("{cmd} is not installed; these tests need it: apt-get install skopeo umoci")
+        }
         Err(e) => panic!("running {cmd}: {e}"),
     };
     assert!(
@@ -161,7 +161,13 @@ fn rbuild_loads_what_umoci_and_skopeo_make() {
     tool("umoci", &["repack", "--image", &image, p(&bundle)]);
     tool(
         "umoci",
-        &["config", "--image", &image, "--config.cmd", "/usr/local/bin/run"],
+        &[
+            "config",
+            "--image",
+            &image,
+            "--config.cmd",
+            "/usr/local/bin/run",
+        ],
     );
     let config_digest = oci_config_digest(&layout);
 

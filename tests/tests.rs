@@ -4,6 +4,7 @@ mod imagetar;
 mod util;
 
 mod archive;
+mod bad_input;
 mod deps;
 mod import;
 mod interop;

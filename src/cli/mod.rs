@@ -77,10 +77,12 @@ pub fn run(cli: Cli) -> Result<ExitCode, CliError> {
         Command::Parse(args) => parse::run(args),
         Command::Outline(args) => outline::run(args),
         Command::Import(args) => import::run(&cli.global, args),
-        Command::Save(args) | Command::Image {
+        Command::Save(args)
+        | Command::Image {
             command: ImageCommand::Save(args),
         } => archive::save(&cli.global, args),
-        Command::Load(args) | Command::Image {
+        Command::Load(args)
+        | Command::Image {
             command: ImageCommand::Load(args),
         } => archive::load(&cli.global, args),
     }

@@ -122,6 +122,20 @@ impl Members {
                 },
             );
         }
+        // tar readers take a short read where a header belongs for the end of the
+        // archive, so a cut-off archive reads as a shorter one: say which member is cut.
+        let len = file.metadata().map_err(bad)?.len();
+        if let Some((name, m)) = by_name
+            .iter()
+            .filter(|(_, m)| m.offset + m.size > len)
+            .min_by_key(|(_, m)| m.offset)
+        {
+            return Err(ArchiveError::Malformed(format!(
+                "{what}: the archive is truncated: member {name} needs {} bytes, the file ends after {}",
+                m.size,
+                len.saturating_sub(m.offset)
+            )));
+        }
         Ok(Members { file, by_name })
     }
 

@@ -13,9 +13,9 @@ use oci_spec::image::{
 use super::{ANNOTATION_IMAGE_NAME, ANNOTATION_REF_NAME, ArchiveError, DockerManifestEntry};
 use crate::digest::Digest;
 use crate::error::StoreError;
+use crate::fsutil;
 use crate::images::ImageRecord;
 use crate::reference::ImageRef;
-use crate::fsutil;
 use crate::store::{Store, io_err};
 
 /// One image to save, with the names to record for it (none when saved by ID).
@@ -64,8 +64,7 @@ pub fn save_to_path(
         let file = out
             .into_inner()
             .map_err(|e| io_err(format!("writing {what}"))(e.into_error()))?;
-        file.sync_all()
-            .map_err(io_err(format!("writing {what}")))?;
+        file.sync_all().map_err(io_err(format!("writing {what}")))?;
         drop(file);
         fs::rename(&tmp, path).map_err(io_err(format!("writing {what}")))?;
         fsutil::sync_dir(dir).map_err(io_err(format!("syncing {}", dir.display())))?;
