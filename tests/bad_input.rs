@@ -12,8 +12,8 @@ use crate::imagetar::{RawTar, config_json, docker_archive, sha256_hex};
 use crate::util::{TempDir, TestStore};
 
 /// Where escapes would land; must stay empty.
-fn escape_dir() -> PathBuf {
-    let d = PathBuf::from(format!("/tmp/rbuild-escape-{}", std::process::id()));
+fn escape_dir(tag: &str) -> PathBuf {
+    let d = PathBuf::from(format!("/tmp/rbuild-escape-{}-{tag}", std::process::id()));
     fs::create_dir_all(&d).unwrap();
     d
 }
@@ -23,6 +23,14 @@ struct Scene {
     store: TestStore,
     tmp: TempDir,
     seed: String,
+    escape: PathBuf,
+}
+
+impl Drop for Scene {
+    fn drop(&mut self) {
+        // Only if empty: what escaped stays for a look.
+        let _ = fs::remove_dir(&self.escape);
+    }
 }
 
 impl Scene {
@@ -40,7 +48,12 @@ impl Scene {
             .unwrap()
             .id
             .to_string();
-        Scene { store, tmp, seed }
+        Scene {
+            store,
+            tmp,
+            seed,
+            escape: escape_dir(tag),
+        }
     }
 
     /// Loads `archive` from a file and expects a refusal mentioning every needle.
@@ -105,7 +118,7 @@ impl Scene {
                 .collect();
             assert!(left.is_empty(), "case {case}: {sub}/ holds {left:?}");
         }
-        let escaped: Vec<_> = fs::read_dir(escape_dir())
+        let escaped: Vec<_> = fs::read_dir(&self.escape)
             .unwrap()
             .map(|e| e.unwrap().path())
             .collect();
@@ -122,7 +135,7 @@ fn up(to: &str) -> String {
 #[test]
 fn hostile_layers_are_refused_by_load_and_import() {
     let s = Scene::new("bad-layers");
-    let esc = escape_dir();
+    let esc = s.escape.clone();
     let esc = esc.to_str().unwrap();
     type Build = Box<dyn Fn(&mut RawTar)>;
     let dotdot = up(&format!("{esc}/dotdot"));
