@@ -1,12 +1,17 @@
 //! End-to-end tests: each runs the real `rbuild` binary.
 
+mod imagetar;
 mod util;
 
+mod archive;
+mod bad_input;
+mod crash;
 mod deps;
 mod history;
 mod images;
 mod import;
 mod inspect;
+mod interop;
 mod outline;
 mod parse;
 mod prune;

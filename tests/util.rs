@@ -100,6 +100,11 @@ impl Run {
 
 /// Runs `rbuild ARGS` in `dir` with `stdin` as standard input.
 pub fn rbuild_in(dir: &Path, args: &[&str], stdin: Option<&[u8]>) -> Run {
+    rbuild_bytes(dir, args, stdin).0
+}
+
+/// Like [`rbuild_in`], also returning stdout as bytes (`save` to a pipe is binary).
+pub fn rbuild_bytes(dir: &Path, args: &[&str], stdin: Option<&[u8]>) -> (Run, Vec<u8>) {
     use std::io::Write;
     let mut child = Command::new(env!("CARGO_BIN_EXE_rbuild"))
         .args(args)
@@ -113,20 +118,30 @@ pub fn rbuild_in(dir: &Path, args: &[&str], stdin: Option<&[u8]>) -> Run {
         .stderr(Stdio::piped())
         .spawn()
         .expect("starting rbuild");
-    if let Some(input) = stdin {
-        child.stdin.take().unwrap().write_all(input).unwrap();
-    }
+    // Written from a thread: a big input and a big output would otherwise deadlock, and
+    // a command that fails early closes its stdin (a broken pipe here is not an error).
+    let writer = stdin.map(|input| {
+        let mut pipe = child.stdin.take().unwrap();
+        let input = input.to_vec();
+        std::thread::spawn(move || {
+            let _ = pipe.write_all(&input);
+        })
+    });
     let Output {
         status,
         stdout,
         stderr,
     } = child.wait_with_output().expect("waiting for rbuild");
-    Run {
+    if let Some(w) = writer {
+        w.join().unwrap();
+    }
+    let run = Run {
         args: args.iter().map(|s| s.to_string()).collect(),
         status: status.code(),
         stdout: String::from_utf8_lossy(&stdout).into_owned(),
         stderr: String::from_utf8_lossy(&stderr).into_owned(),
-    }
+    };
+    (run, stdout)
 }
 
 /// Runs `rbuild ARGS` in the project root.
@@ -239,10 +254,15 @@ impl TestStore {
     }
 
     pub fn run_stdin(&self, args: &[&str], stdin: Option<&[u8]>) -> Run {
+        self.run_bytes(args, stdin).0
+    }
+
+    /// Runs `rbuild --root STORE ARGS`, returning stdout as bytes too.
+    pub fn run_bytes(&self, args: &[&str], stdin: Option<&[u8]>) -> (Run, Vec<u8>) {
         let root = self.root().to_str().unwrap().to_string();
         let mut all = vec!["--root", root.as_str()];
         all.extend_from_slice(args);
-        rbuild_in(&self.dir.0, &all, stdin)
+        rbuild_bytes(&self.dir.0, &all, stdin)
     }
 
     /// Imports the busybox rootfs as `name` and returns the image ID.

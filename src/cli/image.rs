@@ -4,7 +4,7 @@ use std::process::ExitCode;
 
 use clap::Subcommand;
 
-use super::{CliError, Global, history, images, import, inspect, prune, rmi, tag};
+use super::{CliError, Global, archive, history, images, import, inspect, prune, rmi, tag};
 
 /// Manage images.
 #[derive(Debug, Subcommand)]
@@ -20,6 +20,8 @@ pub enum ImageCommand {
     Inspect(inspect::InspectArgs),
     History(history::HistoryArgs),
     Import(import::ImportArgs),
+    Save(archive::SaveArgs),
+    Load(archive::LoadArgs),
 }
 
 pub fn run(global: &Global, cmd: ImageCommand) -> Result<ExitCode, CliError> {
@@ -31,5 +33,7 @@ pub fn run(global: &Global, cmd: ImageCommand) -> Result<ExitCode, CliError> {
         ImageCommand::Inspect(a) => inspect::run(global, a),
         ImageCommand::History(a) => history::run(global, a),
         ImageCommand::Import(a) => import::run(global, a),
+        ImageCommand::Save(a) => archive::save(global, a),
+        ImageCommand::Load(a) => archive::load(global, a),
     }
 }

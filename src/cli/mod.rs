@@ -1,5 +1,6 @@
 //! Command-line definitions, one module per command group.
 
+mod archive;
 mod error;
 mod format;
 mod history;
@@ -62,6 +63,8 @@ enum Command {
     Rmi(rmi::RmiArgs),
     Inspect(inspect::InspectArgs),
     History(history::HistoryArgs),
+    Save(archive::SaveArgs),
+    Load(archive::LoadArgs),
     #[command(subcommand)]
     Image(image::ImageCommand),
     #[command(subcommand)]
@@ -87,5 +90,7 @@ pub fn run(cli: Cli) -> Result<ExitCode, CliError> {
         Command::History(args) => history::run(&cli.global, args),
         Command::Image(cmd) => image::run(&cli.global, cmd),
         Command::System(cmd) => system::run(&cli.global, cmd),
+        Command::Save(args) => archive::save(&cli.global, args),
+        Command::Load(args) => archive::load(&cli.global, args),
     }
 }

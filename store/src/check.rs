@@ -85,6 +85,7 @@ impl Store {
             }
         }
 
+        // A tree renamed into layers/ by a writer killed before it recorded it.
         for entry in std::fs::read_dir(self.layers_dir()).map_err(io_err("reading layers/"))? {
             let name = entry.map_err(io_err("reading layers/"))?.file_name();
             let known = name

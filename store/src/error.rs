@@ -20,6 +20,13 @@ pub enum StoreError {
     Blob(#[from] BlobError),
     #[error(transparent)]
     Layer(#[from] LayerError),
+    /// A layer error with the blob, file or archive member it came from.
+    #[error("{what}: {source}")]
+    LayerIn {
+        what: String,
+        #[source]
+        source: LayerError,
+    },
     #[error(transparent)]
     Db(#[from] DbError),
     #[error("metadata database: {0}")]

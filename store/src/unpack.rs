@@ -86,7 +86,10 @@ impl Store {
                         .map_err(io_err(format!("creating {}", diff.display())))
                         .and_then(|()| {
                             layer::extract(&mut plain, &diff, &ExtractOptions::for_current_user())
-                                .map_err(StoreError::from)
+                                .map_err(|source| StoreError::LayerIn {
+                                    what: src.what.to_string(),
+                                    source,
+                                })
                         });
                     match extracted {
                         Ok(x) => (compression, x.diff_id, x.content_size, Some(scratch)),

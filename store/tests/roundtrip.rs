@@ -171,4 +171,49 @@ fn docker_only_config_fields_survive_save_and_load() {
     assert_eq!(cc.shell.unwrap(), vec!["/bin/ash", "-c"]);
     assert_eq!(cc.on_build.unwrap(), vec!["RUN echo child"]);
     assert_eq!(cc.healthcheck.unwrap().retries, Some(3));
+#[test]
+fn save_to_path_is_atomic_and_load_path_reads_it_in_place() {
+    require_root();
+    let a_dir = tempfile::tempdir().unwrap();
+    let b_dir = tempfile::tempdir().unwrap();
+    let out_dir = tempfile::tempdir().unwrap();
+    let a = Store::open(a_dir.path()).unwrap();
+    let id = a
+        .import(
+            Cursor::new(rootfs_tar("three")),
+            "-",
+            ImportOptions::default(),
+        )
+        .unwrap();
+    a.tag(&id, &name("demo:3")).unwrap();
+    let img = a.resolve("demo:3").unwrap();
+    let req = [rbuild_store::archive::SaveRequest {
+        image: img.clone(),
+        names: img.tags.clone(),
+    }];
+    let path = out_dir.path().join("demo.tar");
+    std::fs::write(&path, b"old").unwrap();
+    rbuild_store::archive::save_to_path(&a, &req, &path).unwrap();
+    let names: Vec<_> = std::fs::read_dir(out_dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(names, ["demo.tar"], "no temp file left beside it");
+
+    let b = Store::open(b_dir.path()).unwrap();
+    let loaded = rbuild_store::archive::load_path(&b, &path).unwrap();
+    assert_eq!(loaded[0].id, id);
+    assert_eq!(loaded[0].tags, vec![name("demo:3")]);
+    assert!(loaded[0].replaced.is_empty());
+    // No scratch left behind.
+    assert_eq!(
+        std::fs::read_dir(b_dir.path().join("tmp")).unwrap().count(),
+        0
+    );
+
+    // A save into a missing directory fails and creates nothing.
+    let bad = out_dir.path().join("missing/demo.tar");
+    let err = rbuild_store::archive::save_to_path(&a, &req, &bad).unwrap_err();
+    assert!(err.to_string().contains("missing"), "{err}");
+    assert!(!bad.parent().unwrap().exists());
 }

@@ -50,6 +50,26 @@ pub fn clean(path: &str) -> Option<String> {
     Some(parts.join("/"))
 }
 
+/// Like [`clean`], but `..` steps back up as a path lookup would (`a/../b` → `b`), so
+/// long as it never climbs above the archive's root. For link targets only: skopeo
+/// writes `ID/layer.tar` as a symlink to `../DIGEST.tar`.
+pub fn resolve(path: &str) -> Option<String> {
+    if path.starts_with('/') {
+        return None;
+    }
+    let mut parts: Vec<&str> = Vec::new();
+    for part in path.split('/') {
+        match part {
+            "" | "." => {}
+            ".." => {
+                parts.pop()?;
+            }
+            p => parts.push(p),
+        }
+    }
+    Some(parts.join("/"))
+}
+
 impl Members {
     pub fn read(file: File, what: &str) -> Result<Members, ArchiveError> {
         let bad = |e: io::Error| {
@@ -84,7 +104,7 @@ impl Members {
                 } else {
                     target.clone()
                 };
-                let target = clean(&joined).ok_or_else(|| {
+                let target = resolve(&joined).ok_or_else(|| {
                     ArchiveError::Malformed(format!(
                         "{what}: member {raw:?} links to {target:?}, outside the archive"
                     ))
@@ -101,6 +121,20 @@ impl Members {
                     kind,
                 },
             );
+        }
+        // tar readers take a short read where a header belongs for the end of the
+        // archive, so a cut-off archive reads as a shorter one: say which member is cut.
+        let len = file.metadata().map_err(bad)?.len();
+        if let Some((name, m)) = by_name
+            .iter()
+            .filter(|(_, m)| m.offset + m.size > len)
+            .min_by_key(|(_, m)| m.offset)
+        {
+            return Err(ArchiveError::Malformed(format!(
+                "{what}: the archive is truncated: member {name} needs {} bytes, the file ends after {}",
+                m.size,
+                len.saturating_sub(m.offset)
+            )));
         }
         Ok(Members { file, by_name })
     }
@@ -207,5 +241,14 @@ mod tests {
         assert_eq!(clean("../a"), None);
         assert_eq!(clean("a/../../b"), None);
         assert_eq!(clean("/etc/passwd"), None);
+    }
+
+    #[test]
+    fn resolves_link_targets_inside_the_archive() {
+        assert_eq!(resolve("id/../abc.tar").as_deref(), Some("abc.tar"));
+        assert_eq!(resolve("a/b/../../c").as_deref(), Some("c"));
+        assert_eq!(resolve("id/../../etc/passwd"), None);
+        assert_eq!(resolve("../x"), None);
+        assert_eq!(resolve("/etc/passwd"), None);
     }
 }

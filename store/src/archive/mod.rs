@@ -8,7 +8,7 @@ mod members;
 mod save;
 
 pub use load::{LoadedImage, load_path, load_reader};
-pub use save::{SaveRequest, save};
+pub use save::{SaveRequest, save, save_to_path};
 
 use serde::{Deserialize, Serialize};
 

@@ -1,7 +1,10 @@
 //! Writing images as one tar that Docker, skopeo and umoci all read.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::fs::{self, File};
 use std::io::{self, Write};
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::Path;
 
 use oci_spec::image::{
     DescriptorBuilder, ImageIndexBuilder, ImageManifestBuilder, MediaType, SCHEMA_VERSION,
@@ -10,9 +13,10 @@ use oci_spec::image::{
 use super::{ANNOTATION_IMAGE_NAME, ANNOTATION_REF_NAME, ArchiveError, DockerManifestEntry};
 use crate::digest::Digest;
 use crate::error::StoreError;
+use crate::fsutil;
 use crate::images::ImageRecord;
 use crate::reference::ImageRef;
-use crate::store::Store;
+use crate::store::{Store, io_err};
 
 /// One image to save, with the names to record for it (none when saved by ID).
 #[derive(Debug, Clone)]
@@ -28,9 +32,56 @@ struct LayerBlob {
     size: u64,
 }
 
+/// Writes `images` to the file `path` atomically: into a temp file beside it, fsynced,
+/// then renamed over it, so a failed or killed save never leaves a partial archive
+/// under that name (at worst a `.NAME.rbuild-tmp-…` file beside it after a `kill -9`).
+pub fn save_to_path(
+    store: &Store,
+    images: &[SaveRequest],
+    path: &Path,
+) -> Result<(), ArchiveError> {
+    let what = path.display().to_string();
+    let dir = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    let file_name = path
+        .file_name()
+        .ok_or_else(|| ArchiveError::Malformed(format!("{what}: not a file name")))?;
+    let tmp = dir.join(fsutil::unique_name(&format!(
+        ".{}.rbuild-tmp",
+        file_name.to_string_lossy()
+    )));
+    let result = (|| {
+        let file = File::options()
+            .write(true)
+            .create_new(true)
+            .mode(0o644)
+            .open(&tmp)
+            .map_err(io_err(format!("creating {}", tmp.display())))?;
+        let mut out = io::BufWriter::with_capacity(1 << 20, file);
+        save(store, images, &mut out)?;
+        let file = out
+            .into_inner()
+            .map_err(|e| io_err(format!("writing {what}"))(e.into_error()))?;
+        file.sync_all().map_err(io_err(format!("writing {what}")))?;
+        drop(file);
+        fs::rename(&tmp, path).map_err(io_err(format!("writing {what}")))?;
+        fsutil::sync_dir(dir).map_err(io_err(format!("syncing {}", dir.display())))?;
+        Ok(())
+    })();
+    if result.is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
+    result
+}
+
 /// Writes `images` to `out` as a Docker archive + OCI layout tar. Entries are sorted
 /// within each part and carry fixed metadata, so the same images give the same bytes.
+///
+/// Holds the store's shared lock throughout, so GC cannot delete a blob mid-copy.
 pub fn save(store: &Store, images: &[SaveRequest], out: impl Write) -> Result<(), ArchiveError> {
+    let _lock = store.write_lock()?;
     let mut blobs: BTreeSet<Digest> = BTreeSet::new();
     let mut small: BTreeMap<Digest, Vec<u8>> = BTreeMap::new();
     let mut docker_manifest = Vec::new();

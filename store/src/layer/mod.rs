@@ -76,7 +76,8 @@ pub enum LayerError {
         source: io::Error,
     },
     /// The stream itself is broken (truncated, bad checksum, decompression error).
-    #[error("reading the layer tar{}: {source}", after.as_ref().map(|m| format!(" after member {m:?}")).unwrap_or_default())]
+    /// Before any member was read, the stream is most likely not a tar at all.
+    #[error("{}: {source}", match after { Some(m) => format!("reading the layer tar after member {m:?}"), None => "not a tar archive".to_string() })]
     Read {
         after: Option<String>,
         #[source]
