@@ -171,6 +171,8 @@ fn docker_only_config_fields_survive_save_and_load() {
     assert_eq!(cc.shell.unwrap(), vec!["/bin/ash", "-c"]);
     assert_eq!(cc.on_build.unwrap(), vec!["RUN echo child"]);
     assert_eq!(cc.healthcheck.unwrap().retries, Some(3));
+}
+
 #[test]
 fn save_to_path_is_atomic_and_load_path_reads_it_in_place() {
     require_root();
