@@ -37,3 +37,37 @@ fn import_from_stdin_and_bad_names() {
         )
         .failure();
 }
+
+#[test]
+fn imports_from_a_url_and_names_the_url_on_errors() {
+    let store = TestStore::new("import-url");
+    let tar = std::fs::read(busybox_tar()).unwrap();
+    let url = crate::util::serve_once("200 OK", tar);
+    let id = store
+        .run(&["import", &format!("{url}/rootfs.tar"), "web:1"])
+        .success()
+        .stdout;
+    let comment = store
+        .run(&["history", "--format", "{{.Comment}}", "web:1"])
+        .success()
+        .stdout;
+    assert_eq!(comment.trim(), format!("Imported from {url}/rootfs.tar"));
+    assert!(id.starts_with("sha256:"));
+
+    let url = crate::util::serve_once("404 Not Found", b"nope".to_vec());
+    store
+        .run(&[
+            "import",
+            &format!("http://user:secret@{}/gone.tar", &url[7..]),
+        ])
+        .failure()
+        .stderr_contains("404 Not Found")
+        .stderr_contains("/gone.tar");
+    let err = store
+        .run(&[
+            "import",
+            &format!("http://user:secret@{}/gone.tar", &url[7..]),
+        ])
+        .stderr;
+    assert!(!err.contains("secret"), "credentials leaked: {err}");
+}

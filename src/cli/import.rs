@@ -1,4 +1,4 @@
-//! `rbuild import FILE|- [REPO[:TAG]] [-m MSG] [-c INSTRUCTION]...`: a one-layer image from a root file
+//! `rbuild import FILE|URL|- [REPO[:TAG]] [-m MSG] [-c INSTRUCTION]...`: a one-layer image from a root file
 //! system tar (plain, gzip or zstd), as `docker import` makes.
 
 use std::fs::File;
@@ -10,7 +10,7 @@ use clap::Args;
 use rbuild_builder::config_edit::apply_changes;
 use rbuild_builder::store::config::ContainerConfig;
 use rbuild_builder::store::import::ImportOptions;
-use rbuild_builder::store::{ImageRef, StoreError};
+use rbuild_builder::store::{ImageRef, StoreError, download};
 
 use super::{CliError, Global};
 
@@ -24,7 +24,8 @@ pub struct ImportArgs {
     /// EXPOSE, HEALTHCHECK, LABEL, ONBUILD, STOPSIGNAL, USER, VOLUME, WORKDIR).
     #[arg(short = 'c', long = "change", value_name = "INSTRUCTION")]
     changes: Vec<String>,
-    /// The tar to import, or `-` for standard input.
+    /// The tar to import: a file, an http(s) URL, or `-` for standard input.
+    #[arg(value_name = "FILE|URL|-")]
     source: PathBuf,
     /// Name for the image.
     #[arg(value_name = "REPOSITORY[:TAG]")]
@@ -56,8 +57,12 @@ pub fn run(global: &Global, args: ImportArgs) -> Result<ExitCode, CliError> {
         comment: args.message,
         ..ImportOptions::default()
     };
-    let id = if args.source.as_os_str() == "-" {
+    let source = args.source.to_string_lossy();
+    let id = if source == "-" {
         store.import(io::stdin().lock(), "-", opts)?
+    } else if download::is_url(&source) {
+        let body = download::open(&source)?;
+        store.import(body, &download::redact(&source), opts)?
     } else {
         let what = args.source.display().to_string();
         let file = File::open(&args.source).map_err(|source| StoreError::Io {
