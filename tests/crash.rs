@@ -149,32 +149,30 @@ fn kill_9_during_load_at_every_phase() {
 }
 
 #[test]
-fn two_loads_and_gc_at_once() {
+fn two_loads_and_an_image_prune_at_once() {
     let s = TestStore::new("crash-concurrent");
     let tmp = TempDir::new("crash-concurrent-in");
     let a = big_archive(&tmp.0, "one:1", 2, 20_000_000);
     let b = big_archive(&tmp.0, "two:1", 2, 20_000_000);
-    // Garbage for the collector: an image loaded and removed.
-    let g = big_archive(&tmp.0, "gone:1", 1, 5_000_000);
-    s.run(&["load", "-i", g.to_str().unwrap()]).success();
-    Store::open(s.root())
-        .unwrap()
-        .remove_image("gone:1", false, true)
-        .unwrap();
+    // Something for prune: importing twice under one name leaves the first dangling.
+    let dangling = s.busybox("gone:1");
+    s.run(&[
+        "import",
+        "-m",
+        "second",
+        crate::util::busybox_tar().to_str().unwrap(),
+        "gone:1",
+    ])
+    .success();
 
-    let root = s.root().to_path_buf();
     let la = spawn_load(&s, &a);
     let lb = spawn_load(&s, &b);
-    let gc = std::thread::spawn(move || {
-        let store = Store::open(&root).unwrap();
-        let mut runs = 0;
-        for _ in 0..3 {
-            store.collect_garbage().unwrap();
-            runs += 1;
-            std::thread::sleep(Duration::from_millis(30));
-        }
-        runs
-    });
+    let mut pruned = String::new();
+    for _ in 0..3 {
+        let run = s.run(&["image", "prune", "-f"]).success();
+        pruned.push_str(&run.stdout);
+        std::thread::sleep(Duration::from_millis(30));
+    }
     for (child, name) in [(la, "one:1"), (lb, "two:1")] {
         let out = child.wait_with_output().unwrap();
         assert!(
@@ -183,7 +181,10 @@ fn two_loads_and_gc_at_once() {
             String::from_utf8_lossy(&out.stderr)
         );
     }
-    assert_eq!(gc.join().unwrap(), 3);
+    assert!(
+        pruned.contains(&format!("deleted: {dangling}")),
+        "prune did not delete the dangling image {dangling}:\n{pruned}"
+    );
     let store = Store::open(s.root()).unwrap();
     let names: Vec<String> = store
         .images()
@@ -191,9 +192,13 @@ fn two_loads_and_gc_at_once() {
         .iter()
         .flat_map(|i| i.tags.iter().map(|t| t.familiar()))
         .collect();
-    assert!(names.contains(&"one:1".to_string()), "{names:?}");
-    assert!(names.contains(&"two:1".to_string()), "{names:?}");
-    assert!(store.resolve("gone:1").is_err());
+    for want in ["one:1", "two:1", "gone:1"] {
+        assert!(
+            names.contains(&want.to_string()),
+            "{want} missing: {names:?}"
+        );
+    }
+    assert!(store.resolve(&dangling).is_err());
     store.collect_garbage().unwrap();
     let report = store.check().unwrap();
     assert!(report.is_clean(), "{:?}", report.problems);
