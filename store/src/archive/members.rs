@@ -34,20 +34,13 @@ pub struct Members {
     by_name: HashMap<String, Member>,
 }
 
-/// `./a//b/` → `a/b`; `None` for paths that leave the archive (`..`, absolute).
+/// `./a//b/` → `a/b`; `None` for paths that leave the archive (absolute) or use `..`:
+/// a manifest has no reason to step up and back, so it may not.
 pub fn clean(path: &str) -> Option<String> {
-    if path.starts_with('/') {
+    if path.split('/').any(|p| p == "..") {
         return None;
     }
-    let mut parts: Vec<&str> = Vec::new();
-    for part in path.split('/') {
-        match part {
-            "" | "." => {}
-            ".." => return None,
-            p => parts.push(p),
-        }
-    }
-    Some(parts.join("/"))
+    resolve(path)
 }
 
 /// Like [`clean`], but `..` steps back up as a path lookup would (`a/../b` → `b`), so
