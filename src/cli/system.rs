@@ -50,14 +50,15 @@ fn df(global: &Global, args: DfArgs) -> Result<ExitCode, CliError> {
         Some(pct) => format!("{} ({pct}%)", units::human_size_precise(du.reclaimable)),
         None => units::human_size_precise(du.reclaimable),
     };
-    // rbuild has no containers or volumes; its build cache is its intermediate images,
-    // counted with the images.
+    // rbuild has no volumes, and its build cache is its intermediate images, counted
+    // with the images; instead of those rows it shows the layers images share.
     let rows = [
         json!({"Type": "Images", "TotalCount": du.images.to_string(),
                "Active": du.active_images.to_string(),
                "Size": units::human_size_precise(du.size), "Reclaimable": reclaimable}),
-        json!({"Type": "Build Cache", "TotalCount": "0", "Active": "0",
-               "Size": "0B", "Reclaimable": "0B"}),
+        json!({"Type": "Layers", "TotalCount": du.layers.to_string(),
+               "Active": du.active_layers.to_string(),
+               "Size": units::human_size_precise(du.size), "Reclaimable": reclaimable}),
     ];
     let format = match args.format.as_deref() {
         None | Some("table") => DF_DEFAULT,

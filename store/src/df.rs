@@ -22,6 +22,8 @@ pub struct DiskUsage {
     /// Bytes of the layers only inactive images use.
     pub reclaimable: u64,
     pub layers: usize,
+    /// Layers some active image uses.
+    pub active_layers: usize,
 }
 
 impl Store {
@@ -62,6 +64,7 @@ impl Store {
                 .map(|(_, s)| s)
                 .sum(),
             layers: sizes.len(),
+            active_layers: used.len(),
         })
     }
 }
