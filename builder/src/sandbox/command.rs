@@ -82,7 +82,15 @@ mod tests {
     #[test]
     fn env_gets_defaults_and_last_duplicate_wins() {
         let e = final_env(&v(&["A=1", "B=2", "A=3"]), Some("/home/app"));
-        assert_eq!(e, v(&["B=2", "A=3", &format!("PATH={DEFAULT_PATH}"), "HOME=/home/app"]));
+        assert_eq!(
+            e,
+            v(&[
+                "B=2",
+                "A=3",
+                &format!("PATH={DEFAULT_PATH}"),
+                "HOME=/home/app"
+            ])
+        );
         let e = final_env(&v(&["PATH=/x", "HOME=/h"]), Some("/home/app"));
         assert_eq!(e, v(&["PATH=/x", "HOME=/h"]));
         assert_eq!(final_env(&[], None)[1], "HOME=/");
@@ -91,7 +99,10 @@ mod tests {
     #[test]
     fn candidates_follow_path() {
         let env = v(&["PATH=/usr/bin:/bin/::/opt"]);
-        assert_eq!(exec_candidates("sh", &env), v(&["/usr/bin/sh", "/bin/sh", "sh", "/opt/sh"]));
+        assert_eq!(
+            exec_candidates("sh", &env),
+            v(&["/usr/bin/sh", "/bin/sh", "sh", "/opt/sh"])
+        );
         assert_eq!(exec_candidates("./run.sh", &env), v(&["./run.sh"]));
         assert_eq!(exec_candidates("/bin/sh", &env), v(&["/bin/sh"]));
         assert_eq!(exec_candidates("ls", &[]).len(), 6);
@@ -100,7 +111,10 @@ mod tests {
     #[test]
     fn cwd_is_normalised_inside_root() {
         assert_eq!(cwd_prefixes(""), ("/".into(), vec![]));
-        assert_eq!(cwd_prefixes("/a/./b//c/"), ("/a/b/c".into(), v(&["/a", "/a/b", "/a/b/c"])));
+        assert_eq!(
+            cwd_prefixes("/a/./b//c/"),
+            ("/a/b/c".into(), v(&["/a", "/a/b", "/a/b/c"]))
+        );
         assert_eq!(cwd_prefixes("../../x/../y"), ("/y".into(), v(&["/y"])));
     }
 }

@@ -84,11 +84,20 @@ pub enum SandboxError {
     #[error("sandbox: a string contains a NUL byte: {0:?}")]
     Nul(String),
     #[error("sandbox rootfs {path}: {source}")]
-    Rootfs { path: PathBuf, source: std::io::Error },
+    Rootfs {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("USER {spec:?}: {reason}")]
-    User { spec: String, reason: user::UserError },
+    User {
+        spec: String,
+        reason: user::UserError,
+    },
     #[error("sandbox: {what}: {source}")]
-    Io { what: &'static str, source: std::io::Error },
+    Io {
+        what: &'static str,
+        source: std::io::Error,
+    },
     #[error("sandbox set-up failed ({step}): {errno}")]
     Setup { step: String, errno: Errno },
     #[error("{program}: executable file not found in $PATH")]
@@ -166,50 +175,88 @@ pub fn run_cancellable(
     if spec.args.is_empty() {
         return Err(SandboxError::EmptyCommand);
     }
-    let rootfs = spec.rootfs.canonicalize().map_err(|source| SandboxError::Rootfs {
-        path: spec.rootfs.clone(),
-        source,
-    })?;
+    let rootfs = spec
+        .rootfs
+        .canonicalize()
+        .map_err(|source| SandboxError::Rootfs {
+            path: spec.rootfs.clone(),
+            source,
+        })?;
     let read_etc = |name: &str| -> Option<String> {
         let mut s = String::new();
-        sys_open_in_root(&rootfs, name)?.read_to_string(&mut s).ok()?;
+        sys_open_in_root(&rootfs, name)?
+            .read_to_string(&mut s)
+            .ok()?;
         Some(s)
     };
-    let user = user::resolve(&spec.user, read_etc("etc/passwd").as_deref(), read_etc("etc/group").as_deref())
-        .map_err(|reason| SandboxError::User {
-            spec: spec.user.clone(),
-            reason,
-        })?;
-    let hostname = if spec.hostname.is_empty() { DEFAULT_HOSTNAME } else { &spec.hostname };
+    let user = user::resolve(
+        &spec.user,
+        read_etc("etc/passwd").as_deref(),
+        read_etc("etc/group").as_deref(),
+    )
+    .map_err(|reason| SandboxError::User {
+        spec: spec.user.clone(),
+        reason,
+    })?;
+    let hostname = if spec.hostname.is_empty() {
+        DEFAULT_HOSTNAME
+    } else {
+        &spec.hostname
+    };
 
     // The generated files live in a private directory outside the rootfs.
     let tmp = tempfile::Builder::new()
         .prefix("rbuild-sandbox-")
         .tempdir()
-        .map_err(|source| SandboxError::Io { what: "creating a temporary directory", source })?;
+        .map_err(|source| SandboxError::Io {
+            what: "creating a temporary directory",
+            source,
+        })?;
     let resolv = match &spec.resolv_conf {
         Some(r) => r.clone(),
         None => std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default(),
     };
     let contents = [
-        ("hosts", spec.hosts.clone().unwrap_or_else(|| mountpoints::hosts(hostname))),
+        (
+            "hosts",
+            spec.hosts
+                .clone()
+                .unwrap_or_else(|| mountpoints::hosts(hostname)),
+        ),
         ("resolv.conf", resolv),
         ("hostname", mountpoints::hostname_file(hostname)),
     ];
     for (name, text) in &contents {
-        std::fs::write(tmp.path().join(name), text)
-            .map_err(|source| SandboxError::Io { what: "writing the generated /etc files", source })?;
+        std::fs::write(tmp.path().join(name), text).map_err(|source| SandboxError::Io {
+            what: "writing the generated /etc files",
+            source,
+        })?;
     }
     let mut created = mountpoints::prepare(&rootfs).map_err(|source| SandboxError::Rootfs {
         path: rootfs.clone(),
         source,
     })?;
-    let etc_sources: Vec<(PathBuf, String)> =
-        created.usable.iter().map(|n| (tmp.path().join(n), format!("etc/{n}"))).collect();
-    let etc_refs: Vec<(&Path, &str)> = etc_sources.iter().map(|(p, r)| (p.as_path(), r.as_str())).collect();
+    let etc_sources: Vec<(PathBuf, String)> = created
+        .usable
+        .iter()
+        .map(|n| (tmp.path().join(n), format!("etc/{n}")))
+        .collect();
+    let etc_refs: Vec<(&Path, &str)> = etc_sources
+        .iter()
+        .map(|(p, r)| (p.as_path(), r.as_str()))
+        .collect();
     let mounts = mounts::plan(&rootfs, &etc_refs);
 
-    let result = spawn_and_wait(spec, &rootfs, &user, hostname, mounts.clone(), cancel, &mut stdout, &mut stderr);
+    let result = spawn_and_wait(
+        spec,
+        &rootfs,
+        &user,
+        hostname,
+        mounts.clone(),
+        cancel,
+        &mut stdout,
+        &mut stderr,
+    );
     let cleanup = created.remove();
     let outcome = result.map_err(|e| describe(e, spec, &mounts))?;
     cleanup.map_err(|source| SandboxError::Io {
@@ -224,7 +271,8 @@ fn sys_open_in_root(root: &Path, rel: &str) -> Option<std::fs::File> {
 }
 
 fn cstring(s: impl Into<Vec<u8>>) -> Result<CString, SandboxError> {
-    CString::new(s).map_err(|e| SandboxError::Nul(String::from_utf8_lossy(&e.into_vec()).into_owned()))
+    CString::new(s)
+        .map_err(|e| SandboxError::Nul(String::from_utf8_lossy(&e.into_vec()).into_owned()))
 }
 
 /// Errors from the children, before they are given names.
@@ -272,7 +320,14 @@ fn spawn_and_wait(
     stdout: &mut dyn FnMut(&[u8]),
     stderr: &mut dyn FnMut(&[u8]),
 ) -> Result<Outcome, Raw> {
-    let io = |what| move |e: Errno| Raw::Other(SandboxError::Io { what, source: e.into() });
+    let io = |what| {
+        move |e: Errno| {
+            Raw::Other(SandboxError::Io {
+                what,
+                source: e.into(),
+            })
+        }
+    };
     let env = command::final_env(&spec.env, user.home.as_deref());
     let candidates = command::exec_candidates(&spec.args[0], &env);
     let (cwd, prefixes) = command::cwd_prefixes(&spec.cwd);
@@ -282,12 +337,19 @@ fn spawn_and_wait(
         spec.args.iter().map(|s| c(s)).collect::<Result<_, _>>()?,
         env.iter().map(|s| c(s)).collect::<Result<_, _>>()?,
     );
-    let mut namespaces = CloneFlags::CLONE_NEWNS | CloneFlags::CLONE_NEWPID | CloneFlags::CLONE_NEWUTS | CloneFlags::CLONE_NEWIPC;
+    let mut namespaces = CloneFlags::CLONE_NEWNS
+        | CloneFlags::CLONE_NEWPID
+        | CloneFlags::CLONE_NEWUTS
+        | CloneFlags::CLONE_NEWIPC;
     if spec.network == Network::None {
         namespaces |= CloneFlags::CLONE_NEWNET;
     }
-    let devnull = nix::fcntl::open(c"/dev/null", OFlag::O_RDONLY | OFlag::O_CLOEXEC, nix::sys::stat::Mode::empty())
-        .map_err(io("opening /dev/null"))?;
+    let devnull = nix::fcntl::open(
+        c"/dev/null",
+        OFlag::O_RDONLY | OFlag::O_CLOEXEC,
+        nix::sys::stat::Mode::empty(),
+    )
+    .map_err(io("opening /dev/null"))?;
     let pipe = || nix::unistd::pipe2(OFlag::O_CLOEXEC).map_err(io("creating a pipe"));
     let (out_r, out_w) = pipe()?;
     let (err_r, err_w) = pipe()?;
@@ -328,7 +390,12 @@ fn spawn_and_wait(
     for r in &reports {
         match *r {
             Report::Failed(step, errno) => return Err(Raw::Failed(step, errno)),
-            Report::Exited(code) => outcome = Some(Outcome { exit_code: code, signal: None }),
+            Report::Exited(code) => {
+                outcome = Some(Outcome {
+                    exit_code: code,
+                    signal: None,
+                })
+            }
             Report::Signaled(sig) => {
                 outcome = Some(Outcome {
                     exit_code: 128 + sig,
@@ -387,7 +454,10 @@ fn stream(
                 _ => {
                     report_bytes.extend_from_slice(&buf[..n]);
                     if init.is_none()
-                        && let Some(Report::InitPid(p)) = report_bytes.chunks_exact(RECORD).filter_map(Report::decode).next()
+                        && let Some(Report::InitPid(p)) = report_bytes
+                            .chunks_exact(RECORD)
+                            .filter_map(Report::decode)
+                            .next()
                     {
                         init = Some(Pid::from_raw(p));
                     }
@@ -395,6 +465,9 @@ fn stream(
             }
         }
     }
-    let reports = report_bytes.chunks_exact(RECORD).filter_map(Report::decode).collect();
+    let reports = report_bytes
+        .chunks_exact(RECORD)
+        .filter_map(Report::decode)
+        .collect();
     Ok((reports, cancelled))
 }

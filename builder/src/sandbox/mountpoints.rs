@@ -37,7 +37,9 @@ impl Created {
     fn remember_times(&mut self, dir: &Path) -> io::Result<()> {
         if self.times.iter().all(|(d, _)| d != dir) {
             let m = fs::metadata(dir)?;
-            let t = FileTimes::new().set_accessed(m.accessed()?).set_modified(m.modified()?);
+            let t = FileTimes::new()
+                .set_accessed(m.accessed()?)
+                .set_modified(m.modified()?);
             self.times.push((dir.to_path_buf(), t));
         }
         Ok(())
@@ -54,7 +56,9 @@ pub fn prepare(rootfs: &Path) -> io::Result<Created> {
         match fs::symlink_metadata(&path) {
             Ok(m) if m.is_dir() => {}
             Ok(_) => {
-                return Err(io::Error::other(format!("/{d} in the rootfs is not a directory")));
+                return Err(io::Error::other(format!(
+                    "/{d} in the rootfs is not a directory"
+                )));
             }
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
                 created.remember_times(rootfs)?;
@@ -127,12 +131,18 @@ mod tests {
 
     #[test]
     fn generated_contents() {
-        assert_eq!(hosts("box"), "127.0.0.1\tlocalhost box\n::1\tlocalhost ip6-localhost ip6-loopback\n");
+        assert_eq!(
+            hosts("box"),
+            "127.0.0.1\tlocalhost box\n::1\tlocalhost ip6-localhost ip6-loopback\n"
+        );
         assert_eq!(hostname_file("box"), "box\n");
     }
 
     fn set_epoch(p: &Path) {
-        File::open(p).unwrap().set_times(FileTimes::new().set_modified(SystemTime::UNIX_EPOCH)).unwrap();
+        File::open(p)
+            .unwrap()
+            .set_times(FileTimes::new().set_modified(SystemTime::UNIX_EPOCH))
+            .unwrap();
     }
 
     #[test]
@@ -147,10 +157,19 @@ mod tests {
         assert_eq!(c.usable, ETC_FILES);
         assert!(root.path().join("etc/hostname").is_file());
         c.remove().unwrap();
-        assert_eq!(fs::read_to_string(root.path().join("etc/hosts")).unwrap(), "mine");
+        assert_eq!(
+            fs::read_to_string(root.path().join("etc/hosts")).unwrap(),
+            "mine"
+        );
         assert!(!root.path().join("etc/hostname").exists());
         assert!(!root.path().join("etc/resolv.conf").exists());
-        assert_eq!(fs::metadata(root.path().join("etc")).unwrap().modified().unwrap(), SystemTime::UNIX_EPOCH);
+        assert_eq!(
+            fs::metadata(root.path().join("etc"))
+                .unwrap()
+                .modified()
+                .unwrap(),
+            SystemTime::UNIX_EPOCH
+        );
     }
 
     #[test]
@@ -161,7 +180,10 @@ mod tests {
         assert!(root.path().join("etc/hosts").is_file() && root.path().join("proc").is_dir());
         drop(c);
         assert_eq!(fs::read_dir(root.path()).unwrap().count(), 0);
-        assert_eq!(fs::metadata(root.path()).unwrap().modified().unwrap(), SystemTime::UNIX_EPOCH);
+        assert_eq!(
+            fs::metadata(root.path()).unwrap().modified().unwrap(),
+            SystemTime::UNIX_EPOCH
+        );
     }
 
     #[test]
@@ -172,7 +194,11 @@ mod tests {
         let c = prepare(root.path()).unwrap();
         assert_eq!(c.usable, ["resolv.conf", "hostname"]);
         drop(c);
-        assert!(fs::symlink_metadata(root.path().join("etc/hosts")).unwrap().is_symlink());
+        assert!(
+            fs::symlink_metadata(root.path().join("etc/hosts"))
+                .unwrap()
+                .is_symlink()
+        );
 
         let root = tempfile::tempdir().unwrap();
         std::os::unix::fs::symlink("/", root.path().join("dev")).unwrap();

@@ -45,7 +45,14 @@ fn under(root: &Path, rel: &str) -> CString {
     CString::new(root.join(rel).as_os_str().as_bytes()).expect("paths have no NUL")
 }
 
-fn mount(source: Option<CString>, target: CString, fstype: Option<&str>, flags: MsFlags, data: Option<&str>, need: Need) -> MountOp {
+fn mount(
+    source: Option<CString>,
+    target: CString,
+    fstype: Option<&str>,
+    flags: MsFlags,
+    data: Option<&str>,
+    need: Need,
+) -> MountOp {
     MountOp::Mount {
         source,
         target,
@@ -60,12 +67,24 @@ fn mount(source: Option<CString>, target: CString, fstype: Option<&str>, flags: 
 /// flags, since mount(2) ignores MS_RDONLY on the first MS_BIND call (mount(2), "Creating
 /// a bind mount").
 fn ro_bind(out: &mut Vec<MountOp>, source: CString, target: CString, need: Need) {
-    out.push(mount(Some(source), target.clone(), None, MsFlags::MS_BIND | MsFlags::MS_REC, None, need));
+    out.push(mount(
+        Some(source),
+        target.clone(),
+        None,
+        MsFlags::MS_BIND | MsFlags::MS_REC,
+        None,
+        need,
+    ));
     out.push(mount(
         None,
         target,
         None,
-        MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY | MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
+        MsFlags::MS_BIND
+            | MsFlags::MS_REMOUNT
+            | MsFlags::MS_RDONLY
+            | MsFlags::MS_NOSUID
+            | MsFlags::MS_NODEV
+            | MsFlags::MS_NOEXEC,
         None,
         need,
     ));
@@ -77,7 +96,14 @@ fn ro_bind(out: &mut Vec<MountOp>, source: CString, target: CString, need: Need)
 pub const DEVICES: [&str; 6] = ["null", "zero", "full", "random", "urandom", "tty"];
 
 /// Files in /proc that would reveal or change host state; Docker's masked paths.
-const PROC_MASKED_FILES: [&str; 6] = ["kcore", "keys", "latency_stats", "timer_list", "timer_stats", "sched_debug"];
+const PROC_MASKED_FILES: [&str; 6] = [
+    "kcore",
+    "keys",
+    "latency_stats",
+    "timer_list",
+    "timer_stats",
+    "sched_debug",
+];
 const PROC_MASKED_DIRS: [&str; 2] = ["acpi", "scsi"];
 /// Docker's read-only /proc paths: writing them as root would change the host kernel.
 const PROC_READONLY: [&str; 5] = ["bus", "fs", "irq", "sys", "sysrq-trigger"];
@@ -91,45 +117,143 @@ pub fn plan(rootfs: &Path, etc_files: &[(&Path, &str)]) -> Vec<MountOp> {
 
     // Nothing we mount may propagate back to the host's namespace (mount_namespaces(7),
     // "MS_PRIVATE"); pivot_root(2) also requires the old root not to be shared.
-    out.push(mount(None, c("/"), None, F::MS_REC | F::MS_PRIVATE, None, Need::Required));
+    out.push(mount(
+        None,
+        c("/"),
+        None,
+        F::MS_REC | F::MS_PRIVATE,
+        None,
+        Need::Required,
+    ));
     // pivot_root(2) needs new_root to be a mount point. `nodev` on it: device nodes the
     // command creates (CAP_MKNOD is in the default set) can be recorded but not opened,
     // which is what the device cgroup gives Docker.
-    out.push(mount(Some(root.clone()), root.clone(), None, F::MS_BIND | F::MS_REC, None, Need::Required));
-    out.push(mount(None, root.clone(), None, F::MS_BIND | F::MS_REMOUNT | F::MS_NODEV, None, Need::Required));
+    out.push(mount(
+        Some(root.clone()),
+        root.clone(),
+        None,
+        F::MS_BIND | F::MS_REC,
+        None,
+        Need::Required,
+    ));
+    out.push(mount(
+        None,
+        root.clone(),
+        None,
+        F::MS_BIND | F::MS_REMOUNT | F::MS_NODEV,
+        None,
+        Need::Required,
+    ));
 
     // A fresh procfs shows the new PID namespace (proc(5)).
     let nsn = F::MS_NOSUID | F::MS_NODEV | F::MS_NOEXEC;
-    out.push(mount(Some(c("proc")), under(rootfs, "proc"), Some("proc"), nsn, None, Need::Required));
+    out.push(mount(
+        Some(c("proc")),
+        under(rootfs, "proc"),
+        Some("proc"),
+        nsn,
+        None,
+        Need::Required,
+    ));
     for p in PROC_READONLY {
         let t = under(rootfs, &format!("proc/{p}"));
         ro_bind(&mut out, t.clone(), t, Need::IfExists);
     }
     for p in PROC_MASKED_FILES {
-        out.push(mount(Some(c("/dev/null")), under(rootfs, &format!("proc/{p}")), None, F::MS_BIND, None, Need::IfExists));
+        out.push(mount(
+            Some(c("/dev/null")),
+            under(rootfs, &format!("proc/{p}")),
+            None,
+            F::MS_BIND,
+            None,
+            Need::IfExists,
+        ));
     }
     for p in PROC_MASKED_DIRS {
-        out.push(mount(Some(c("tmpfs")), under(rootfs, &format!("proc/{p}")), Some("tmpfs"), F::MS_RDONLY | nsn, None, Need::IfExists));
+        out.push(mount(
+            Some(c("tmpfs")),
+            under(rootfs, &format!("proc/{p}")),
+            Some("tmpfs"),
+            F::MS_RDONLY | nsn,
+            None,
+            Need::IfExists,
+        ));
     }
     // sysfs read-only, only where the image has /sys (it shows the sandbox's network
     // namespace, sysfs(5)).
-    out.push(mount(Some(c("sysfs")), under(rootfs, "sys"), Some("sysfs"), F::MS_RDONLY | nsn, None, Need::IfExists));
+    out.push(mount(
+        Some(c("sysfs")),
+        under(rootfs, "sys"),
+        Some("sysfs"),
+        F::MS_RDONLY | nsn,
+        None,
+        Need::IfExists,
+    ));
 
     // A minimal /dev, as Docker's: tmpfs, devices, devpts, shm, mqueue, symlinks.
-    out.push(mount(Some(c("tmpfs")), under(rootfs, "dev"), Some("tmpfs"), F::MS_NOSUID | F::MS_NODEV | F::MS_STRICTATIME, Some("mode=755,size=65536k"), Need::Required));
+    out.push(mount(
+        Some(c("tmpfs")),
+        under(rootfs, "dev"),
+        Some("tmpfs"),
+        F::MS_NOSUID | F::MS_NODEV | F::MS_STRICTATIME,
+        Some("mode=755,size=65536k"),
+        Need::Required,
+    ));
     for d in DEVICES {
         let target = under(rootfs, &format!("dev/{d}"));
-        out.push(MountOp::Touch { path: target.clone() });
-        out.push(mount(Some(c(&format!("/dev/{d}"))), target, None, F::MS_BIND, None, Need::IfExists));
+        out.push(MountOp::Touch {
+            path: target.clone(),
+        });
+        out.push(mount(
+            Some(c(&format!("/dev/{d}"))),
+            target,
+            None,
+            F::MS_BIND,
+            None,
+            Need::IfExists,
+        ));
     }
-    out.push(MountOp::Mkdir { path: under(rootfs, "dev/pts"), mode: 0o755 });
+    out.push(MountOp::Mkdir {
+        path: under(rootfs, "dev/pts"),
+        mode: 0o755,
+    });
     // newinstance: a private pts instance, not the host's ptys (devpts in mount(8)).
-    out.push(mount(Some(c("devpts")), under(rootfs, "dev/pts"), Some("devpts"), F::MS_NOSUID | F::MS_NOEXEC, Some("newinstance,ptmxmode=0666,mode=0620,gid=5"), Need::Required));
-    out.push(MountOp::Symlink { target: c("pts/ptmx"), link: under(rootfs, "dev/ptmx") });
-    out.push(MountOp::Mkdir { path: under(rootfs, "dev/shm"), mode: 0o1777 });
-    out.push(mount(Some(c("shm")), under(rootfs, "dev/shm"), Some("tmpfs"), nsn, Some("mode=1777,size=65536k"), Need::Required));
-    out.push(MountOp::Mkdir { path: under(rootfs, "dev/mqueue"), mode: 0o755 });
-    out.push(mount(Some(c("mqueue")), under(rootfs, "dev/mqueue"), Some("mqueue"), nsn, None, Need::BestEffort));
+    out.push(mount(
+        Some(c("devpts")),
+        under(rootfs, "dev/pts"),
+        Some("devpts"),
+        F::MS_NOSUID | F::MS_NOEXEC,
+        Some("newinstance,ptmxmode=0666,mode=0620,gid=5"),
+        Need::Required,
+    ));
+    out.push(MountOp::Symlink {
+        target: c("pts/ptmx"),
+        link: under(rootfs, "dev/ptmx"),
+    });
+    out.push(MountOp::Mkdir {
+        path: under(rootfs, "dev/shm"),
+        mode: 0o1777,
+    });
+    out.push(mount(
+        Some(c("shm")),
+        under(rootfs, "dev/shm"),
+        Some("tmpfs"),
+        nsn,
+        Some("mode=1777,size=65536k"),
+        Need::Required,
+    ));
+    out.push(MountOp::Mkdir {
+        path: under(rootfs, "dev/mqueue"),
+        mode: 0o755,
+    });
+    out.push(mount(
+        Some(c("mqueue")),
+        under(rootfs, "dev/mqueue"),
+        Some("mqueue"),
+        nsn,
+        None,
+        Need::BestEffort,
+    ));
     for (link, target) in [
         ("fd", "/proc/self/fd"),
         ("stdin", "/proc/self/fd/0"),
@@ -137,7 +261,10 @@ pub fn plan(rootfs: &Path, etc_files: &[(&Path, &str)]) -> Vec<MountOp> {
         ("stderr", "/proc/self/fd/2"),
         ("core", "/proc/kcore"),
     ] {
-        out.push(MountOp::Symlink { target: c(target), link: under(rootfs, &format!("dev/{link}")) });
+        out.push(MountOp::Symlink {
+            target: c(target),
+            link: under(rootfs, &format!("dev/{link}")),
+        });
     }
 
     // Generated /etc files, read-only (the caller made the mount points).
@@ -166,12 +293,21 @@ mod tests {
         let ops = plan(Path::new("/r"), &[(Path::new("/tmp/x/hosts"), "etc/hosts")]);
         let t = targets(&ops);
         assert_eq!(t[0], "/");
-        assert!(matches!(&ops[0], MountOp::Mount { flags, .. } if flags.contains(MsFlags::MS_PRIVATE | MsFlags::MS_REC)));
-        assert!(t[1..].iter().all(|t| t == "/r" || t.starts_with("/r/")), "{t:?}");
+        assert!(
+            matches!(&ops[0], MountOp::Mount { flags, .. } if flags.contains(MsFlags::MS_PRIVATE | MsFlags::MS_REC))
+        );
+        assert!(
+            t[1..].iter().all(|t| t == "/r" || t.starts_with("/r/")),
+            "{t:?}"
+        );
         for op in &ops {
             match op {
-                MountOp::Mkdir { path, .. } | MountOp::Touch { path } => assert!(path.to_str().unwrap().starts_with("/r/dev/")),
-                MountOp::Symlink { link, .. } => assert!(link.to_str().unwrap().starts_with("/r/dev/")),
+                MountOp::Mkdir { path, .. } | MountOp::Touch { path } => {
+                    assert!(path.to_str().unwrap().starts_with("/r/dev/"))
+                }
+                MountOp::Symlink { link, .. } => {
+                    assert!(link.to_str().unwrap().starts_with("/r/dev/"))
+                }
                 MountOp::Mount { .. } => {}
             }
         }
@@ -183,7 +319,14 @@ mod tests {
         let n = ops.len();
         assert_eq!(
             ops[n - 2],
-            mount(Some(c("/tmp/x/hosts")), c("/r/etc/hosts"), None, MsFlags::MS_BIND | MsFlags::MS_REC, None, Need::Required)
+            mount(
+                Some(c("/tmp/x/hosts")),
+                c("/r/etc/hosts"),
+                None,
+                MsFlags::MS_BIND | MsFlags::MS_REC,
+                None,
+                Need::Required
+            )
         );
         assert!(matches!(&ops[n - 1], MountOp::Mount { target, flags, .. }
             if target.to_str() == Ok("/r/etc/hosts") && flags.contains(MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY)));
@@ -192,16 +335,28 @@ mod tests {
     #[test]
     fn dev_is_nodev_tmpfs_with_devices_bound_not_created() {
         let ops = plan(Path::new("/r"), &[]);
-        let dev = ops.iter().position(|op| matches!(op, MountOp::Mount { target, .. } if target.to_str() == Ok("/r/dev"))).unwrap();
-        assert!(matches!(&ops[dev], MountOp::Mount { flags, fstype: Some(f), .. } if flags.contains(MsFlags::MS_NODEV) && f.to_str() == Ok("tmpfs")));
+        let dev = ops
+            .iter()
+            .position(
+                |op| matches!(op, MountOp::Mount { target, .. } if target.to_str() == Ok("/r/dev")),
+            )
+            .unwrap();
+        assert!(
+            matches!(&ops[dev], MountOp::Mount { flags, fstype: Some(f), .. } if flags.contains(MsFlags::MS_NODEV) && f.to_str() == Ok("tmpfs"))
+        );
         for d in DEVICES {
             let at = ops.iter().position(|op| matches!(op, MountOp::Mount { source: Some(s), target, flags, .. }
                 if s.to_str() == Ok(&format!("/dev/{d}")) && target.to_str() == Ok(&format!("/r/dev/{d}"))
                     && *flags == MsFlags::MS_BIND)).unwrap();
             assert!(at > dev);
         }
-        let pts = ops.iter().position(|op| matches!(op, MountOp::Mount { fstype: Some(f), data: Some(d), .. }
-            if f.to_str() == Ok("devpts") && d.to_str().unwrap().contains("newinstance"))).unwrap();
+        let pts = ops
+            .iter()
+            .position(|op| {
+                matches!(op, MountOp::Mount { fstype: Some(f), data: Some(d), .. }
+            if f.to_str() == Ok("devpts") && d.to_str().unwrap().contains("newinstance"))
+            })
+            .unwrap();
         let ptmx = ops.iter().position(|op| matches!(op, MountOp::Symlink { link, .. } if link.to_str() == Ok("/r/dev/ptmx"))).unwrap();
         assert!(dev < pts && pts < ptmx);
     }

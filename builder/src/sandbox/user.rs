@@ -5,6 +5,9 @@
 //! - `name` must exist in passwd; `uid` may be absent (gid is then 0).
 //! - Supplementary groups are the /etc/group entries that list the matched user name,
 //!   and only when no group was given: `user:group` sets the primary gid and no others.
+//! - The primary gid is always the first of the groups given to setgroups(2), as
+//!   containerd, moby and BuildKit do since CVE-2023-25173 (otherwise a process could
+//!   drop it with setgroups and get past group-deny permissions).
 //! - `group` is a name (must exist) or a number (may be absent).
 //! - Numbers are checked: decimal digits only, at most `i32::MAX` (the OCI runtimes'
 //!   limit, see containerd commit de1341c2), never wrapped or truncated.
@@ -16,7 +19,7 @@ use std::fmt;
 pub struct ExecUser {
     pub uid: u32,
     pub gid: u32,
-    /// Exactly what `setgroups(2)` receives.
+    /// Exactly what `setgroups(2)` receives: the primary gid, then the others.
     pub groups: Vec<u32>,
     /// From passwd, for `HOME` when the environment has none.
     pub home: Option<String>,
@@ -33,8 +36,14 @@ pub enum UserError {
 impl fmt::Display for UserError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            UserError::NoSuchUser(u) => write!(f, "unable to find user {u}: no matching entries in passwd file"),
-            UserError::NoSuchGroup(g) => write!(f, "unable to find group {g}: no matching entries in group file"),
+            UserError::NoSuchUser(u) => write!(
+                f,
+                "unable to find user {u}: no matching entries in passwd file"
+            ),
+            UserError::NoSuchGroup(g) => write!(
+                f,
+                "unable to find group {g}: no matching entries in group file"
+            ),
             UserError::OutOfRange(n) => write!(f, "id {n} is out of range (0..={})", i32::MAX),
         }
     }
@@ -96,7 +105,12 @@ fn group_entries(text: &str) -> impl Iterator<Item = GroupEntry<'_>> {
         let gid = numeric(f.get(2)?).ok()??;
         let members = f
             .get(3)
-            .map(|l| l.split(',').map(str::trim).filter(|m| !m.is_empty()).collect())
+            .map(|l| {
+                l.split(',')
+                    .map(str::trim)
+                    .filter(|m| !m.is_empty())
+                    .collect()
+            })
             .unwrap_or_default();
         Some(GroupEntry {
             name: f[0],
@@ -108,7 +122,11 @@ fn group_entries(text: &str) -> impl Iterator<Item = GroupEntry<'_>> {
 
 /// Resolves a `USER` value. `passwd`/`group` are the files' contents, `None` when the
 /// rootfs has no such file (then only numbers resolve).
-pub fn resolve(spec: &str, passwd: Option<&str>, group: Option<&str>) -> Result<ExecUser, UserError> {
+pub fn resolve(
+    spec: &str,
+    passwd: Option<&str>,
+    group: Option<&str>,
+) -> Result<ExecUser, UserError> {
     let (user_part, group_part) = match spec.split_once(':') {
         Some((u, g)) => (u, Some(g)),
         None => (spec, None),
@@ -172,6 +190,10 @@ pub fn resolve(spec: &str, passwd: Option<&str>, group: Option<&str>) -> Result<
             }
         }
     }
+    out.groups.retain(|g| *g != out.gid);
+    out.groups.insert(0, out.gid);
+    let mut seen = std::collections::HashSet::new();
+    out.groups.retain(|g| seen.insert(*g));
     Ok(out)
 }
 
@@ -197,14 +219,14 @@ mod tests {
     #[test]
     fn empty_is_root_with_roots_groups() {
         let u = r("").unwrap();
-        assert_eq!((u.uid, u.gid, u.groups), (0, 0, vec![10]));
+        assert_eq!((u.uid, u.gid, u.groups), (0, 0, vec![0, 10]));
         assert_eq!(u.home.as_deref(), Some("/root"));
     }
 
     #[test]
     fn name_gives_passwd_ids_and_exact_member_groups() {
         let u = r("app").unwrap();
-        assert_eq!((u.uid, u.gid, u.groups), (1000, 1000, vec![10, 29]));
+        assert_eq!((u.uid, u.gid, u.groups), (1000, 1000, vec![1000, 10, 29]));
     }
 
     #[test]
@@ -215,13 +237,13 @@ mod tests {
     #[test]
     fn unknown_number_is_allowed_with_gid_0() {
         let u = r("4242").unwrap();
-        assert_eq!((u.uid, u.gid, u.groups, u.home), (4242, 0, vec![], None));
+        assert_eq!((u.uid, u.gid, u.groups, u.home), (4242, 0, vec![0], None));
     }
 
     #[test]
     fn explicit_group_replaces_supplementary_groups() {
         let u = r("app:staff").unwrap();
-        assert_eq!((u.uid, u.gid, u.groups), (1000, 50, vec![]));
+        assert_eq!((u.uid, u.gid, u.groups), (1000, 50, vec![50]));
         let u = r("app:7").unwrap();
         assert_eq!((u.uid, u.gid), (1000, 7));
         let u = r("4242:29").unwrap();
@@ -231,14 +253,26 @@ mod tests {
     #[test]
     fn unknown_names_are_errors() {
         assert_eq!(r("nobody"), Err(UserError::NoSuchUser("nobody".into())));
-        assert_eq!(r("app:nogroup"), Err(UserError::NoSuchGroup("nogroup".into())));
+        assert_eq!(
+            r("app:nogroup"),
+            Err(UserError::NoSuchGroup("nogroup".into()))
+        );
     }
 
     #[test]
     fn numbers_are_checked_not_wrapped() {
-        assert_eq!(r("4294967296"), Err(UserError::OutOfRange("4294967296".into())));
-        assert_eq!(r("2147483648"), Err(UserError::OutOfRange("2147483648".into())));
-        assert_eq!(r("0:99999999999"), Err(UserError::OutOfRange("99999999999".into())));
+        assert_eq!(
+            r("4294967296"),
+            Err(UserError::OutOfRange("4294967296".into()))
+        );
+        assert_eq!(
+            r("2147483648"),
+            Err(UserError::OutOfRange("2147483648".into()))
+        );
+        assert_eq!(
+            r("0:99999999999"),
+            Err(UserError::OutOfRange("99999999999".into()))
+        );
         assert_eq!(r("2147483647").unwrap().uid, 2147483647);
         // "-1" and "+5" are names, not numbers, and no such names exist.
         assert!(matches!(r("-1"), Err(UserError::NoSuchUser(_))));
@@ -248,7 +282,7 @@ mod tests {
     #[test]
     fn missing_files_allow_only_numbers() {
         let u = resolve("", None, None).unwrap();
-        assert_eq!((u.uid, u.gid, u.groups), (0, 0, vec![]));
+        assert_eq!((u.uid, u.gid, u.groups), (0, 0, vec![0]));
         assert_eq!(resolve("12:34", None, None).unwrap().gid, 34);
         assert!(resolve("app", None, None).is_err());
     }

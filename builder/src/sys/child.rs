@@ -265,7 +265,10 @@ fn command(p: &ChildPlan) -> ! {
     // WORKDIR is created if missing, as Docker does, inside the new root; only now,
     // with no host descriptor left, so /proc/self/fd/N leads nowhere.
     for dir in &p.cwd_prefixes {
-        match mkdir(dir.as_c_str(), nix::sys::stat::Mode::from_bits_truncate(0o755)) {
+        match mkdir(
+            dir.as_c_str(),
+            nix::sys::stat::Mode::from_bits_truncate(0o755),
+        ) {
             Ok(()) | Err(Errno::EEXIST) => {}
             Err(e) => fail(p, Step::Workdir, e),
         }
@@ -276,7 +279,8 @@ fn command(p: &ChildPlan) -> ! {
     // Bounding set first (needs CAP_SETPCAP), then permitted/effective/inheritable,
     // while still uid 0; setresuid(2) to a non-zero uid then clears permitted and
     // effective (capabilities(7), "Effect of user ID changes on capabilities").
-    if let Err(e) = caps::drop_bounding_except(p.caps).and_then(|()| caps::set_process_caps(p.caps)) {
+    if let Err(e) = caps::drop_bounding_except(p.caps).and_then(|()| caps::set_process_caps(p.caps))
+    {
         fail(p, Step::Capabilities, e);
     }
     if let Err(e) = setgroups(&p.groups) {

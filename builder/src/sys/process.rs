@@ -37,9 +37,21 @@ pub(crate) struct ExecArgs {
 }
 
 impl ExecArgs {
-    pub(crate) fn new(candidates: Vec<CString>, argv: Vec<CString>, envp: Vec<CString>) -> ExecArgs {
-        let argv_ptrs = argv.iter().map(|a| a.as_ptr()).chain([std::ptr::null()]).collect();
-        let envp_ptrs = envp.iter().map(|a| a.as_ptr()).chain([std::ptr::null()]).collect();
+    pub(crate) fn new(
+        candidates: Vec<CString>,
+        argv: Vec<CString>,
+        envp: Vec<CString>,
+    ) -> ExecArgs {
+        let argv_ptrs = argv
+            .iter()
+            .map(|a| a.as_ptr())
+            .chain([std::ptr::null()])
+            .collect();
+        let envp_ptrs = envp
+            .iter()
+            .map(|a| a.as_ptr())
+            .chain([std::ptr::null()])
+            .collect();
         ExecArgs {
             candidates,
             _argv: argv,
@@ -57,7 +69,13 @@ impl ExecArgs {
     pub(crate) fn exec(&self, path: &CStr) -> Errno {
         // SAFETY: both arrays are NULL-terminated and point into CStrings owned by self,
         // which lives until exec replaces the process image or this returns.
-        unsafe { libc::execve(path.as_ptr(), self.argv_ptrs.as_ptr(), self.envp_ptrs.as_ptr()) };
+        unsafe {
+            libc::execve(
+                path.as_ptr(),
+                self.argv_ptrs.as_ptr(),
+                self.envp_ptrs.as_ptr(),
+            )
+        };
         Errno::last()
     }
 }
@@ -171,10 +189,16 @@ pub(crate) fn wait_for(pid: Pid) -> Result<WaitStatus, Errno> {
 
 /// Which of `fds` are readable or closed after at most `timeout_ms`.
 pub(crate) fn poll_readable(fds: &[BorrowedFd<'_>], timeout_ms: u16) -> Result<Vec<bool>, Errno> {
-    let mut pfds: Vec<PollFd> = fds.iter().map(|fd| PollFd::new(fd.as_fd(), PollFlags::POLLIN)).collect();
+    let mut pfds: Vec<PollFd> = fds
+        .iter()
+        .map(|fd| PollFd::new(fd.as_fd(), PollFlags::POLLIN))
+        .collect();
     match poll(&mut pfds, PollTimeout::from(timeout_ms)) {
         Ok(_) | Err(Errno::EINTR) => {}
         Err(e) => return Err(e),
     }
-    Ok(pfds.iter().map(|p| p.revents().is_some_and(|r| !r.is_empty())).collect())
+    Ok(pfds
+        .iter()
+        .map(|p| p.revents().is_some_and(|r| !r.is_empty()))
+        .collect())
 }

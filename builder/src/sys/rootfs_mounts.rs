@@ -20,23 +20,33 @@ pub(crate) fn apply(op: &MountOp) -> Result<(), Errno> {
             flags,
             data,
             need,
-        } => match mount(source.as_deref(), target.as_c_str(), fstype.as_deref(), *flags, data.as_deref()) {
+        } => match mount(
+            source.as_deref(),
+            target.as_c_str(),
+            fstype.as_deref(),
+            *flags,
+            data.as_deref(),
+        ) {
             Ok(()) => Ok(()),
             Err(Errno::ENOENT) if *need == Need::IfExists => Ok(()),
             Err(_) if *need == Need::BestEffort => Ok(()),
             Err(e) => Err(e),
         },
-        MountOp::Mkdir { path, mode } => match mkdir(path.as_c_str(), Mode::from_bits_truncate(*mode)) {
-            Ok(()) | Err(Errno::EEXIST) => Ok(()),
-            Err(e) => Err(e),
-        },
+        MountOp::Mkdir { path, mode } => {
+            match mkdir(path.as_c_str(), Mode::from_bits_truncate(*mode)) {
+                Ok(()) | Err(Errno::EEXIST) => Ok(()),
+                Err(e) => Err(e),
+            }
+        }
         MountOp::Touch { path } => open(
             path.as_c_str(),
             OFlag::O_CREAT | OFlag::O_WRONLY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
             Mode::from_bits_truncate(0o666),
         )
         .map(drop),
-        MountOp::Symlink { target, link } => symlinkat(target.as_c_str(), nix::fcntl::AT_FDCWD, link.as_c_str()),
+        MountOp::Symlink { target, link } => {
+            symlinkat(target.as_c_str(), nix::fcntl::AT_FDCWD, link.as_c_str())
+        }
     }
 }
 
