@@ -163,6 +163,28 @@ fn pid_1_is_our_init_and_hostname_is_set() {
 }
 
 #[test]
+fn workdir_is_created_inside_the_root() {
+    let root = rootfs();
+    let mut s = spec(root.path(), "pwd");
+    s.cwd = "/a/b/../c/".into();
+    assert_eq!(run_spec(&s).unwrap().stdout, "/a/c\n");
+    assert!(root.path().join("a/c").is_dir());
+    s.cwd = "../../../../etc".into();
+    assert_eq!(run_spec(&s).unwrap().stdout, "/etc\n");
+}
+
+#[test]
+fn a_rootfs_that_would_lead_mounts_outside_is_refused() {
+    let root = rootfs();
+    fs::remove_dir(root.path().join("dev")).unwrap();
+    std::os::unix::fs::symlink("/dev", root.path().join("dev")).unwrap();
+    assert!(matches!(
+        run_spec(&spec(root.path(), "true")),
+        Err(SandboxError::Rootfs { .. })
+    ));
+}
+
+#[test]
 fn exit_codes_and_signals() {
     let root = rootfs();
     assert_eq!(

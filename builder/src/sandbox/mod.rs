@@ -297,7 +297,7 @@ fn describe(e: Raw, spec: &SandboxSpec, mounts: &[mounts::MountOp]) -> SandboxEr
         },
         Raw::Failed(Step::Mount(i), errno) => SandboxError::Setup {
             step: match mounts.get(i as usize) {
-                Some(op) => format!("{op:?}"),
+                Some(op) => op.to_string(),
                 None => format!("mount step {i}"),
             },
             errno,
@@ -358,8 +358,7 @@ fn spawn_and_wait(
         parent: nix::unistd::getpid(),
         namespaces,
         mounts,
-        rootfs: c(rootfs.as_os_str().to_str().unwrap_or_default())
-            .or_else(|_| cstring(rootfs.as_os_str().as_bytes()).map_err(Raw::Other))?,
+        rootfs: cstring(rootfs.as_os_str().as_bytes()).map_err(Raw::Other)?,
         hostname: hostname.to_string(),
         loopback: spec.network == Network::None,
         cwd_prefixes: prefixes.iter().map(|s| c(s)).collect::<Result<_, _>>()?,

@@ -37,6 +37,33 @@ pub enum MountOp {
     Symlink { target: CString, link: CString },
 }
 
+impl std::fmt::Display for MountOp {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let s = |c: &CString| c.to_string_lossy().into_owned();
+        match self {
+            MountOp::Mount {
+                source,
+                target,
+                fstype,
+                flags,
+                data,
+                ..
+            } => write!(
+                f,
+                "mount {} on {} type {} ({flags:?}{})",
+                source.as_ref().map_or("none".into(), s),
+                s(target),
+                fstype.as_ref().map_or("none".into(), s),
+                data.as_ref()
+                    .map_or(String::new(), |d| format!(", {}", s(d)))
+            ),
+            MountOp::Mkdir { path, mode } => write!(f, "mkdir {} mode {mode:o}", s(path)),
+            MountOp::Touch { path } => write!(f, "create {}", s(path)),
+            MountOp::Symlink { target, link } => write!(f, "symlink {} -> {}", s(link), s(target)),
+        }
+    }
+}
+
 fn c(s: &str) -> CString {
     CString::new(s).expect("no NUL in fixed mount strings")
 }
