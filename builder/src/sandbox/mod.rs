@@ -7,6 +7,13 @@
 //! and then only streams output and waits; the children (`sys::child`) run syscalls.
 //! All mounts live in the sandbox's own mount namespace, so they vanish with it: after
 //! `run` returns, nothing is mounted, and the mount points it had to create are removed.
+//!
+//! Needs root (CAP_SYS_ADMIN for namespaces and mounts) and a kernel with mount, PID,
+//! UTS, IPC and network namespaces, openat2(2) (5.6) and close_range(2) (5.9, with a
+//! fallback). No user namespace, cgroup limits or seccomp filter yet. If rbuild itself
+//! is SIGKILLed mid-run, the sandbox dies with it (PR_SET_PDEATHSIG) but the empty
+//! mount point files `run` created in the rootfs stay: the snapshotter must drop empty
+//! `/etc/{hosts,resolv.conf,hostname}` the lower layers lack.
 
 pub mod command;
 pub mod mountpoints;
