@@ -1,0 +1,16 @@
+//! Every raw syscall and every `unsafe` block of the builder lives below this module,
+//! behind a narrow interface; the rest of the crate is plain Rust over data.
+//!
+//! - `child`: the programs that run between fork(2) and execve(2) in the sandbox.
+//! - `process`: fork, execve without allocating, fd closing, signal resets.
+//! - `caps`: capability sets (capset(2), PR_CAPBSET_DROP).
+//! - `ns`: namespaces, hostname, the loopback interface.
+//! - `rootfs_mounts`: executes the sandbox's mount plan and pivot_root(2).
+//! - `fs`: confined path operations the parent does inside a rootfs.
+
+pub(crate) mod caps;
+pub(crate) mod child;
+pub(crate) mod fs;
+pub(crate) mod ns;
+pub(crate) mod process;
+pub(crate) mod rootfs_mounts;
