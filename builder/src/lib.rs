@@ -4,7 +4,9 @@
 //! results live; the CLI depends on it and on nothing below it directly.
 
 pub mod config_edit;
+pub mod snapshot;
 pub mod source;
+pub(crate) mod sys;
 
 pub use rbuild_parser as parser;
 pub use rbuild_store as store;

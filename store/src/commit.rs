@@ -98,11 +98,12 @@ impl Store {
         let _lock = self.write_lock()?;
         self.check_given_out(dir)?;
         // The diff ID: the tar the layer would be, streamed into the hasher only.
-        let written = layer::write_tar(dir, io::sink(), &layer::WriteOptions::default())
-            .map_err(|source| StoreError::LayerIn {
+        let written = layer::write_tar(dir, io::sink(), &layer::WriteOptions::default()).map_err(
+            |source| StoreError::LayerIn {
                 what: format!("layer directory {}", dir.display()),
                 source,
-            })?;
+            },
+        )?;
         let diff_id = written.diff_id;
         let (size, empty) = content_size(dir)?;
         let committed = |existed| CommittedLayer {
@@ -230,7 +231,10 @@ mod tests {
             // Fixed mtimes, so that both commits make the same tar.
             let t = std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_700_000_000);
             for p in ["etc/hello", "etc"] {
-                fs::File::open(u.upper.join(p)).unwrap().set_modified(t).unwrap();
+                fs::File::open(u.upper.join(p))
+                    .unwrap()
+                    .set_modified(t)
+                    .unwrap();
             }
             let ino = fs::metadata(u.upper.join("etc/hello")).unwrap().ino();
             let got = store.add_layer_dir(&u.upper).unwrap();
