@@ -105,7 +105,11 @@ impl Store {
             },
         )?;
         let diff_id = written.diff_id;
-        let (size, empty) = content_size(dir)?;
+        // Data written through overlay (or copied) may sit in the page cache; a crash
+        // after the row is recorded must not leave a recorded layer with holes. Each
+        // file and dir of the new tree is fsynced — not syncfs(2), whose cost is every
+        // dirty page of the file system, other builds' included.
+        let (size, empty) = measure_and_sync(dir)?;
         let committed = |existed| CommittedLayer {
             diff_id: diff_id.clone(),
             size,
@@ -117,14 +121,6 @@ impl Store {
             fsutil::remove_tree(dir).map_err(io_err(format!("removing {}", dir.display())))?;
             return Ok(committed(true));
         }
-        // Data written through overlay (or copied) sits in the page cache; a crash after
-        // the row is recorded must not leave a recorded layer with holes. syncfs flushes
-        // this file system only, i.e. what this and other steps wrote, not the base.
-        let f = fs::File::open(dir).map_err(io_err(format!("opening {}", dir.display())))?;
-        nix::unistd::syncfs(&f)
-            .map_err(|e| io_err(format!("syncing {}", dir.display()))(e.into()))?;
-        drop(f);
-
         // Two renames, both atomic and on the same file system: dir → tmp/layer-*/diff (so
         // the tree gets the shape layers/ holds), then that → layers/<hex>.
         let stage = self.scratch_dir("layer")?;
@@ -178,8 +174,8 @@ impl Store {
 }
 
 /// Sum of regular file sizes, each inode once (hard links are one file), and whether the
-/// directory is empty.
-fn content_size(dir: &Path) -> Result<(u64, bool), StoreError> {
+/// directory is empty; fsyncs every file and directory on the way.
+fn measure_and_sync(dir: &Path) -> Result<(u64, bool), StoreError> {
     fn walk(dir: &Path, seen: &mut HashSet<(u64, u64)>, total: &mut u64) -> io::Result<()> {
         for entry in fs::read_dir(dir)? {
             let entry = entry?;
@@ -188,9 +184,10 @@ fn content_size(dir: &Path) -> Result<(u64, bool), StoreError> {
                 walk(&entry.path(), seen, total)?;
             } else if m.is_file() && (m.nlink() == 1 || seen.insert((m.dev(), m.ino()))) {
                 *total += m.len();
+                fs::File::open(entry.path())?.sync_all()?;
             }
         }
-        Ok(())
+        fsutil::sync_dir(dir)
     }
     let empty = fs::read_dir(dir)
         .map_err(io_err(format!("reading {}", dir.display())))?
