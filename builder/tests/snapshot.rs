@@ -206,10 +206,17 @@ fn check_change_layer(got: &Members) {
 #[test]
 fn overlay_changes_become_a_layer_by_rename() {
     let (dir, store, base) = store_with_busybox();
-    let snap = Snapshot::prepare_with(&store, &[base.clone()], Snapshotter::Overlay).unwrap();
+    let snap =
+        Snapshot::prepare_with(&store, std::slice::from_ref(&base), Snapshotter::Overlay).unwrap();
     assert_eq!(snap.snapshotter(), Snapshotter::Overlay);
     let m = snap.merged().to_path_buf();
     assert!(m.join("bin/busybox").is_file(), "the base shows through");
+    let root_mode = |p: &Path| fs::metadata(p).unwrap().mode() & 0o7777;
+    assert_eq!(
+        root_mode(&m),
+        root_mode(&store.layer_dir(&base)),
+        "/ keeps the base's mode"
+    );
     assert_eq!(mounts_under(dir.path()).len(), 1);
     make_changes(&m);
     let upper_ino = fs::metadata(m.join("opt/app/run.sh")).unwrap().ino();
@@ -241,7 +248,7 @@ fn copy_snapshotter_gives_the_same_diff_id_as_overlay() {
     let (_dir, store, base) = store_with_busybox();
     let mut ids = Vec::new();
     for with in [Snapshotter::Overlay, Snapshotter::Copy] {
-        let snap = Snapshot::prepare_with(&store, &[base.clone()], with).unwrap();
+        let snap = Snapshot::prepare_with(&store, std::slice::from_ref(&base), with).unwrap();
         assert_eq!(snap.snapshotter(), with);
         make_changes(snap.merged());
         let layer = snap.commit(&store, &clamped()).unwrap();
@@ -269,7 +276,7 @@ fn copy_is_chosen_by_the_environment_name() {
 fn snapshots_stack_on_two_layers() {
     let (_dir, store, base) = store_with_busybox();
     for with in [Snapshotter::Overlay, Snapshotter::Copy] {
-        let snap = Snapshot::prepare_with(&store, &[base.clone()], with).unwrap();
+        let snap = Snapshot::prepare_with(&store, std::slice::from_ref(&base), with).unwrap();
         make_changes(snap.merged());
         let first = snap.commit(&store, &clamped()).unwrap();
 
@@ -350,7 +357,8 @@ fn make_layer(store: &Store, tag: &str, n: usize, size: usize) -> Digest {
 }
 
 fn time_commit(store: &Store, base: &Digest) -> (Duration, CommittedLayer) {
-    let snap = Snapshot::prepare_with(store, &[base.clone()], Snapshotter::Overlay).unwrap();
+    let snap =
+        Snapshot::prepare_with(store, std::slice::from_ref(base), Snapshotter::Overlay).unwrap();
     fs::write(snap.merged().join("small.txt"), b"one small file\n").unwrap();
     let t = Instant::now();
     let layer = snap.commit(store, &CommitOptions::default()).unwrap();
@@ -412,7 +420,7 @@ fn many_lowers_mount_with_short_relative_paths() {
 }
 
 fn failing_step(store: &Store, base: &Digest) -> Result<(), SnapshotError> {
-    let snap = Snapshot::prepare_with(store, &[base.clone()], Snapshotter::Overlay)?;
+    let snap = Snapshot::prepare_with(store, std::slice::from_ref(base), Snapshotter::Overlay)?;
     fs::write(snap.merged().join("partial"), b"half").unwrap();
     // The step fails: `?` returns, the snapshot is dropped.
     Err(Snapshot::prepare_with(
@@ -435,7 +443,9 @@ fn drop_after_an_error_or_a_panic_leaves_no_mount_and_no_scratch() {
     // it is detached rather than left behind.
     let mut busy = None;
     let panicked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        let snap = Snapshot::prepare_with(&store, &[base.clone()], Snapshotter::Overlay).unwrap();
+        let snap =
+            Snapshot::prepare_with(&store, std::slice::from_ref(&base), Snapshotter::Overlay)
+                .unwrap();
         busy = Some(fs::File::open(snap.merged().join("bin/busybox")).unwrap());
         panic!("the step panicked");
     }));
@@ -445,7 +455,8 @@ fn drop_after_an_error_or_a_panic_leaves_no_mount_and_no_scratch() {
     drop(busy);
 
     // discard says what happened.
-    let snap = Snapshot::prepare_with(&store, &[base.clone()], Snapshotter::Copy).unwrap();
+    let snap =
+        Snapshot::prepare_with(&store, std::slice::from_ref(&base), Snapshotter::Copy).unwrap();
     fs::write(snap.merged().join("x"), b"x").unwrap();
     snap.discard().unwrap();
     assert_eq!(tmp_entries(&store), 0);

@@ -23,7 +23,7 @@
 use std::collections::HashSet;
 use std::fs;
 use std::io;
-use std::os::unix::fs::MetadataExt;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use rusqlite::params;
@@ -79,7 +79,11 @@ impl Store {
             root,
         };
         for d in [&dirs.upper, &dirs.work] {
-            if let Err(e) = fs::create_dir(d) {
+            // 0755 whatever the umask: the upper dir's root is the root of the merged
+            // tree, which every user of the step must be able to walk.
+            let made = fs::create_dir(d)
+                .and_then(|()| fs::set_permissions(d, fs::Permissions::from_mode(0o755)));
+            if let Err(e) = made {
                 let _ = dirs.remove();
                 return Err(io_err(format!("creating {}", d.display()))(e));
             }
@@ -94,6 +98,9 @@ impl Store {
     ///
     /// Nothing may be writing to `dir` (unmount the overlay first): the diff ID is the
     /// hash of the tar of what is there when it is read.
+    ///
+    /// The layer is recorded but no image uses it yet, so GC would remove it: keep
+    /// holding [`Store::write_lock`] until the image that uses it is created.
     pub fn add_layer_dir(&self, dir: &Path) -> Result<CommittedLayer, StoreError> {
         let _lock = self.write_lock()?;
         self.check_given_out(dir)?;

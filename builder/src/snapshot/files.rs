@@ -121,6 +121,15 @@ pub(crate) fn copy_meta(src: &Path, m: &fs::Metadata, dst: &Path) -> Result<(), 
     set_mtime(dst, m.mtime(), m.mtime_nsec())
 }
 
+/// Gives `dst` the owner and mode of the directory `src`.
+pub(crate) fn copy_owner_mode(src: &Path, dst: &Path) -> Result<(), SnapshotError> {
+    let m = fs::metadata(src).map_err(io_at(src, "inspecting"))?;
+    std::os::unix::fs::lchown(dst, Some(m.uid()), Some(m.gid()))
+        .map_err(io_at(dst, "changing the owner of"))?;
+    fs::set_permissions(dst, fs::Permissions::from_mode(m.mode() & 0o7777))
+        .map_err(io_at(dst, "changing the mode of"))
+}
+
 /// Sets atime and mtime of `path` (not following a symlink).
 pub(crate) fn set_mtime(path: &Path, secs: i64, nsecs: i64) -> Result<(), SnapshotError> {
     let t = TimeSpec::new(secs, nsecs);

@@ -165,15 +165,24 @@ impl Snapshot {
             _lock: lock,
         };
         fs::create_dir(&snap.merged).map_err(files::io_at(&snap.merged, "creating"))?;
+        // The root of the merged tree is the upper dir's (overlay) or merged's own (copy):
+        // give it the top layer's owner and mode, as Docker's overlay2 driver does for a
+        // new diff dir, so a base with a non-default `/` keeps it.
+        if let Some(top) = layer_dirs.last() {
+            for dir in [&snap.dirs.upper, &snap.merged] {
+                files::copy_owner_mode(top, dir)?;
+            }
+        }
         match with {
             Snapshotter::Copy => snap.prepare_copy(&layer_dirs)?,
             Snapshotter::Overlay => snap.mount_overlay(&layer_dirs)?,
             Snapshotter::Auto => match snap.mount_overlay(&layer_dirs) {
-                Err(SnapshotError::Mount { errno, .. })
-                    if matches!(errno, Errno::EINVAL | Errno::EPERM | Errno::ENODEV) =>
-                {
-                    snap.prepare_copy(&layer_dirs)?
-                }
+                // The kernel refuses overlay here (no module, an unprivileged container, an
+                // upper file system overlay does not support): copy instead.
+                Err(SnapshotError::Mount {
+                    errno: Errno::EINVAL | Errno::EPERM | Errno::ENODEV,
+                    ..
+                }) => snap.prepare_copy(&layer_dirs)?,
                 other => other?,
             },
         }

@@ -20,9 +20,10 @@
 //!     file handles that stay valid across mounts; it matters for NFS export and keeping
 //!     lower hard links unbroken on copy-up, neither of which a build step needs, and
 //!     it fails mounts of lowers from different file systems.
-//!   - `xino=off`: inode numbers are not mixed with layer numbers; nothing here relies
-//!     on st_ino being unique across layers, and `auto` may take bits the copy
-//!     snapshotter would see differently.
+//!   - `xino=off`: st_ino seen through the mount is the real inode number of the upper
+//!     or lower file, not one with the layer's number in its high bits; the sandbox and
+//!     the tools in it get plain numbers, and nothing here needs them unique across
+//!     layers (the layer writer reads the upper dir directly, not through the mount).
 //!
 //!   This is BuildKit's and containerd's choice too: both refuse to use the overlay
 //!   differ when `redirect_dir`/`metacopy` are on (buildkit `util/overlay/overlay_linux.go`
