@@ -261,6 +261,15 @@ fn copy_snapshotter_gives_the_same_diff_id_as_overlay() {
 }
 
 #[test]
+fn auto_uses_overlay_where_it_can() {
+    let (_dir, store, base) = store_with_busybox();
+    let snap = Snapshot::prepare_with(&store, &[base], Snapshotter::Auto).unwrap();
+    assert_eq!(snap.snapshotter(), Snapshotter::Overlay);
+    assert_eq!(snap.fallback_reason(), None);
+    snap.discard().unwrap();
+}
+
+#[test]
 fn copy_is_chosen_by_the_environment_name() {
     assert_eq!("copy".parse::<Snapshotter>().unwrap(), Snapshotter::Copy);
     assert_eq!(

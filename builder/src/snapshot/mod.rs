@@ -121,6 +121,8 @@ pub struct Snapshot {
     kind: Kind,
     /// False once committed or discarded: nothing left for `Drop`.
     live: bool,
+    /// Why `Auto` fell back to copying, for the builder to show once.
+    fallback: Option<String>,
     _lock: StoreLock,
 }
 
@@ -162,6 +164,7 @@ impl Snapshot {
             dirs,
             kind: Kind::Overlay { mounted: false },
             live: true,
+            fallback: None,
             _lock: lock,
         };
         fs::create_dir(&snap.merged).map_err(files::io_at(&snap.merged, "creating"))?;
@@ -179,10 +182,15 @@ impl Snapshot {
             Snapshotter::Auto => match snap.mount_overlay(&layer_dirs) {
                 // The kernel refuses overlay here (no module, an unprivileged container, an
                 // upper file system overlay does not support): copy instead.
-                Err(SnapshotError::Mount {
-                    errno: Errno::EINVAL | Errno::EPERM | Errno::ENODEV,
-                    ..
-                }) => snap.prepare_copy(&layer_dirs)?,
+                Err(
+                    e @ SnapshotError::Mount {
+                        errno: Errno::EINVAL | Errno::EPERM | Errno::ENODEV,
+                        ..
+                    },
+                ) => {
+                    snap.fallback = Some(e.to_string());
+                    snap.prepare_copy(&layer_dirs)?
+                }
                 other => other?,
             },
         }
@@ -244,6 +252,11 @@ impl Snapshot {
             Kind::Overlay { .. } => Snapshotter::Overlay,
             Kind::Copy(_) => Snapshotter::Copy,
         }
+    }
+
+    /// When [`Snapshotter::Auto`] chose copying: the overlay mount error that made it.
+    pub fn fallback_reason(&self) -> Option<&str> {
+        self.fallback.as_deref()
     }
 
     /// Stores what changed as a layer and removes the snapshot. Everything that ran in
@@ -322,8 +335,9 @@ impl Drop for Snapshot {
     fn drop(&mut self) {
         if self.live {
             self.live = false;
-            if self.cleanup().is_err() && mount::is_mount_point(&self.merged) {
-                // Never leave a mount behind: detach it; its scratch stays for GC.
+            if self.cleanup().is_err() {
+                // Never leave a mount behind: detach it (EINVAL if it is not one); what
+                // could not be removed stays in tmp/ for GC.
                 let _ = mount::detach(&self.merged);
             }
         }

@@ -67,12 +67,3 @@ pub(crate) fn unmount(target: &Path) -> Result<(), Errno> {
 pub(crate) fn detach(target: &Path) -> Result<(), Errno> {
     nix::mount::umount2(target, MntFlags::MNT_DETACH)
 }
-
-/// Whether `path` is the mount point of a mount in this mount namespace.
-pub(crate) fn is_mount_point(path: &Path) -> bool {
-    std::fs::read_to_string("/proc/self/mountinfo").is_ok_and(|info| {
-        info.lines()
-            .filter_map(|l| l.split(' ').nth(4))
-            .any(|p| Path::new(p) == path)
-    })
-}
