@@ -5,6 +5,7 @@
 
 pub mod config_edit;
 pub mod sandbox;
+pub mod snapshot;
 pub mod source;
 mod sys;
 

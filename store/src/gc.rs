@@ -118,7 +118,10 @@ impl Store {
                 report.blobs += 1;
             }
         }
-        // No writer holds the lock, so whatever is in ingest/ and tmp/ is abandoned.
+        // No writer holds the lock, so whatever is in ingest/ and tmp/ is abandoned,
+        // including a snapshot's overlay mount left by a build that was killed.
+        crate::mounts::detach_under(&self.tmp_dir())
+            .map_err(io_err(format!("cleaning {}", self.tmp_dir().display())))?;
         empty_dir(self.blobs().ingest_dir())?;
         empty_dir(&self.tmp_dir())?;
         Ok(report)

@@ -6,6 +6,7 @@
 pub mod archive;
 pub mod blobs;
 pub mod check;
+pub mod commit;
 pub mod config;
 pub mod db;
 pub mod df;
@@ -22,6 +23,7 @@ pub mod inspect;
 pub mod layer;
 pub mod list;
 pub mod lock;
+mod mounts;
 pub mod platform;
 pub mod prune;
 pub mod reference;

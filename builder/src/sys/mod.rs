@@ -7,10 +7,12 @@
 //! - `ns`: namespaces, hostname, the loopback interface.
 //! - `rootfs_mounts`: executes the sandbox's mount plan and pivot_root(2).
 //! - `fs`: confined path operations the parent does inside a rootfs.
+//! - `mount`: mount(2) and umount2(2) of a [`mount::Mount`] computed elsewhere.
 
 pub(crate) mod caps;
 pub(crate) mod child;
 pub(crate) mod fs;
+pub(crate) mod mount;
 pub(crate) mod ns;
 pub(crate) mod process;
 pub(crate) mod rootfs_mounts;
