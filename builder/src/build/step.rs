@@ -158,26 +158,32 @@ pub(super) fn build_stage(
         };
 
         // COPY/ADD sources, read now: their digests are part of the key.
-        let selections = match instr {
+        let selected = match instr {
             Instruction::Copy(c) if c.from.is_some() => {
-                progress.failed(v);
-                return Err(fail("COPY --from is not supported yet".into()));
+                Err("COPY --from is not supported yet".to_string())
             }
-            Instruction::Copy(c) => Some(select(cx.ctx, &c.srcs, &step.text).map_err(&fail)?),
-            Instruction::Add(a) => {
-                if let Some(url) = a.srcs.iter().find(|s| is_remote(s)) {
-                    progress.failed(v);
-                    return Err(fail(format!(
-                        "ADD from {url}: remote sources are not supported yet"
-                    )));
-                }
-                Some(select(cx.ctx, &a.srcs, &step.text).map_err(&fail)?)
-            }
-            _ => None,
+            Instruction::Copy(c) => select(cx.ctx, &c.srcs, &step.text).map(Some),
+            Instruction::Add(a) => match a.srcs.iter().find(|s| is_remote(s)) {
+                Some(url) => Err(format!(
+                    "ADD from {url}: remote sources are not supported yet"
+                )),
+                None => select(cx.ctx, &a.srcs, &step.text).map(Some),
+            },
+            _ => Ok(None),
         };
-        let sources = match &selections {
-            Some(s) => context::digests(s).map_err(|e| fail(e.to_string()))?,
-            None => BTreeMap::new(),
+        let selected = selected.and_then(|sel| {
+            let sources = match &sel {
+                Some(s) => context::digests(s).map_err(|e| e.to_string())?,
+                None => BTreeMap::new(),
+            };
+            Ok((sel, sources))
+        });
+        let (selections, sources) = match selected {
+            Ok(x) => x,
+            Err(message) => {
+                progress.failed(v);
+                return Err(fail(message));
+            }
         };
         let network = match instr {
             Instruction::Run(r) => match r.network {
