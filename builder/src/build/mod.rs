@@ -151,7 +151,11 @@ pub fn build(
         .as_ref()
         .map_or("Dockerfile".to_string(), |p| p.display().to_string());
     let v = progress.start(format!("[internal] load build definition from {shown}"));
-    let src = source::read_dockerfile(&df_path)?;
+    let mut src = source::read_dockerfile(&df_path)?;
+    if opts.dockerfile.is_none() {
+        // Errors say `Dockerfile:LINE`, as BuildKit's do, not the context's path.
+        src.name = "Dockerfile".to_string();
+    }
     progress.log(
         &v,
         format!("transferring dockerfile: {}B done", src.bytes.len()),
