@@ -167,9 +167,8 @@ pub fn build(
     let df_for_ignore = src.path.as_deref();
     let ignore = match source::read_ignore_file(df_for_ignore, &opts.context)? {
         Some((path, text)) => {
-            let lines = read_ignore_file(&text).map_err(|e| {
-                ParseError::from(e.to_diagnostic(&text).in_file(path.display().to_string()))
-            })?;
+            let lines = read_ignore_file(&text)
+                .map_err(|e| e.to_diagnostic(&text).in_file(path.display().to_string()))?;
             progress.log(&v, format!("transferring context: {}B done", text.len()));
             Matcher::new(lines.iter().map(|l| l.pattern.as_str())).map_err(|e| {
                 BuildError::Context {
