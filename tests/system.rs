@@ -13,16 +13,16 @@ fn df_counts_images() {
     let lines: Vec<&str> = out.lines().collect();
     assert_eq!(
         lines[0],
-        "TYPE          TOTAL     ACTIVE    SIZE      RECLAIMABLE"
+        "TYPE      TOTAL     ACTIVE    SIZE      RECLAIMABLE"
     );
     assert!(
-        lines[1].starts_with("Images        2         1         "),
+        lines[1].starts_with("Images    2         1         "),
         "{out}"
     );
     // Both share the one layer, which the tagged image uses.
     assert!(lines[1].ends_with("0B (0%)"), "{out}");
     assert!(
-        lines[2].starts_with("Layers        1         1         "),
+        lines[2].starts_with("Layers    1         1         "),
         "{out}"
     );
 }
