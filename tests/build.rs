@@ -142,12 +142,14 @@ CMD echo $LANG
     let j: serde_json::Value = serde_json::from_str(&j).unwrap();
     assert_eq!(j["WorkingDir"], "/srv/app");
 
-    // History: the base's entry, then one per step, all empty layers.
+    // History: the base's entry, then one per step; only the WORKDIRs that created
+    // their directory have a layer.
     let h = c["history"].as_array().unwrap();
     assert_eq!(h.len(), 17, "{h:#?}");
     let built: Vec<&serde_json::Value> = h[1..].iter().collect();
     for e in &built {
-        assert_eq!(e["empty_layer"], true, "{e}");
+        let workdir = e["created_by"].as_str().unwrap().starts_with("WORKDIR");
+        assert_eq!(e["empty_layer"].as_bool().unwrap_or(false), !workdir, "{e}");
         assert_eq!(e["comment"], "buildkit.dockerfile.v0");
     }
     let by: Vec<&str> = built
@@ -163,7 +165,7 @@ CMD echo $LANG
     assert_eq!(by[6], "VOLUME [/data]");
     assert_eq!(by[9], "WORKDIR /srv/app");
     assert_eq!(by[15], r#"CMD ["/bin/sh" "-ec" "echo $LANG"]"#);
-    assert_eq!(c["rootfs"]["diff_ids"].as_array().unwrap().len(), 1);
+    assert_eq!(c["rootfs"]["diff_ids"].as_array().unwrap().len(), 3);
 
     // Every step committed an image: `history` shows their real IDs, `images -a` lists them.
     let ids = store
@@ -173,6 +175,11 @@ CMD echo $LANG
     let ids: Vec<&str> = ids.lines().collect();
     assert_eq!(ids.len(), 17);
     assert!(ids.iter().all(|i| i.starts_with("sha256:")), "{ids:?}");
+    // WORKDIR app made /srv/app as USER daemon (1:1), its parent taken from below.
+    let layer = upper(&store, ids[6]);
+    let m = std::fs::metadata(layer.join("srv/app")).unwrap();
+    assert_eq!((m.mode() & 0o7777, m.uid(), m.gid()), (0o755, 1, 1));
+    assert!(layer.join("srv").is_dir() && !layer.join("bin").exists());
     let all = store.run(&["images", "-a", "-q"]).success().stdout;
     assert_eq!(all.lines().count(), 17, "{all}");
     let top = store.run(&["images", "-q"]).success().stdout;

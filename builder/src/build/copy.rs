@@ -223,3 +223,34 @@ fn set_mtime(path: &Path, t: SystemTime) -> Result<(), String> {
         .and_then(|f| f.set_modified(t))
         .map_err(|e| format!("setting mtime of {}: {e}", path.display()))
 }
+
+/// WORKDIR's directory: creates `path` (absolute, symlinks resolved in the image) and
+/// any missing parents in `upper`, 0755 and owned by `owner` (BuildKit makes them as
+/// the stage's USER). Returns false when it already exists, so no layer is needed.
+pub fn mkdir_into(
+    upper: &Path,
+    lower: &[PathBuf],
+    path: &str,
+    owner: (u32, u32),
+) -> Result<bool, String> {
+    let mut layers = vec![upper.to_path_buf()];
+    layers.extend(lower.iter().cloned());
+    let mut w = Writer {
+        upper,
+        view: RootView { layers },
+        owner,
+        chmod: None,
+        dir_times: Vec::new(),
+    };
+    let comps = w.view.resolve(path, true)?;
+    match w.view.lookup(&comps) {
+        Some(f) if f.meta.is_dir() => return Ok(false),
+        Some(_) => return Err(format!("{path}: not a directory")),
+        None => {}
+    }
+    w.ensure_dirs(&comps)?;
+    for (path, time) in w.dir_times.iter().rev() {
+        set_mtime(path, *time)?;
+    }
+    Ok(true)
+}

@@ -291,7 +291,11 @@ pub fn build(
                 String::new()
             };
             let total = stage.steps.len() + 1;
-            let v = progress.start(format!("[{label}1/{total}] {}", stage.from));
+            let from = match &stage.base {
+                Base::Image(r) => format!("FROM {}", full_name(r)),
+                _ => stage.from.clone(),
+            };
+            let v = progress.start(format!("[{label}1/{total}] {from}"));
             progress.done(v);
             let result = step::build_stage(&mut cx, &mut progress, stage, base, &label)?;
             results[index] = Some(result);

@@ -13,7 +13,7 @@ use rbuild_store::{Digest, ImageConfig, NewImage, Store, platform};
 
 use super::cache::{Inputs, MissReason, step_id};
 use super::context::{self, Context};
-use super::copy::{CopySpec, copy_into};
+use super::copy::{CopySpec, copy_into, mkdir_into};
 use super::progress::Progress;
 use super::{BuildError, BuildOptions, NetworkMode, RunRequest, StageResult};
 use crate::config_edit::ConfigEditor;
@@ -387,6 +387,13 @@ fn execute(
             };
             runner.run(cx.store, req)
         }
+        Instruction::Workdir(_) => {
+            let mut editor = ConfigEditor::new(cc).with_cmd_set(st.cmd_set);
+            editor
+                .apply_expanded(step.instruction.clone())
+                .map_err(|e| e.to_string())?;
+            workdir_layer(cx, config)
+        }
         other => {
             let mut editor = ConfigEditor::new(cc).with_cmd_set(st.cmd_set);
             editor
@@ -396,6 +403,38 @@ fn execute(
             Ok(None)
         }
     }
+}
+
+/// WORKDIR creates its directory when the image lacks it, as BuildKit does (a layer
+/// with the directory, owned by the USER in force); `None` when it exists.
+fn workdir_layer(cx: &Cx<'_>, config: &ImageConfig) -> Result<Option<StoredLayer>, String> {
+    let store = cx.store;
+    let cc = config.config.clone().unwrap_or_default();
+    let dir = cc.working_dir.unwrap_or_else(|| "/".into());
+    let lower: Vec<_> = config
+        .rootfs
+        .diff_ids
+        .iter()
+        .rev()
+        .map(|d| store.layer_dir(d))
+        .collect();
+    let view = super::rootfs::RootView {
+        layers: lower.clone(),
+    };
+    let owner = match cc.user.as_deref().filter(|u| !u.is_empty()) {
+        Some(u) => view.chown_ids(u)?,
+        None => (0, 0),
+    };
+    let upper = store.scratch_dir("workdir-").map_err(|e| e.to_string())?;
+    let result = mkdir_into(&upper, &lower, &dir, owner).and_then(|made| {
+        if made {
+            layer_from_dir(store, &upper).map(Some)
+        } else {
+            Ok(None)
+        }
+    });
+    let _ = std::fs::remove_dir_all(&upper);
+    result
 }
 
 /// COPY/ADD from the context into a new layer.
