@@ -480,3 +480,57 @@ fn errors_name_the_dockerfile_line() {
         .failure()
         .stderr_contains("other.Dockerfile:2");
 }
+
+#[test]
+fn stages_build_in_order_and_unneeded_ones_are_skipped() {
+    let (store, ctx) = setup("build-stages");
+    ctx.write("a.py", "a\n");
+    ctx.write("b.py", "b\n");
+    ctx.write(
+        "Dockerfile",
+        "FROM busybox AS base
+ENV A=1
+COPY a.py /a.py
+
+FROM scratch AS unused
+LABEL x=y
+
+FROM base
+COPY b.py /
+CMD [\"cat\", \"/a.py\"]
+",
+    );
+    let run = store
+        .run(&[
+            "build",
+            "--build-arg",
+            "NOPE=1",
+            "-t",
+            "multi",
+            ctx_arg(&ctx),
+        ])
+        .success();
+    let e = &run.stderr;
+    assert!(e.contains("] FROM docker.io/library/busybox:latest"), "{e}");
+    assert!(e.contains("[base 3/3] COPY a.py /a.py"), "{e}");
+    assert!(e.contains("[stage-2 1/3] FROM base"), "{e}");
+    assert!(e.contains("[stage-2 2/3] COPY b.py /"), "{e}");
+    assert!(!e.contains("LABEL x=y"), "unneeded stage built: {e}");
+    assert!(
+        e.contains("WARNING: One or more build-args [NOPE] were not consumed"),
+        "{e}"
+    );
+    let c = config(&store, "multi");
+    assert_eq!(c["config"]["Env"][1], "A=1");
+    assert_eq!(c["config"]["Cmd"], serde_json::json!(["cat", "/a.py"]));
+    assert_eq!(c["rootfs"]["diff_ids"].as_array().unwrap().len(), 3);
+
+    // --target builds only what that stage needs; FROM scratch starts empty.
+    let id = store
+        .run(&["build", "-q", "--target", "unused", ctx_arg(&ctx)])
+        .success()
+        .stdout;
+    let c = config(&store, id.trim());
+    assert_eq!(c["config"]["Labels"]["x"], "y");
+    assert!(c["rootfs"]["diff_ids"].as_array().unwrap().is_empty());
+}

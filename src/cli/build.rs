@@ -142,9 +142,8 @@ fn print_event(w: &mut impl Write, e: &Event) -> std::io::Result<()> {
         Event::Done { id, elapsed } => {
             writeln!(w, "#{id} DONE {:.1}s\n", elapsed.as_secs_f64())
         }
-        Event::Failed { id, elapsed } => {
-            writeln!(w, "#{id} ERROR {:.1}s\n", elapsed.as_secs_f64())
-        }
+        Event::Failed { id, message, .. } => writeln!(w, "#{id} ERROR: {message}\n"),
+        Event::Warning { text } => writeln!(w, "WARNING: {text}"),
     }
 }
 

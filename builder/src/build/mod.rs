@@ -215,7 +215,11 @@ pub fn build(
                 progress.done(v);
             }
             Err(StoreError::NoSuchImage(_)) => {
-                progress.failed(v);
+                let message = format!(
+                    "image not found locally: {} (pull, load or import it first)",
+                    familiar(reference)
+                );
+                progress.failed(v, &message);
                 let line = plan
                     .stages
                     .iter()
@@ -223,10 +227,7 @@ pub fn build(
                     .map_or(1, |s| s.line);
                 return Err(BuildError::Step {
                     location: format!("{}:{line}", src.name),
-                    message: format!(
-                        "image not found locally: {} (pull, load or import it first)",
-                        familiar(reference)
-                    ),
+                    message,
                 });
             }
             Err(e) => return Err(e.into()),
@@ -234,6 +235,14 @@ pub fn build(
     }
     let plan = stages::plan(&tree, src.text(), &plan_opts).map_err(|d| d.in_file(&src.name))?;
 
+    // The plan's warnings include build arguments no ARG consumed.
+    for w in &plan.warnings {
+        let message = w.message.strip_prefix("[Warning] ").unwrap_or(&w.message);
+        match w.line {
+            Some(line) => progress.warning(format!("{}:{line}: {message}", src.name)),
+            None => progress.warning(message),
+        }
+    }
     let context_root = opts
         .context
         .canonicalize()

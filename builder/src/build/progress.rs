@@ -22,8 +22,14 @@ pub enum Event {
     Miss { id: usize, reason: MissReason },
     /// The vertex finished (not sent for cached steps, which finish at once).
     Done { id: usize, elapsed: Duration },
-    /// The vertex failed; the build's error says why.
-    Failed { id: usize, elapsed: Duration },
+    /// The vertex failed, and why (the build's error says it again with the location).
+    Failed {
+        id: usize,
+        elapsed: Duration,
+        message: String,
+    },
+    /// Something worth telling that does not stop the build (an unused build argument).
+    Warning { text: String },
 }
 
 /// Numbers vertices and sends their events.
@@ -73,11 +79,16 @@ impl<'a> Progress<'a> {
         });
     }
 
-    pub fn failed(&mut self, v: Vertex) {
+    pub fn failed(&mut self, v: Vertex, message: &str) {
         (self.sink)(Event::Failed {
             id: v.id,
             elapsed: v.began.elapsed(),
+            message: message.to_string(),
         });
+    }
+
+    pub fn warning(&mut self, text: impl Into<String>) {
+        (self.sink)(Event::Warning { text: text.into() });
     }
 }
 

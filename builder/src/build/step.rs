@@ -181,7 +181,7 @@ pub(super) fn build_stage(
         let (selections, sources) = match selected {
             Ok(x) => x,
             Err(message) => {
-                progress.failed(v);
+                progress.failed(v, &message);
                 return Err(fail(message));
             }
         };
@@ -249,7 +249,7 @@ pub(super) fn build_stage(
         ) {
             Ok(layer) => layer,
             Err(message) => {
-                progress.failed(v);
+                progress.failed(v, &message);
                 return Err(fail(message));
             }
         };
@@ -382,7 +382,15 @@ fn execute(
                 user: cc.user.clone().filter(|u| !u.is_empty()),
                 workdir: cc.working_dir.clone().unwrap_or_else(|| "/".into()),
                 network,
-                mounts: run.mounts.iter().filter_map(|m| m.get().cloned()).collect(),
+                mounts: run
+                    .mounts
+                    .iter()
+                    .map(|m| {
+                        m.get()
+                            .cloned()
+                            .ok_or_else(|| format!("invalid --mount={}", m.raw))
+                    })
+                    .collect::<Result<_, _>>()?,
                 instruction: run,
             };
             runner.run(cx.store, req)
