@@ -254,3 +254,112 @@ pub fn mkdir_into(
     }
     Ok(true)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::build::context::Context;
+    use rbuild_parser::dockerignore::Matcher;
+
+    struct Fixture {
+        _dirs: Vec<tempfile::TempDir>,
+        ctx: Context,
+        lower: PathBuf,
+        upper: PathBuf,
+        me: (u32, u32),
+    }
+
+    fn fixture() -> Fixture {
+        let (c, l, u) = (
+            tempfile::tempdir().unwrap(),
+            tempfile::tempdir().unwrap(),
+            tempfile::tempdir().unwrap(),
+        );
+        fs::create_dir_all(c.path().join("d/e")).unwrap();
+        fs::write(c.path().join("f"), "f").unwrap();
+        fs::write(c.path().join("d/e/g"), "g").unwrap();
+        fs::create_dir_all(l.path().join("opt/existing")).unwrap();
+        fs::set_permissions(l.path().join("opt"), fs::Permissions::from_mode(0o750)).unwrap();
+        let m = fs::metadata(c.path()).unwrap();
+        Fixture {
+            ctx: Context::new(
+                c.path().to_path_buf(),
+                Matcher::new(std::iter::empty::<&str>()).unwrap(),
+            ),
+            lower: l.path().to_path_buf(),
+            upper: u.path().to_path_buf(),
+            me: (m.uid(), m.gid()),
+            _dirs: vec![c, l, u],
+        }
+    }
+
+    fn copy(fx: &Fixture, srcs: &[&str], dest: &str, workdir: &str) -> Result<(), String> {
+        let mut sel = Vec::new();
+        for s in srcs {
+            sel.extend(fx.ctx.select(s).unwrap());
+        }
+        copy_into(
+            &fx.upper,
+            std::slice::from_ref(&fx.lower),
+            &CopySpec {
+                selections: &sel,
+                dest,
+                workdir,
+                owner: fx.me,
+                chmod: None,
+                multiple: srcs.len() > 1,
+            },
+        )
+    }
+
+    #[test]
+    fn destination_rules() {
+        let fx = fixture();
+        // A file becomes the destination...
+        copy(&fx, &["f"], "/new/name", "/").unwrap();
+        assert_eq!(fs::read_to_string(fx.upper.join("new/name")).unwrap(), "f");
+        // ...or goes into it when it is an existing directory, with the parent's
+        // metadata taken from the lower layer.
+        copy(&fx, &["f"], "/opt/existing", "/").unwrap();
+        assert!(fx.upper.join("opt/existing/f").is_file());
+        let m = fs::metadata(fx.upper.join("opt")).unwrap();
+        assert_eq!(m.mode() & 0o7777, 0o750);
+        // A directory's contents, relative to WORKDIR.
+        copy(&fx, &["d"], "sub", "/w").unwrap();
+        assert_eq!(fs::read_to_string(fx.upper.join("w/sub/e/g")).unwrap(), "g");
+        assert!(!fx.upper.join("w/sub/d").exists());
+        // Several sources need a directory destination.
+        let err = copy(&fx, &["f", "d"], "/x", "/").unwrap_err();
+        assert!(
+            err.contains("must be a directory and end with a /"),
+            "{err}"
+        );
+        copy(&fx, &["f", "d"], "/x/", "/").unwrap();
+        assert!(fx.upper.join("x/f").is_file() && fx.upper.join("x/e/g").is_file());
+    }
+
+    #[test]
+    fn workdir_is_made_only_when_missing() {
+        let fx = fixture();
+        assert!(
+            !mkdir_into(
+                &fx.upper,
+                std::slice::from_ref(&fx.lower),
+                "/opt/existing",
+                fx.me
+            )
+            .unwrap()
+        );
+        assert!(
+            mkdir_into(
+                &fx.upper,
+                std::slice::from_ref(&fx.lower),
+                "/opt/new/deep",
+                fx.me
+            )
+            .unwrap()
+        );
+        assert!(fx.upper.join("opt/new/deep").is_dir());
+        assert!(!fx.upper.join("opt/existing").exists());
+    }
+}
