@@ -473,6 +473,20 @@ fn errors_name_the_dockerfile_line() {
         .run(&["build", ctx_arg(&ctx)])
         .failure()
         .stderr_contains("Dockerfile:2: unable to find user ghost");
+    // ADD copies plain files; archives it would unpack are refused, not copied as is.
+    ctx.write("Dockerfile", "FROM busybox\nADD a /added\n");
+    store.run(&["build", ctx_arg(&ctx)]).success();
+    let mut tar = tar::Builder::new(Vec::new());
+    let mut h = tar::Header::new_ustar();
+    h.set_size(0);
+    h.set_cksum();
+    tar.append_data(&mut h, "x", &[][..]).unwrap();
+    std::fs::write(ctx.0.join("t.tar"), tar.into_inner().unwrap()).unwrap();
+    ctx.write("Dockerfile", "FROM busybox\nADD t.tar /t/\n");
+    store
+        .run(&["build", ctx_arg(&ctx)])
+        .failure()
+        .stderr_contains("Dockerfile:2: ADD t.tar /t/: ADD would extract the archive t.tar");
     // -f names the file it read.
     let df = ctx.write("other.Dockerfile", "FROM busybox\nFROOM x\n");
     store

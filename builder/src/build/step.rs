@@ -167,7 +167,17 @@ pub(super) fn build_stage(
                 Some(url) => Err(format!(
                     "ADD from {url}: remote sources are not supported yet"
                 )),
-                None => select(cx.ctx, &a.srcs, &step.text).map(Some),
+                None => select(cx.ctx, &a.srcs, &step.text).and_then(|sel| {
+                    let unpack = a.unpack != Some(false);
+                    match sel.iter().find(|s| unpack && is_archive(&s.top)) {
+                        // Copying it as is would silently differ from Docker.
+                        Some(s) => Err(format!(
+                            "{}: ADD would extract the archive {}, which is not supported yet (COPY copies it as is)",
+                            step.text, s.top.rel
+                        )),
+                        None => Ok(Some(sel)),
+                    }
+                }),
             },
             _ => Ok(None),
         };
@@ -282,6 +292,24 @@ pub(super) fn build_stage(
         progress.done(v);
     }
     Ok(st.result)
+}
+
+/// Whether ADD would unpack this source: a tar, plain or gzip/bzip2/xz compressed
+/// (recognised by its magic bytes, as Docker does).
+fn is_archive(e: &context::Entry) -> bool {
+    use std::io::Read;
+    if !e.meta.is_file() {
+        return false;
+    }
+    let mut head = [0u8; 512];
+    let n = std::fs::File::open(&e.path)
+        .and_then(|f| f.take(512).read(&mut head))
+        .unwrap_or(0);
+    let head = &head[..n];
+    head.starts_with(&[0x1f, 0x8b])
+        || head.starts_with(b"BZh")
+        || head.starts_with(&[0xfd, b'7', b'z', b'X', b'Z', 0x00])
+        || head.get(257..262) == Some(b"ustar")
 }
 
 fn is_remote(src: &str) -> bool {
@@ -519,8 +547,10 @@ fn layer_from_dir(store: &Store, dir: &std::path::Path) -> Result<StoredLayer, S
         let written = w
             .join()
             .map_err(|_| "writing the layer panicked".to_string())?;
-        let written = written.map_err(|e| format!("writing the layer: {e}"))?;
+        // The store's error first: when it stops reading, the writer only sees a
+        // broken pipe.
         let stored = stored.map_err(|e| e.to_string())?;
+        let written = written.map_err(|e| format!("writing the layer: {e}"))?;
         if stored.diff_id != written.diff_id {
             return Err(format!(
                 "layer digest mismatch: wrote {}, stored {}",
