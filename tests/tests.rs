@@ -5,6 +5,7 @@ mod util;
 
 mod archive;
 mod bad_input;
+mod build;
 mod crash;
 mod deps;
 mod history;

@@ -89,6 +89,30 @@ impl<'a> ConfigEditor<'a> {
         let instr = instr
             .expand(&mut expand)
             .map_err(|e| invalid(e.to_string()))?;
+        self.apply_expanded(instr)
+    }
+
+    /// Whether a CMD was applied by this editor or the one it continues from.
+    pub fn cmd_set(&self) -> bool {
+        self.cmd_set
+    }
+
+    /// Continues a session in which a CMD was (or was not) already set: a build stage
+    /// applies each instruction with its own editor, and ENTRYPOINT must still know.
+    pub fn with_cmd_set(mut self, cmd_set: bool) -> Self {
+        self.cmd_set = cmd_set;
+        self
+    }
+
+    /// Applies one metadata instruction whose words are already expanded (the build
+    /// planner expands with the stage's ARG and ENV scope; expanding again would read
+    /// `$` in values as variables).
+    pub fn apply_expanded(&mut self, instr: Instruction) -> Result<(), ConfigEditError> {
+        let keyword = instr.keyword();
+        if !CHANGE_KEYWORDS.contains(&keyword.to_lowercase().as_str()) {
+            return Err(ConfigEditError::NotAllowed(keyword.to_lowercase()));
+        }
+        let invalid = |message: String| ConfigEditError::Invalid { keyword, message };
         let c = &mut *self.config;
         match instr {
             Instruction::Cmd(x) => {

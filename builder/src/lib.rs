@@ -3,6 +3,7 @@
 //! It depends on `rbuild-parser` for what to build and on `rbuild-store` for where
 //! results live; the CLI depends on it and on nothing below it directly.
 
+pub mod build;
 pub mod config_edit;
 pub mod sandbox;
 pub mod snapshot;

@@ -12,6 +12,8 @@ pub enum CliError {
     #[error(transparent)]
     ConfigEdit(#[from] rbuild_builder::config_edit::ConfigEditError),
     #[error(transparent)]
+    Build(#[from] rbuild_builder::build::BuildError),
+    #[error(transparent)]
     Store(#[from] rbuild_builder::store::StoreError),
     #[error(transparent)]
     Archive(#[from] rbuild_builder::store::archive::ArchiveError),

@@ -1,6 +1,7 @@
 //! Command-line definitions, one module per command group.
 
 mod archive;
+mod build;
 mod error;
 mod format;
 mod history;
@@ -52,6 +53,7 @@ impl Global {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    Build(build::BuildArgs),
     Parse(parse::ParseArgs),
     Outline(outline::OutlineArgs),
     Import(import::ImportArgs),
@@ -72,14 +74,25 @@ enum Command {
 }
 
 impl Cli {
+    /// Parses the process arguments; `rbuild -t NAME CONTEXT` means `rbuild build …`.
     pub fn parse_args() -> Self {
-        Cli::parse()
+        let commands: Vec<String> = <Cli as clap::CommandFactory>::command()
+            .get_subcommands()
+            .flat_map(|c| {
+                std::iter::once(c.get_name().to_string())
+                    .chain(c.get_all_aliases().map(str::to_string))
+            })
+            .chain(["help".to_string()])
+            .collect();
+        let names: Vec<&str> = commands.iter().map(String::as_str).collect();
+        Cli::parse_from(build::rewrite_shorthand(std::env::args().collect(), &names))
     }
 }
 
 /// Runs one command and returns the process exit code.
 pub fn run(cli: Cli) -> Result<ExitCode, CliError> {
     match cli.command {
+        Command::Build(args) => build::run(&cli.global, args),
         Command::Parse(args) => parse::run(args),
         Command::Outline(args) => outline::run(args),
         Command::Import(args) => import::run(&cli.global, args),

@@ -50,6 +50,22 @@ const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX refs_image ON refs(image_id);
     ",
+    // 2: the build cache. A key (a digest over a build step's inputs) names the image
+    // that step made; the row goes with the image. Notes remember, per step of a
+    // Dockerfile, what its inputs were last time, so a miss can say what changed.
+    "
+    CREATE TABLE build_cache (
+        key        TEXT PRIMARY KEY,
+        image_id   TEXT NOT NULL REFERENCES images(id) ON DELETE CASCADE,
+        created_at INTEGER NOT NULL
+    );
+    CREATE INDEX build_cache_image ON build_cache(image_id);
+    CREATE TABLE build_notes (
+        step       TEXT PRIMARY KEY,
+        note       TEXT NOT NULL,
+        updated_at INTEGER NOT NULL
+    );
+    ",
 ];
 
 #[derive(Debug, thiserror::Error)]

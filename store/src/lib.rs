@@ -5,6 +5,7 @@
 
 pub mod archive;
 pub mod blobs;
+pub mod build_cache;
 pub mod check;
 pub mod commit;
 pub mod config;

@@ -104,7 +104,7 @@ impl Store {
     }
 
     /// A fresh private scratch directory under `tmp/`.
-    pub(crate) fn scratch_dir(&self, prefix: &str) -> Result<PathBuf, StoreError> {
+    pub fn scratch_dir(&self, prefix: &str) -> Result<PathBuf, StoreError> {
         let dir = self.tmp_dir().join(crate::fsutil::unique_name(prefix));
         fs::create_dir(&dir).map_err(|source| StoreError::Io {
             what: format!("creating {}", dir.display()),

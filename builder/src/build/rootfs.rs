@@ -1,0 +1,202 @@
+//! A read-only view of an image's file system through its layer directories (overlay
+//! format, top layer first), for what COPY needs before it writes: whether a path
+//! exists and with what metadata, symlinks resolved **inside the image root**, and
+//! `/etc/passwd`/`/etc/group` for `--chown` names.
+//!
+//! Overlay rules (kernel `Documentation/filesystems/overlayfs.rst`): a 0/0 character
+//! device is a whiteout hiding the path below; a directory with the
+//! `trusted.overlay.opaque=y` xattr hides everything below it in lower layers; a
+//! non-directory hides everything below its path.
+
+use std::fs::{self, Metadata};
+use std::os::unix::fs::{FileTypeExt, MetadataExt};
+use std::path::PathBuf;
+
+/// Symlinks followed at most this often while resolving one path (Linux `MAXSYMLINKS`).
+const MAX_SYMLINKS: usize = 40;
+
+/// The layers of an image, top first.
+pub struct RootView {
+    pub layers: Vec<PathBuf>,
+}
+
+/// A path found in the view.
+pub struct Found {
+    /// Where it is on the host (in the layer that has it).
+    pub host: PathBuf,
+    pub meta: Metadata,
+}
+
+fn is_whiteout(m: &Metadata) -> bool {
+    m.file_type().is_char_device() && m.rdev() == 0
+}
+
+fn is_opaque(p: &std::path::Path) -> bool {
+    matches!(xattr_get(p), Some(v) if v == b"y")
+}
+
+fn xattr_get(p: &std::path::Path) -> Option<Vec<u8>> {
+    // The store extracts `.wh..wh..opq` markers as this xattr (store `layer` module).
+    xattr::get(p, "trusted.overlay.opaque").ok().flatten()
+}
+
+impl RootView {
+    /// The entry at `path` (absolute in the image, components already free of symlinks
+    /// except possibly the last, which is not followed).
+    pub fn lookup(&self, path: &[String]) -> Option<Found> {
+        'layers: for layer in &self.layers {
+            let host = path.iter().fold(layer.clone(), |p, c| p.join(c));
+            match fs::symlink_metadata(&host) {
+                Ok(meta) if is_whiteout(&meta) => return None,
+                Ok(meta) => return Some(Found { host, meta }),
+                Err(_) => {
+                    // Does something in this layer hide the path in the layers below?
+                    let mut p = layer.clone();
+                    for c in &path[..path.len().saturating_sub(1)] {
+                        p.push(c);
+                        match fs::symlink_metadata(&p) {
+                            Ok(m) if !m.is_dir() => return None,
+                            Ok(_) if is_opaque(&p) => return None,
+                            Ok(_) => {}
+                            Err(_) => continue 'layers,
+                        }
+                    }
+                }
+            }
+        }
+        None
+    }
+
+    /// Resolves `path` (absolute, `/`-separated) to components with no symlinks, within
+    /// the image root: `..` stops at `/` and an absolute link target starts again at the
+    /// image root, never the host's. The last component is followed when `follow_last`.
+    pub fn resolve(&self, path: &str, follow_last: bool) -> Result<Vec<String>, String> {
+        let mut todo: Vec<String> = path.split('/').rev().map(str::to_string).collect();
+        let mut done: Vec<String> = Vec::new();
+        let mut hops = 0;
+        while let Some(part) = todo.pop() {
+            match part.as_str() {
+                "" | "." => continue,
+                ".." => {
+                    done.pop();
+                    continue;
+                }
+                _ => {}
+            }
+            let last = todo.iter().all(|p| p.is_empty() || p == ".");
+            done.push(part);
+            if last && !follow_last {
+                break;
+            }
+            let Some(found) = self.lookup(&done) else {
+                continue;
+            };
+            if found.meta.file_type().is_symlink() {
+                hops += 1;
+                if hops > MAX_SYMLINKS {
+                    return Err(format!("{path}: too many levels of symbolic links"));
+                }
+                let target = fs::read_link(&found.host)
+                    .map_err(|e| format!("{}: {e}", found.host.display()))?;
+                done.pop();
+                let target = target.to_string_lossy().into_owned();
+                if target.starts_with('/') {
+                    done.clear();
+                }
+                todo.extend(target.split('/').rev().map(str::to_string));
+            }
+        }
+        Ok(done)
+    }
+
+    /// A file's text, read through the view (symlinks resolved in the image).
+    pub fn read_to_string(&self, path: &str) -> Option<String> {
+        let resolved = self.resolve(path, true).ok()?;
+        let found = self.lookup(&resolved)?;
+        if !found.meta.is_file() {
+            return None;
+        }
+        fs::read_to_string(found.host).ok()
+    }
+
+    /// `--chown` as uid and gid: numbers, or names from the image's `/etc/passwd` and
+    /// `/etc/group`. A user without a group gets the user's primary group from passwd,
+    /// or the same number as the uid when the user was given as a number (BuildKit).
+    pub fn chown_ids(&self, spec: &str) -> Result<(u32, u32), String> {
+        let (user, group) = match spec.split_once(':') {
+            Some((u, g)) => (u, Some(g)),
+            None => (spec, None),
+        };
+        let (uid, primary) = match user.parse::<u32>() {
+            Ok(n) => (n, n),
+            Err(_) => {
+                let passwd = self.read_to_string("/etc/passwd").unwrap_or_default();
+                find_entry(&passwd, user)
+                    .and_then(|f| Some((f.get(2)?.parse().ok()?, f.get(3)?.parse().ok()?)))
+                    .ok_or_else(|| {
+                        format!("unable to find user {user}: no matching entries in passwd file")
+                    })?
+            }
+        };
+        let gid = match group {
+            None => primary,
+            Some(g) => match g.parse::<u32>() {
+                Ok(n) => n,
+                Err(_) => {
+                    let groups = self.read_to_string("/etc/group").unwrap_or_default();
+                    find_entry(&groups, g)
+                        .and_then(|f| f.get(2)?.parse().ok())
+                        .ok_or_else(|| {
+                            format!("unable to find group {g}: no matching entries in group file")
+                        })?
+                }
+            },
+        };
+        Ok((uid, gid))
+    }
+}
+
+/// The `:`-separated fields of the line whose first field is `name`.
+fn find_entry<'a>(file: &'a str, name: &str) -> Option<Vec<&'a str>> {
+    file.lines()
+        .map(|l| l.split(':').collect::<Vec<_>>())
+        .find(|f| f.first() == Some(&name))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn symlinks_resolve_inside_the_root_and_names_resolve() {
+        let lower = tempfile::tempdir().unwrap();
+        let upper = tempfile::tempdir().unwrap();
+        let l = lower.path();
+        fs::create_dir_all(l.join("usr/bin")).unwrap();
+        fs::create_dir_all(l.join("etc")).unwrap();
+        std::os::unix::fs::symlink("usr/bin", l.join("bin")).unwrap();
+        std::os::unix::fs::symlink("../../../../..", l.join("usr/up")).unwrap();
+        std::os::unix::fs::symlink("/etc", l.join("usr/abs")).unwrap();
+        fs::write(
+            l.join("etc/passwd"),
+            "root:x:0:0::/root:/bin/sh\napp:x:100:101::/:/bin/sh\n",
+        )
+        .unwrap();
+        fs::write(l.join("etc/group"), "root:x:0:\nstaff:x:50:\n").unwrap();
+        let view = RootView {
+            layers: vec![upper.path().to_path_buf(), l.to_path_buf()],
+        };
+        assert_eq!(view.resolve("/bin/x", true).unwrap(), ["usr", "bin", "x"]);
+        assert_eq!(view.resolve("/usr/up/etc", true).unwrap(), ["etc"]);
+        assert_eq!(
+            view.resolve("/usr/abs/passwd", true).unwrap(),
+            ["etc", "passwd"]
+        );
+        assert_eq!(view.resolve("/bin", false).unwrap(), ["bin"]);
+        assert_eq!(view.chown_ids("app").unwrap(), (100, 101));
+        assert_eq!(view.chown_ids("app:staff").unwrap(), (100, 50));
+        assert_eq!(view.chown_ids("7").unwrap(), (7, 7));
+        assert_eq!(view.chown_ids("7:0").unwrap(), (7, 0));
+        assert!(view.chown_ids("nobody").unwrap_err().contains("nobody"));
+    }
+}

@@ -1,0 +1,680 @@
+//! One stage's steps: the cache lookup, running a step on a miss (metadata, COPY/ADD,
+//! RUN through [`RunStep`](super::RunStep)), and committing its intermediate image.
+
+use std::collections::BTreeMap;
+
+use rbuild_parser::instruction::{Chmod, Instruction, Network, ShellOrExec};
+use rbuild_parser::stages::Stage;
+use rbuild_store::config::{ContainerConfig, History};
+use rbuild_store::import::rfc3339_now;
+use rbuild_store::layer::{WriteOptions, write_tar};
+use rbuild_store::unpack::{LayerSource, StoredLayer};
+use rbuild_store::{Digest, ImageConfig, NewImage, Store, platform};
+
+use super::cache::{Inputs, MissReason, step_id};
+use super::context::{self, Context};
+use super::copy::{CopySpec, copy_into, mkdir_into};
+use super::progress::Progress;
+use super::{BuildError, BuildOptions, NetworkMode, RunRequest, StageResult};
+use crate::config_edit::ConfigEditor;
+
+/// BuildKit's default PATH, given to images whose config has none.
+const DEFAULT_PATH: &str = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+/// The history comment BuildKit's Dockerfile frontend writes.
+const HISTORY_COMMENT: &str = "buildkit.dockerfile.v0";
+
+/// What every step of a build shares.
+pub(super) struct Cx<'a> {
+    pub store: &'a Store,
+    pub opts: &'a BuildOptions<'a>,
+    pub ctx: &'a Context,
+    /// The Dockerfile's name for `NAME:LINE` in errors.
+    pub file: String,
+    /// The context and Dockerfile, identifying this build's cache notes.
+    pub note_scope: String,
+    /// The Dockerfile's lines, for the instruction as written.
+    pub lines: Vec<String>,
+    pub proxy: BTreeMap<String, String>,
+    pub context_loaded: bool,
+    pub cached: usize,
+    pub ran: usize,
+}
+
+/// A stage while it is built.
+struct State {
+    result: StageResult,
+    /// Whether this stage set CMD (then ENTRYPOINT keeps it).
+    cmd_set: bool,
+    /// ARGs the stage declared so far and their values.
+    args: BTreeMap<String, Option<String>>,
+}
+
+/// The config of `FROM scratch`.
+pub(super) fn scratch_config() -> ImageConfig {
+    ImageConfig {
+        architecture: platform::native_arch().to_string(),
+        os: platform::native_os().to_string(),
+        config: Some(ContainerConfig::default()),
+        ..ImageConfig::default()
+    }
+}
+
+/// A base image's config as a build starts from it: the image's own fields, without
+/// what describes how *it* was made (legacy container fields, comment, author).
+fn from_base(mut c: ImageConfig) -> ImageConfig {
+    c.container = None;
+    c.container_config = None;
+    c.docker_version = None;
+    c.comment = None;
+    c.author = None;
+    let cc = c.config.get_or_insert_with(ContainerConfig::default);
+    let env = cc.env.get_or_insert_with(Vec::new);
+    if !env.iter().any(|e| e.starts_with("PATH=")) {
+        env.insert(0, DEFAULT_PATH.to_string());
+    }
+    c
+}
+
+pub(super) fn build_stage(
+    cx: &mut Cx<'_>,
+    progress: &mut Progress<'_>,
+    stage: &Stage,
+    base: StageResult,
+    label: &str,
+) -> Result<StageResult, BuildError> {
+    let mut st = State {
+        result: StageResult {
+            image: base.image,
+            config: from_base(base.config),
+        },
+        cmd_set: false,
+        args: BTreeMap::new(),
+    };
+    let total = stage.steps.len() + 1;
+    let mut seen: BTreeMap<String, usize> = BTreeMap::new();
+    for (i, step) in stage.steps.iter().enumerate() {
+        let location = format!("{}:{}", cx.file, step.start_line);
+        let fail = |message: String| BuildError::Step {
+            location: location.clone(),
+            message,
+        };
+        let instr = &step.instruction;
+        let is_copy = matches!(instr, Instruction::Copy(_) | Instruction::Add(_));
+        if is_copy && !cx.context_loaded {
+            let v = progress.start("[internal] load build context");
+            progress.log(&v, "transferring context: done");
+            progress.done(v);
+            cx.context_loaded = true;
+        }
+        let v = progress.start(format!("[{label}{}/{total}] {}", i + 2, step.text));
+
+        // The instruction as written, and which occurrence of it in the stage this is.
+        let written = cx
+            .lines
+            .get(step.start_line.saturating_sub(1)..step.end_line.min(cx.lines.len()))
+            .map(|l| l.join("\n"))
+            .unwrap_or_else(|| step.text.clone());
+        let occurrence = seen.entry(written.clone()).or_default();
+        *occurrence += 1;
+        let note_key = step_id(&cx.note_scope, "", stage.index, &written, *occurrence);
+
+        // ARG values are in force from their declaration on.
+        if let Instruction::Arg(a) = instr {
+            for def in &a.args {
+                st.args.insert(def.name.clone(), def.default.clone());
+            }
+        }
+        let env_names: Vec<String> = st
+            .result
+            .config
+            .config
+            .as_ref()
+            .and_then(|c| c.env.as_ref())
+            .into_iter()
+            .flatten()
+            .map(|kv| {
+                kv.split_once('=')
+                    .map_or(kv.as_str(), |(k, _)| k)
+                    .to_string()
+            })
+            .collect();
+        let args: BTreeMap<String, Option<String>> = match instr {
+            Instruction::Arg(a) => a
+                .args
+                .iter()
+                .map(|d| (d.name.clone(), d.default.clone()))
+                .collect(),
+            Instruction::Run(_) => step
+                .args
+                .iter()
+                .map(|a| (a.name.clone(), a.value.clone()))
+                .collect(),
+            _ => step
+                .used
+                .iter()
+                .filter(|n| st.args.contains_key(*n) && !env_names.contains(n))
+                .map(|n| (n.clone(), st.args[n].clone()))
+                .collect(),
+        };
+
+        // COPY/ADD sources, read now: their digests are part of the key.
+        let selected = match instr {
+            Instruction::Copy(c) if c.from.is_some() => {
+                Err("COPY --from is not supported yet".to_string())
+            }
+            Instruction::Copy(c) => select(cx.ctx, &c.srcs, &step.text).map(Some),
+            Instruction::Add(a) => match a.srcs.iter().find(|s| is_remote(s)) {
+                Some(url) => Err(format!(
+                    "ADD from {url}: remote sources are not supported yet"
+                )),
+                None => select(cx.ctx, &a.srcs, &step.text).and_then(|sel| {
+                    let unpack = a.unpack != Some(false);
+                    match sel.iter().find(|s| unpack && is_archive(&s.top)) {
+                        // Copying it as is would silently differ from Docker.
+                        Some(s) => Err(format!(
+                            "{}: ADD would extract the archive {}, which is not supported yet (COPY copies it as is)",
+                            step.text, s.top.rel
+                        )),
+                        None => Ok(Some(sel)),
+                    }
+                }),
+            },
+            _ => Ok(None),
+        };
+        let selected = selected.and_then(|sel| {
+            let sources = match &sel {
+                Some(s) => context::digests(s).map_err(|e| e.to_string())?,
+                None => BTreeMap::new(),
+            };
+            Ok((sel, sources))
+        });
+        let (selections, sources) = match selected {
+            Ok(x) => x,
+            Err(message) => {
+                progress.failed(v, &message);
+                return Err(fail(message));
+            }
+        };
+        let network = match instr {
+            Instruction::Run(r) => match r.network {
+                Some(Network::None) => NetworkMode::None,
+                Some(Network::Host) => NetworkMode::Host,
+                _ => cx.opts.network,
+            },
+            _ => cx.opts.network,
+        };
+        let inputs = Inputs {
+            parent: st
+                .result
+                .image
+                .as_ref()
+                .map_or("scratch".to_string(), |d| d.to_string()),
+            text: step.text.clone(),
+            args,
+            sources,
+            extra: match instr {
+                Instruction::Run(_) => format!("network={}", network.as_str()),
+                _ => String::new(),
+            },
+        };
+        let key = inputs.key();
+        let last: Option<Inputs> = cx
+            .store
+            .cache_note(&note_key)?
+            .and_then(|n| serde_json::from_str(&n).ok());
+        let note = serde_json::to_string(&inputs).expect("inputs serialize");
+
+        if matches!(instr, Instruction::Cmd(_)) {
+            st.cmd_set = true;
+        }
+        if !cx.opts.no_cache
+            && let Some(id) = cx.store.cache_get(&key)?
+            && cx.store.image(&id)?.is_some()
+        {
+            st.result = StageResult {
+                config: cx.store.config(&id)?,
+                image: Some(id),
+            };
+            cx.store.set_cache_note(&note_key, &note)?;
+            progress.cached(&v);
+            cx.cached += 1;
+            continue;
+        }
+        let reason = if cx.opts.no_cache {
+            MissReason::NoCache
+        } else {
+            inputs.miss_reason(last.as_ref())
+        };
+        progress.miss(&v, reason);
+
+        let mut config = st.result.config.clone();
+        let layer = match execute(
+            cx,
+            &mut st,
+            &mut config,
+            step,
+            selections.as_deref(),
+            network,
+            &location,
+        ) {
+            Ok(layer) => layer,
+            Err(message) => {
+                progress.failed(v, &message);
+                return Err(fail(message));
+            }
+        };
+        let created = rfc3339_now();
+        config.created = Some(created.clone());
+        if let Some(l) = &layer {
+            config.rootfs.diff_ids.push(l.diff_id.clone());
+        }
+        config.history.push(History {
+            created: Some(created),
+            created_by: Some(created_by(instr, &step.text, &config, &st.args)),
+            comment: Some(HISTORY_COMMENT.to_string()),
+            empty_layer: layer.is_none(),
+            ..History::default()
+        });
+        let id = cx.store.create_image(
+            &config.to_vec(),
+            &NewImage {
+                parent: st.result.image.clone(),
+                manifest: None,
+            },
+        )?;
+        cx.store.cache_put(&key, &id)?;
+        cx.store.set_cache_note(&note_key, &note)?;
+        st.result = StageResult {
+            image: Some(id),
+            config,
+        };
+        cx.ran += 1;
+        progress.done(v);
+    }
+    Ok(st.result)
+}
+
+/// Whether ADD would unpack this source: a tar, plain or gzip/bzip2/xz compressed
+/// (recognised by its magic bytes, as Docker does).
+fn is_archive(e: &context::Entry) -> bool {
+    use std::io::Read;
+    if !e.meta.is_file() {
+        return false;
+    }
+    let mut head = [0u8; 512];
+    let n = std::fs::File::open(&e.path)
+        .and_then(|f| f.take(512).read(&mut head))
+        .unwrap_or(0);
+    let head = &head[..n];
+    head.starts_with(&[0x1f, 0x8b])
+        || head.starts_with(b"BZh")
+        || head.starts_with(&[0xfd, b'7', b'z', b'X', b'Z', 0x00])
+        || head.get(257..262) == Some(b"ustar")
+}
+
+fn is_remote(src: &str) -> bool {
+    src.starts_with("http://") || src.starts_with("https://") || src.starts_with("git@")
+}
+
+fn select(ctx: &Context, srcs: &[String], text: &str) -> Result<Vec<context::Selection>, String> {
+    let mut out = Vec::new();
+    for s in srcs {
+        out.extend(ctx.select(s).map_err(|e| format!("{text}: {e}"))?);
+    }
+    Ok(out)
+}
+
+/// Runs one step on a miss: changes `config`, and returns the layer it made, if any.
+fn execute(
+    cx: &Cx<'_>,
+    st: &mut State,
+    config: &mut ImageConfig,
+    step: &rbuild_parser::stages::Step,
+    selections: Option<&[context::Selection]>,
+    network: NetworkMode,
+    location: &str,
+) -> Result<Option<StoredLayer>, String> {
+    let cc = config.config.get_or_insert_with(ContainerConfig::default);
+    match &step.instruction {
+        Instruction::Arg(_) => Ok(None),
+        Instruction::Maintainer(m) => {
+            config.author = Some(m.name.clone());
+            Ok(None)
+        }
+        Instruction::Shell(s) => {
+            cc.shell = Some(s.args.clone());
+            Ok(None)
+        }
+        Instruction::Copy(c) => copy_layer(
+            cx,
+            config,
+            selections.unwrap_or_default(),
+            &c.srcs,
+            &c.dest,
+            c.chown.as_deref(),
+            c.chmod
+                .as_ref()
+                .map(|d| d.get().cloned().ok_or(d.raw.clone())),
+        )
+        .map(Some),
+        Instruction::Add(a) => copy_layer(
+            cx,
+            config,
+            selections.unwrap_or_default(),
+            &a.srcs,
+            &a.dest,
+            a.chown.as_deref(),
+            a.chmod
+                .as_ref()
+                .map(|d| d.get().cloned().ok_or(d.raw.clone())),
+        )
+        .map(Some),
+        Instruction::Run(run) => {
+            let Some(runner) = cx.opts.runner else {
+                return Err(format!(
+                    "{}: RUN is not available in this build yet (no sandbox is configured)",
+                    step.text
+                ));
+            };
+            let cmd = match &run.cmd {
+                ShellOrExec::Exec(a) => a.clone(),
+                ShellOrExec::Shell(line) => {
+                    let mut v = cc
+                        .shell
+                        .clone()
+                        .filter(|s| !s.is_empty())
+                        .unwrap_or_else(|| vec!["/bin/sh".into(), "-c".into()]);
+                    v.push(line.clone());
+                    v
+                }
+            };
+            let mut env = cc.env.clone().unwrap_or_default();
+            for a in &step.args {
+                if let Some(v) = &a.value
+                    && !env
+                        .iter()
+                        .any(|e| e.split('=').next() == Some(a.name.as_str()))
+                {
+                    env.push(format!("{}={v}", a.name));
+                }
+            }
+            for (k, v) in &cx.proxy {
+                env.push(format!("{k}={v}"));
+            }
+            let req = RunRequest {
+                location: location.to_string(),
+                parent_layers: config.rootfs.diff_ids.clone(),
+                config: cc,
+                cmd,
+                env,
+                user: cc.user.clone().filter(|u| !u.is_empty()),
+                workdir: cc.working_dir.clone().unwrap_or_else(|| "/".into()),
+                network,
+                mounts: run
+                    .mounts
+                    .iter()
+                    .map(|m| {
+                        m.get()
+                            .cloned()
+                            .ok_or_else(|| format!("invalid --mount={}", m.raw))
+                    })
+                    .collect::<Result<_, _>>()?,
+                instruction: run,
+            };
+            runner.run(cx.store, req)
+        }
+        Instruction::Workdir(_) => {
+            let mut editor = ConfigEditor::new(cc).with_cmd_set(st.cmd_set);
+            editor
+                .apply_expanded(step.instruction.clone())
+                .map_err(|e| e.to_string())?;
+            workdir_layer(cx, config)
+        }
+        other => {
+            let mut editor = ConfigEditor::new(cc).with_cmd_set(st.cmd_set);
+            editor
+                .apply_expanded(other.clone())
+                .map_err(|e| e.to_string())?;
+            st.cmd_set = editor.cmd_set();
+            Ok(None)
+        }
+    }
+}
+
+/// WORKDIR creates its directory when the image lacks it, as BuildKit does (a layer
+/// with the directory, owned by the USER in force); `None` when it exists.
+fn workdir_layer(cx: &Cx<'_>, config: &ImageConfig) -> Result<Option<StoredLayer>, String> {
+    let store = cx.store;
+    let cc = config.config.clone().unwrap_or_default();
+    let dir = cc.working_dir.unwrap_or_else(|| "/".into());
+    let lower: Vec<_> = config
+        .rootfs
+        .diff_ids
+        .iter()
+        .rev()
+        .map(|d| store.layer_dir(d))
+        .collect();
+    let view = super::rootfs::RootView {
+        layers: lower.clone(),
+    };
+    let owner = match cc.user.as_deref().filter(|u| !u.is_empty()) {
+        Some(u) => view.chown_ids(u)?,
+        None => (0, 0),
+    };
+    let upper = store.scratch_dir("workdir-").map_err(|e| e.to_string())?;
+    let result = mkdir_into(&upper, &lower, &dir, owner).and_then(|made| {
+        if made {
+            layer_from_dir(store, &upper).map(Some)
+        } else {
+            Ok(None)
+        }
+    });
+    let _ = std::fs::remove_dir_all(&upper);
+    result
+}
+
+/// COPY/ADD from the context into a new layer.
+fn copy_layer(
+    cx: &Cx<'_>,
+    config: &ImageConfig,
+    selections: &[context::Selection],
+    srcs: &[String],
+    dest: &str,
+    chown: Option<&str>,
+    chmod: Option<Result<Chmod, String>>,
+) -> Result<StoredLayer, String> {
+    let store = cx.store;
+    let lower: Vec<_> = config
+        .rootfs
+        .diff_ids
+        .iter()
+        .rev()
+        .map(|d| store.layer_dir(d))
+        .collect();
+    let chmod = match chmod {
+        None => None,
+        Some(Ok(c)) => Some(c),
+        Some(Err(raw)) => Some(Chmod::parse(&raw).map_err(|e| e.to_string())?),
+    };
+    let upper = store.scratch_dir("copy-").map_err(|e| e.to_string())?;
+    let result = (|| {
+        let view = super::rootfs::RootView {
+            layers: lower.clone(),
+        };
+        let owner = match chown {
+            Some(spec) => view.chown_ids(spec)?,
+            None => (0, 0),
+        };
+        let workdir = config
+            .config
+            .as_ref()
+            .and_then(|c| c.working_dir.clone())
+            .unwrap_or_else(|| "/".into());
+        copy_into(
+            &upper,
+            &lower,
+            &CopySpec {
+                selections,
+                dest,
+                workdir: &workdir,
+                owner,
+                chmod: chmod.as_ref(),
+                multiple: srcs.len() > 1 || srcs.iter().any(|s| s.contains(['*', '?', '['])),
+            },
+        )?;
+        layer_from_dir(store, &upper)
+    })();
+    let _ = std::fs::remove_dir_all(&upper);
+    result
+}
+
+/// Stores a directory in overlay format as a layer.
+///
+/// LAYER FROM DIR — until `Store::add_layer_dir` lands (the snapshotter's work), the
+/// tree is streamed as a tar through a pipe into `Store::add_layer`, which extracts it
+/// again. Swap this body for `store.add_layer_dir(dir)` then.
+fn layer_from_dir(store: &Store, dir: &std::path::Path) -> Result<StoredLayer, String> {
+    let (reader, writer) = std::io::pipe().map_err(|e| format!("creating a pipe: {e}"))?;
+    std::thread::scope(|s| {
+        let w = s.spawn(move || write_tar(dir, writer, &WriteOptions::default()));
+        let stored = store.add_layer(
+            reader,
+            &LayerSource {
+                what: "layer of a build step",
+                ..LayerSource::default()
+            },
+        );
+        let written = w
+            .join()
+            .map_err(|_| "writing the layer panicked".to_string())?;
+        // The store's error first: when it stops reading, the writer only sees a
+        // broken pipe.
+        let stored = stored.map_err(|e| e.to_string())?;
+        let written = written.map_err(|e| format!("writing the layer: {e}"))?;
+        if stored.diff_id != written.diff_id {
+            return Err(format!(
+                "layer digest mismatch: wrote {}, stored {}",
+                written.diff_id, stored.diff_id
+            ));
+        }
+        Ok(stored)
+    })
+}
+
+/// The history `created_by` of a step, as BuildKit writes it.
+fn created_by(
+    instr: &Instruction,
+    text: &str,
+    config: &ImageConfig,
+    args: &BTreeMap<String, Option<String>>,
+) -> String {
+    let cc = config.config.clone().unwrap_or_default();
+    let quoted = |v: &[String]| {
+        let words: Vec<String> = v
+            .iter()
+            .map(|w| serde_json::to_string(w).expect("string serializes"))
+            .collect();
+        format!("[{}]", words.join(" "))
+    };
+    match instr {
+        Instruction::Env(e) => {
+            let kv: Vec<String> = e
+                .pairs
+                .iter()
+                .map(|p| format!("{}={}", p.key, p.value))
+                .collect();
+            format!("ENV {}", kv.join(" "))
+        }
+        Instruction::Label(l) => {
+            let kv: Vec<String> = l
+                .pairs
+                .iter()
+                .map(|p| format!("{}={}", p.key, p.value))
+                .collect();
+            format!("LABEL {}", kv.join(" "))
+        }
+        Instruction::Cmd(_) => format!("CMD {}", quoted(cc.cmd.as_deref().unwrap_or_default())),
+        Instruction::Entrypoint(_) => format!(
+            "ENTRYPOINT {}",
+            quoted(cc.entrypoint.as_deref().unwrap_or_default())
+        ),
+        // Go's `%v` of the port set: `map[80/tcp:{}]`.
+        Instruction::Expose(e) => {
+            let mut ports: Vec<String> = e
+                .ports
+                .iter()
+                .map(|p| {
+                    if p.contains('/') {
+                        p.to_lowercase()
+                    } else {
+                        format!("{p}/tcp")
+                    }
+                })
+                .collect();
+            ports.sort();
+            ports.dedup();
+            let items: Vec<String> = ports.iter().map(|p| format!("{p}:{{}}")).collect();
+            format!("EXPOSE map[{}]", items.join(" "))
+        }
+        Instruction::Volume(v) => format!("VOLUME [{}]", v.paths.join(" ")),
+        Instruction::Shell(s) => format!("SHELL [{}]", s.args.join(" ")),
+        Instruction::Workdir(_) => format!("WORKDIR {}", cc.working_dir.unwrap_or_default()),
+        Instruction::Copy(_) | Instruction::Add(_) => format!("{text} # buildkit"),
+        Instruction::Run(r) => {
+            let set: Vec<String> = args
+                .iter()
+                .filter_map(|(k, v)| Some(format!("{k}={}", v.as_ref()?)))
+                .collect();
+            let prefix = if set.is_empty() {
+                String::new()
+            } else {
+                format!("|{} {} ", set.len(), set.join(" "))
+            };
+            let cmd = match &r.cmd {
+                ShellOrExec::Exec(a) => a.join(" "),
+                ShellOrExec::Shell(line) => {
+                    let mut sh = cc
+                        .shell
+                        .clone()
+                        .unwrap_or_else(|| vec!["/bin/sh".into(), "-c".into()]);
+                    sh.push(line.clone());
+                    sh.join(" ")
+                }
+            };
+            format!("RUN {prefix}{cmd} # buildkit")
+        }
+        _ => text.to_string(),
+    }
+}
+
+/// The final image: the target stage's last image, with `--label`s set (a child image
+/// without a history entry, as BuildKit applies them to the exported config).
+pub(super) fn finish(
+    store: &Store,
+    last: StageResult,
+    labels: &BTreeMap<String, String>,
+) -> Result<Digest, BuildError> {
+    if labels.is_empty()
+        && let Some(id) = last.image
+    {
+        return Ok(id);
+    }
+    let mut config = last.config;
+    if !labels.is_empty() {
+        let cc = config.config.get_or_insert_with(ContainerConfig::default);
+        let l = cc.labels.get_or_insert_with(BTreeMap::new);
+        for (k, v) in labels {
+            l.insert(k.clone(), v.clone());
+        }
+    }
+    if config.created.is_none() {
+        config.created = Some(rfc3339_now());
+    }
+    Ok(store.create_image(
+        &config.to_vec(),
+        &NewImage {
+            parent: last.image,
+            manifest: None,
+        },
+    )?)
+}

@@ -1,0 +1,221 @@
+//! `rbuild build` (and `rbuild -t NAME CONTEXT`): flags into [`BuildOptions`], one call
+//! to the builder, and BuildKit-style plain progress on standard error.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, ValueEnum};
+use rbuild_builder::build::{self, BuildOptions, Event, NetworkMode};
+use rbuild_builder::store::ImageRef;
+
+use super::{CliError, Global};
+
+/// Build an image from a Dockerfile.
+#[derive(Debug, Args)]
+pub struct BuildArgs {
+    /// Name and optionally a tag (`name:tag`); repeatable.
+    #[arg(short = 't', long = "tag", value_name = "NAME[:TAG]")]
+    tags: Vec<String>,
+    /// The Dockerfile (default: CONTEXT/Dockerfile), `-` for standard input.
+    #[arg(short = 'f', long = "file")]
+    file: Option<PathBuf>,
+    /// Set a build argument; `NAME` alone takes the value from the environment.
+    #[arg(long = "build-arg", value_name = "NAME[=VALUE]")]
+    build_args: Vec<String>,
+    /// The stage to build (default: the last one).
+    #[arg(long)]
+    target: Option<String>,
+    /// Do not use the cache (results are still recorded in it).
+    #[arg(long)]
+    no_cache: bool,
+    /// Set a label on the image; repeatable.
+    #[arg(long = "label", value_name = "KEY=VALUE")]
+    labels: Vec<String>,
+    /// Print only the image ID.
+    #[arg(short = 'q', long)]
+    quiet: bool,
+    /// Write the image ID to this file.
+    #[arg(long, value_name = "FILE")]
+    iidfile: Option<PathBuf>,
+    /// How to show progress.
+    #[arg(long, value_enum, default_value_t = Progress::Auto)]
+    progress: Progress,
+    /// The network of RUN steps.
+    #[arg(long, value_enum, default_value_t = Network::Host)]
+    network: Network,
+    /// The build context.
+    context: PathBuf,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Progress {
+    /// Plain lines (live bars on a terminal are still to come).
+    Auto,
+    Plain,
+    Quiet,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Network {
+    Host,
+    None,
+}
+
+pub fn run(global: &Global, args: BuildArgs) -> Result<ExitCode, CliError> {
+    let mut build_args = BTreeMap::new();
+    for spec in &args.build_args {
+        match spec.split_once('=') {
+            Some((k, v)) if !k.is_empty() => {
+                build_args.insert(k.to_string(), v.to_string());
+            }
+            Some(_) => {
+                return Err(CliError::Usage(format!(
+                    "--build-arg {spec}: the name is empty"
+                )));
+            }
+            // docker: a name alone takes the environment's value, and is left out if unset.
+            None => {
+                if let Ok(v) = std::env::var(spec) {
+                    build_args.insert(spec.clone(), v);
+                }
+            }
+        }
+    }
+    let mut labels = BTreeMap::new();
+    for spec in &args.labels {
+        let (k, v) = spec.split_once('=').unwrap_or((spec, ""));
+        labels.insert(k.to_string(), v.to_string());
+    }
+    let tags = args
+        .tags
+        .iter()
+        .map(|t| {
+            ImageRef::parse(t)
+                .map(|r| r.with_default_tag())
+                .map_err(|e| CliError::Usage(format!("invalid tag {t:?}: {e}")))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let opts = BuildOptions {
+        context: args.context.clone(),
+        dockerfile: args.file.clone(),
+        build_args,
+        target: args.target.clone(),
+        no_cache: args.no_cache,
+        labels,
+        tags,
+        network: match args.network {
+            Network::Host => NetworkMode::Host,
+            Network::None => NetworkMode::None,
+        },
+        runner: None,
+    };
+    let store = global.store()?;
+    let quiet = args.quiet || args.progress == Progress::Quiet;
+    let mut err = std::io::stderr().lock();
+    let mut printer = |e: Event| {
+        if !quiet {
+            // Progress is best effort: a closed stderr must not fail the build.
+            let _ = print_event(&mut err, &e);
+        }
+    };
+    let outcome = build::build(&store, &opts, &mut printer)?;
+    if let Some(path) = &args.iidfile {
+        std::fs::write(path, outcome.image_id.to_string())?;
+    }
+    if args.quiet {
+        let mut out = std::io::stdout().lock();
+        writeln!(out, "{}", outcome.image_id)?;
+        out.flush()?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// BuildKit's plain progress format.
+fn print_event(w: &mut impl Write, e: &Event) -> std::io::Result<()> {
+    match e {
+        Event::Started { id, name } => writeln!(w, "#{id} {name}"),
+        Event::Log { id, text } => writeln!(w, "#{id} {text}"),
+        Event::Cached { id } => writeln!(w, "#{id} CACHED\n"),
+        Event::Miss { id, reason } => writeln!(w, "#{id} cache miss: {reason}"),
+        Event::Done { id, elapsed } => {
+            writeln!(w, "#{id} DONE {:.1}s\n", elapsed.as_secs_f64())
+        }
+        Event::Failed { id, message, .. } => writeln!(w, "#{id} ERROR: {message}\n"),
+        Event::Warning { text } => writeln!(w, "WARNING: {text}"),
+    }
+}
+
+/// `rbuild -t NAME CONTEXT` is short for `rbuild build -t NAME CONTEXT`: when the first
+/// argument after the global options is not a command but a build flag or a path, insert
+/// `build`.
+pub fn rewrite_shorthand(mut argv: Vec<String>, commands: &[&str]) -> Vec<String> {
+    let mut i = 1;
+    while i < argv.len() {
+        let a = argv[i].as_str();
+        if a == "--root" {
+            i += 2;
+            continue;
+        }
+        if a.starts_with("--root=") {
+            i += 1;
+            continue;
+        }
+        break;
+    }
+    let Some(first) = argv.get(i) else {
+        return argv;
+    };
+    let build_flag = [
+        "-t",
+        "--tag",
+        "-f",
+        "--file",
+        "-q",
+        "--build-arg",
+        "--target",
+        "--no-cache",
+        "--label",
+        "--iidfile",
+        "--progress",
+        "--network",
+    ]
+    .iter()
+    .any(|f| {
+        first == f || first.starts_with(&format!("{f}=")) || (f.len() == 2 && first.starts_with(f))
+    });
+    let is_path = !first.starts_with('-')
+        && !commands.contains(&first.as_str())
+        && (first == "." || first.contains('/') || std::path::Path::new(first).is_dir());
+    if build_flag || is_path {
+        argv.insert(i, "build".to_string());
+    }
+    argv
+}
+
+#[cfg(test)]
+mod tests {
+    use super::rewrite_shorthand;
+
+    fn rw(args: &[&str]) -> Vec<String> {
+        let v = args.iter().map(|s| s.to_string()).collect();
+        rewrite_shorthand(v, &["build", "images"])
+    }
+
+    #[test]
+    fn shorthand_inserts_build() {
+        assert_eq!(
+            rw(&["rbuild", "-t", "x", "."]),
+            ["rbuild", "build", "-t", "x", "."]
+        );
+        assert_eq!(
+            rw(&["rbuild", "--root", "/s", "-tx", "ctx/"]),
+            ["rbuild", "--root", "/s", "build", "-tx", "ctx/"]
+        );
+        assert_eq!(rw(&["rbuild", "."]), ["rbuild", "build", "."]);
+        assert_eq!(rw(&["rbuild", "images", "-a"]), ["rbuild", "images", "-a"]);
+        assert_eq!(rw(&["rbuild", "--help"]), ["rbuild", "--help"]);
+        assert_eq!(rw(&["rbuild"]), ["rbuild"]);
+    }
+}
