@@ -1,5 +1,6 @@
 //! `rbuild build` and `rbuild -t NAME CONTEXT`: metadata steps, COPY, the build cache
-//! and its miss reasons, intermediate images, output and errors. RUN is not wired yet.
+//! and its miss reasons, intermediate images, output and errors. RUN has its own
+//! module, `build_run`.
 
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
@@ -7,13 +8,13 @@ use std::path::{Path, PathBuf};
 use crate::util::{TempDir, TestStore};
 
 /// A store with busybox imported and a context directory.
-fn setup(tag: &str) -> (TestStore, TempDir) {
+pub(crate) fn setup(tag: &str) -> (TestStore, TempDir) {
     let store = TestStore::new(tag);
     store.busybox("busybox");
     (store, TempDir::new(&format!("{tag}-ctx")))
 }
 
-fn ctx_arg(ctx: &TempDir) -> &str {
+pub(crate) fn ctx_arg(ctx: &TempDir) -> &str {
     ctx.0.to_str().unwrap()
 }
 
@@ -29,7 +30,7 @@ fn config(store: &TestStore, image: &str) -> serde_json::Value {
 }
 
 /// The layer directory an image added last.
-fn upper(store: &TestStore, image: &str) -> PathBuf {
+pub(crate) fn upper(store: &TestStore, image: &str) -> PathBuf {
     let out = store
         .run(&["inspect", "-f", "{{.GraphDriver.Data.UpperDir}}", image])
         .success()
@@ -39,7 +40,7 @@ fn upper(store: &TestStore, image: &str) -> PathBuf {
 
 /// Step lines of a plain progress output that say CACHED or why the cache missed, as
 /// `(step text, outcome)`.
-fn outcomes(stderr: &str) -> Vec<(String, String)> {
+pub(crate) fn outcomes(stderr: &str) -> Vec<(String, String)> {
     let mut names = std::collections::HashMap::new();
     let mut out = Vec::new();
     for line in stderr.lines() {
@@ -463,11 +464,14 @@ fn errors_name_the_dockerfile_line() {
         .run(&["build", ctx_arg(&ctx)])
         .failure()
         .stderr_contains("Dockerfile:2: When using COPY with more than one source file");
-    ctx.write("Dockerfile", "FROM busybox\n\nRUN echo hi\n");
+    ctx.write("Dockerfile", "FROM busybox\n\nRUN echo hi && exit 3\n");
     store
         .run(&["build", ctx_arg(&ctx)])
         .failure()
-        .stderr_contains("Dockerfile:3: RUN echo hi: RUN is not available");
+        .stderr_contains(" hi\n")
+        .stderr_contains(
+            "Dockerfile:3: process \"/bin/sh -c echo hi && exit 3\" did not complete successfully: exit code: 3",
+        );
     ctx.write("Dockerfile", "FROM busybox\nCOPY --chown=ghost a /\n");
     store
         .run(&["build", ctx_arg(&ctx)])

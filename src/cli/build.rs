@@ -97,6 +97,10 @@ pub fn run(global: &Global, args: BuildArgs) -> Result<ExitCode, CliError> {
                 .map_err(|e| CliError::Usage(format!("invalid tag {t:?}: {e}")))
         })
         .collect::<Result<Vec<_>, _>>()?;
+    build::interrupt::install()?;
+    let runner = build::SandboxRunner {
+        cancel: &build::interrupt::CANCEL,
+    };
     let opts = BuildOptions {
         context: args.context.clone(),
         dockerfile: args.file.clone(),
@@ -109,7 +113,7 @@ pub fn run(global: &Global, args: BuildArgs) -> Result<ExitCode, CliError> {
             Network::Host => NetworkMode::Host,
             Network::None => NetworkMode::None,
         },
-        runner: None,
+        runner: Some(&runner),
     };
     let store = global.store()?;
     let quiet = args.quiet || args.progress == Progress::Quiet;

@@ -14,8 +14,10 @@
 pub mod cache;
 pub mod context;
 mod copy;
+pub mod interrupt;
 pub mod progress;
 mod rootfs;
+mod run;
 mod step;
 
 use std::collections::BTreeMap;
@@ -26,14 +28,15 @@ use rbuild_parser::dockerignore::{Matcher, read_ignore_file};
 use rbuild_parser::instruction::{Mount, Run};
 use rbuild_parser::stages::{self, Base, PlanOptions};
 use rbuild_parser::syntax;
+use rbuild_store::commit::CommittedLayer;
 use rbuild_store::config::ContainerConfig;
-use rbuild_store::unpack::StoredLayer;
 use rbuild_store::{Digest, ImageConfig, ImageRef, Store, StoreError};
 
 use crate::source::{self, SourceError};
 
 pub use cache::MissReason;
 pub use progress::Event;
+pub use run::SandboxRunner;
 
 /// RUN's network: `--network` of the build (default `host`, like Docker's default for
 /// builds, so RUN can reach package mirrors), overridden per step by `RUN --network`.
@@ -76,6 +79,8 @@ pub struct RunRequest<'a> {
     pub mounts: Vec<Mount>,
     /// The instruction itself (heredocs, `--security`).
     pub instruction: &'a Run,
+    /// Where the command's output goes, as it comes (stdout and stderr alike).
+    pub output: &'a mut dyn FnMut(&[u8]),
 }
 
 /// Runs RUN steps: the sandbox plus the snapshotter. `run` returns the layer the
@@ -84,7 +89,7 @@ pub struct RunRequest<'a> {
 /// code and the last lines of output). It takes `&self` so stages may later run it
 /// from several threads.
 pub trait RunStep {
-    fn run(&self, store: &Store, req: RunRequest<'_>) -> Result<Option<StoredLayer>, String>;
+    fn run(&self, store: &Store, req: RunRequest<'_>) -> Result<Option<CommittedLayer>, String>;
 }
 
 /// What to build.

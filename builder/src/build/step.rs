@@ -5,10 +5,9 @@ use std::collections::BTreeMap;
 
 use rbuild_parser::instruction::{Chmod, Instruction, Network, ShellOrExec};
 use rbuild_parser::stages::Stage;
+use rbuild_store::commit::CommittedLayer;
 use rbuild_store::config::{ContainerConfig, History};
 use rbuild_store::import::rfc3339_now;
-use rbuild_store::layer::{WriteOptions, write_tar};
-use rbuild_store::unpack::{LayerSource, StoredLayer};
 use rbuild_store::{Digest, ImageConfig, NewImage, Store, platform};
 
 use super::cache::{Inputs, MissReason, step_id};
@@ -98,6 +97,9 @@ pub(super) fn build_stage(
             location: location.clone(),
             message,
         };
+        if super::interrupt::requested() {
+            return Err(fail("interrupted".to_string()));
+        }
         let instr = &step.instruction;
         let is_copy = matches!(instr, Instruction::Copy(_) | Instruction::Add(_));
         if is_copy && !cx.context_loaded {
@@ -248,14 +250,26 @@ pub(super) fn build_stage(
         progress.miss(&v, reason);
 
         let mut config = st.result.config.clone();
+        let started = std::time::Instant::now();
+        let mut output = |bytes: &[u8]| {
+            // BuildKit's plain progress: each output line under the step's number, with
+            // the seconds since the step began.
+            let secs = started.elapsed().as_secs_f64();
+            for line in String::from_utf8_lossy(bytes).lines() {
+                progress.log(&v, format!("{secs:.3} {line}"));
+            }
+        };
         let layer = match execute(
             cx,
             &mut st,
             &mut config,
             step,
             selections.as_deref(),
-            network,
-            &location,
+            RunSite {
+                network,
+                location: &location,
+                output: &mut output,
+            },
         ) {
             Ok(layer) => layer,
             Err(message) => {
@@ -324,6 +338,14 @@ fn select(ctx: &Context, srcs: &[String], text: &str) -> Result<Vec<context::Sel
     Ok(out)
 }
 
+/// What a RUN needs to know of where it runs: its network, its `Dockerfile:LINE`, and
+/// where its output goes.
+struct RunSite<'a> {
+    network: NetworkMode,
+    location: &'a str,
+    output: &'a mut dyn FnMut(&[u8]),
+}
+
 /// Runs one step on a miss: changes `config`, and returns the layer it made, if any.
 fn execute(
     cx: &Cx<'_>,
@@ -331,9 +353,13 @@ fn execute(
     config: &mut ImageConfig,
     step: &rbuild_parser::stages::Step,
     selections: Option<&[context::Selection]>,
-    network: NetworkMode,
-    location: &str,
-) -> Result<Option<StoredLayer>, String> {
+    site: RunSite<'_>,
+) -> Result<Option<CommittedLayer>, String> {
+    let RunSite {
+        network,
+        location,
+        output,
+    } = site;
     let cc = config.config.get_or_insert_with(ContainerConfig::default);
     match &step.instruction {
         Instruction::Arg(_) => Ok(None),
@@ -420,6 +446,7 @@ fn execute(
                     })
                     .collect::<Result<_, _>>()?,
                 instruction: run,
+                output,
             };
             runner.run(cx.store, req)
         }
@@ -443,7 +470,7 @@ fn execute(
 
 /// WORKDIR creates its directory when the image lacks it, as BuildKit does (a layer
 /// with the directory, owned by the USER in force); `None` when it exists.
-fn workdir_layer(cx: &Cx<'_>, config: &ImageConfig) -> Result<Option<StoredLayer>, String> {
+fn workdir_layer(cx: &Cx<'_>, config: &ImageConfig) -> Result<Option<CommittedLayer>, String> {
     let store = cx.store;
     let cc = config.config.clone().unwrap_or_default();
     let dir = cc.working_dir.unwrap_or_else(|| "/".into());
@@ -461,15 +488,15 @@ fn workdir_layer(cx: &Cx<'_>, config: &ImageConfig) -> Result<Option<StoredLayer
         Some(u) => view.chown_ids(u)?,
         None => (0, 0),
     };
-    let upper = store.scratch_dir("workdir-").map_err(|e| e.to_string())?;
-    let result = mkdir_into(&upper, &lower, &dir, owner).and_then(|made| {
+    let dirs = store.new_upper_dir().map_err(|e| e.to_string())?;
+    let result = mkdir_into(&dirs.upper, &lower, &dir, owner).and_then(|made| {
         if made {
-            layer_from_dir(store, &upper).map(Some)
+            layer_from_dir(store, &dirs.upper).map(Some)
         } else {
             Ok(None)
         }
     });
-    let _ = std::fs::remove_dir_all(&upper);
+    let _ = dirs.remove();
     result
 }
 
@@ -482,7 +509,7 @@ fn copy_layer(
     dest: &str,
     chown: Option<&str>,
     chmod: Option<Result<Chmod, String>>,
-) -> Result<StoredLayer, String> {
+) -> Result<CommittedLayer, String> {
     let store = cx.store;
     let lower: Vec<_> = config
         .rootfs
@@ -496,7 +523,8 @@ fn copy_layer(
         Some(Ok(c)) => Some(c),
         Some(Err(raw)) => Some(Chmod::parse(&raw).map_err(|e| e.to_string())?),
     };
-    let upper = store.scratch_dir("copy-").map_err(|e| e.to_string())?;
+    let dirs = store.new_upper_dir().map_err(|e| e.to_string())?;
+    let upper = &dirs.upper;
     let result = (|| {
         let view = super::rootfs::RootView {
             layers: lower.clone(),
@@ -511,7 +539,7 @@ fn copy_layer(
             .and_then(|c| c.working_dir.clone())
             .unwrap_or_else(|| "/".into());
         copy_into(
-            &upper,
+            upper,
             &lower,
             &CopySpec {
                 selections,
@@ -522,43 +550,16 @@ fn copy_layer(
                 multiple: srcs.len() > 1 || srcs.iter().any(|s| s.contains(['*', '?', '['])),
             },
         )?;
-        layer_from_dir(store, &upper)
+        layer_from_dir(store, upper)
     })();
-    let _ = std::fs::remove_dir_all(&upper);
+    let _ = dirs.remove();
     result
 }
 
-/// Stores a directory in overlay format as a layer.
-///
-/// LAYER FROM DIR — until `Store::add_layer_dir` lands (the snapshotter's work), the
-/// tree is streamed as a tar through a pipe into `Store::add_layer`, which extracts it
-/// again. Swap this body for `store.add_layer_dir(dir)` then.
-fn layer_from_dir(store: &Store, dir: &std::path::Path) -> Result<StoredLayer, String> {
-    let (reader, writer) = std::io::pipe().map_err(|e| format!("creating a pipe: {e}"))?;
-    std::thread::scope(|s| {
-        let w = s.spawn(move || write_tar(dir, writer, &WriteOptions::default()));
-        let stored = store.add_layer(
-            reader,
-            &LayerSource {
-                what: "layer of a build step",
-                ..LayerSource::default()
-            },
-        );
-        let written = w
-            .join()
-            .map_err(|_| "writing the layer panicked".to_string())?;
-        // The store's error first: when it stops reading, the writer only sees a
-        // broken pipe.
-        let stored = stored.map_err(|e| e.to_string())?;
-        let written = written.map_err(|e| format!("writing the layer: {e}"))?;
-        if stored.diff_id != written.diff_id {
-            return Err(format!(
-                "layer digest mismatch: wrote {}, stored {}",
-                written.diff_id, stored.diff_id
-            ));
-        }
-        Ok(stored)
-    })
+/// Stores a directory the store handed out ([`Store::new_upper_dir`]) as a layer: it
+/// is renamed into place, not copied.
+fn layer_from_dir(store: &Store, dir: &std::path::Path) -> Result<CommittedLayer, String> {
+    store.add_layer_dir(dir).map_err(|e| e.to_string())
 }
 
 /// The history `created_by` of a step, as BuildKit writes it.

@@ -1,0 +1,74 @@
+//! RUN steps for real: a snapshot of the parent's layers (overlay, or the copying
+//! fallback), the command in the sandbox on its merged root, and the upper dir
+//! committed as the step's layer.
+
+use std::cell::RefCell;
+use std::sync::atomic::AtomicBool;
+
+use rbuild_store::Store;
+use rbuild_store::commit::CommittedLayer;
+
+use super::{NetworkMode, RunRequest, RunStep};
+use crate::sandbox::{self, Network, SandboxError, SandboxSpec};
+use crate::snapshot::{CommitOptions, Snapshot};
+
+/// Runs RUN steps in the sandbox; `cancel` (set on Ctrl-C or SIGTERM) stops a running
+/// step, and the snapshot's `Drop` unmounts and removes what it had.
+pub struct SandboxRunner<'a> {
+    pub cancel: &'a AtomicBool,
+}
+
+impl RunStep for SandboxRunner<'_> {
+    fn run(&self, store: &Store, req: RunRequest<'_>) -> Result<Option<CommittedLayer>, String> {
+        if !req.mounts.is_empty() {
+            // Refused plainly rather than run without the mounts the step expects.
+            return Err("RUN --mount is not supported by this rbuild yet".to_string());
+        }
+        let snapshot = Snapshot::prepare(store, &req.parent_layers).map_err(|e| e.to_string())?;
+        let spec = SandboxSpec {
+            rootfs: snapshot.merged().to_path_buf(),
+            args: req.cmd.clone(),
+            env: req.env,
+            cwd: req.workdir,
+            user: req.user.unwrap_or_default(),
+            hostname: String::new(),
+            network: match req.network {
+                NetworkMode::Host => Network::Host,
+                NetworkMode::None => Network::None,
+            },
+            hosts: None,
+            resolv_conf: None,
+        };
+        let output = RefCell::new(req.output);
+        let outcome = sandbox::run_cancellable(
+            &spec,
+            self.cancel,
+            |b| (output.borrow_mut())(b),
+            |b| (output.borrow_mut())(b),
+        );
+        let outcome = match outcome {
+            Ok(o) => o,
+            Err(SandboxError::Cancelled) => return Err("interrupted".to_string()),
+            Err(e) => return Err(e.to_string()),
+        };
+        if !outcome.success() {
+            // BuildKit's words, so scripts that grep for them keep working.
+            return Err(format!(
+                "process \"{}\" did not complete successfully: exit code: {}",
+                shown_command(&req.cmd),
+                outcome.exit_code
+            ));
+        }
+        let layer = snapshot
+            .commit(store, &CommitOptions::default())
+            .map_err(|e| e.to_string())?;
+        // A step that changed nothing adds no layer: BuildKit marks its history entry
+        // empty too.
+        Ok((!layer.empty).then_some(layer))
+    }
+}
+
+/// The command as BuildKit shows it in errors: `/bin/sh -c make`.
+fn shown_command(cmd: &[String]) -> String {
+    cmd.join(" ")
+}

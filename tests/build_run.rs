@@ -1,0 +1,213 @@
+//! RUN in `rbuild build`: the command runs in the sandbox on an overlay of the parent's
+//! layers, its changes become the step's layer, failures and Ctrl-C leave nothing
+//! behind.
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::build::{ctx_arg, outcomes, setup, upper};
+use crate::util::{TestStore, root};
+
+/// Mount points under the store, from this process's view of the mount table.
+fn mounts_under(dir: &Path) -> Vec<String> {
+    let dir = dir.canonicalize().unwrap();
+    std::fs::read_to_string("/proc/self/mountinfo")
+        .unwrap()
+        .lines()
+        .filter_map(|l| l.split(' ').nth(4).map(str::to_string))
+        .filter(|m| m.starts_with(dir.to_str().unwrap()))
+        .collect()
+}
+
+fn check_clean(store: &TestStore) {
+    let out = store.run(&["system", "check"]).success().stdout;
+    assert!(out.contains("no problems found"), "{out}");
+}
+
+#[test]
+fn builds_the_demo_with_run_steps_and_caches_them() {
+    let store = TestStore::new("run-demo");
+    store.busybox("busybox:latest");
+    let demo = root().join("fixtures/demo");
+    let first = store
+        .run(&["-t", "runoob/centos:6.7", demo.to_str().unwrap()])
+        .success();
+    assert!(
+        outcomes(&first.stderr)
+            .iter()
+            .all(|(_, o)| o == "cache miss: first build"),
+        "{}",
+        first.stderr
+    );
+    // The RUN that added the user left it in its layer, and nothing of the sandbox's.
+    let mut found_user = false;
+    for layer in std::fs::read_dir(store.root().join("layers")).unwrap() {
+        let diff = layer.unwrap().path().join("diff");
+        for leftover in ["etc/hosts", "etc/resolv.conf", "etc/hostname"] {
+            assert!(
+                !diff.join(leftover).exists(),
+                "{leftover} in {}",
+                diff.display()
+            );
+        }
+        if let Ok(passwd) = std::fs::read_to_string(diff.join("etc/passwd")) {
+            found_user |= passwd.contains("runoob:x:1000:1000::/home/runoob:/bin/sh");
+        }
+    }
+    assert!(found_user, "no layer added the runoob user");
+    let top = upper(&store, "runoob/centos:6.7");
+    assert!(top.exists());
+
+    let history = store
+        .run(&[
+            "history",
+            "--no-trunc",
+            "--format",
+            "{{.CreatedBy}}|{{.Size}}",
+            "runoob/centos:6.7",
+        ])
+        .success()
+        .stdout;
+    let runs: Vec<&str> = history
+        .lines()
+        .filter(|l| l.starts_with("RUN /bin/sh -c"))
+        .collect();
+    assert_eq!(runs.len(), 4, "{history}");
+    assert!(runs.iter().all(|l| !l.ends_with("|0B")), "{history}");
+    let images = store.run(&["images", "-a", "-q"]).success().stdout;
+    assert_eq!(images.lines().count(), 10, "busybox + 9 steps:\n{images}");
+
+    let again = store
+        .run(&["-t", "runoob/centos:6.7", demo.to_str().unwrap()])
+        .success();
+    let o = outcomes(&again.stderr);
+    assert_eq!(o.len(), 9, "{}", again.stderr);
+    assert!(o.iter().all(|(_, x)| x == "CACHED"), "{}", again.stderr);
+    assert!(mounts_under(store.root()).is_empty());
+    check_clean(&store);
+}
+
+#[test]
+fn run_sees_its_own_pid_1_user_and_streams_output() {
+    let (store, ctx) = setup("run-sandbox");
+    ctx.write(
+        "Dockerfile",
+        "FROM busybox\n\
+         RUN echo 'app:x:1000:1000::/home/app:/bin/sh' >> /etc/passwd && echo 'app:x:1000:' >> /etc/group\n\
+         RUN cat /proc/1/comm > /pid1 && hostname > /hostname && echo step output here\n\
+         USER app\n\
+         WORKDIR /work\n\
+         RUN id > /tmp/id.txt && pwd > /tmp/pwd.txt\n",
+    );
+    let run = store
+        .run(&["build", "-t", "probe", ctx_arg(&ctx)])
+        .success();
+    assert!(
+        run.stderr
+            .lines()
+            .any(|l| l.starts_with('#') && l.ends_with(" step output here")),
+        "{}",
+        run.stderr
+    );
+    let layers = std::fs::read_dir(store.root().join("layers"))
+        .unwrap()
+        .map(|e| e.unwrap().path().join("diff"))
+        .collect::<Vec<_>>();
+    let read = |rel: &str| {
+        layers
+            .iter()
+            .find_map(|d| std::fs::read_to_string(d.join(rel)).ok())
+            .unwrap_or_else(|| panic!("no layer has {rel}"))
+    };
+    assert_eq!(read("pid1").trim(), "rbuild-init");
+    assert!(!read("hostname").trim().is_empty());
+    assert_eq!(
+        read("tmp/id.txt").trim(),
+        "uid=1000(app) gid=1000(app) groups=1000(app)"
+    );
+    assert_eq!(read("tmp/pwd.txt").trim(), "/work");
+}
+
+#[test]
+fn a_failed_run_commits_nothing_and_leaves_no_mount() {
+    let (store, ctx) = setup("run-fail");
+    ctx.write(
+        "Dockerfile",
+        "FROM busybox\nRUN touch /made-it\nRUN echo about to fail; ls /nonexistent\n",
+    );
+    let before = store.run(&["images", "-a", "-q"]).success().stdout;
+    let run = store
+        .run(&["build", "-t", "broken", ctx_arg(&ctx)])
+        .failure()
+        .stderr_contains("about to fail")
+        .stderr_contains("Dockerfile:3: process \"/bin/sh -c echo about to fail; ls /nonexistent\" did not complete successfully: exit code: 1");
+    assert!(!run.stderr.contains("panicked"));
+    store
+        .run(&["inspect", "broken"])
+        .failure()
+        .stderr_contains("No such image");
+    // The completed step is kept as cache (one more image); the failed one left nothing.
+    let after = store.run(&["images", "-a", "-q"]).success().stdout;
+    assert_eq!(after.lines().count(), before.lines().count() + 1);
+    assert!(mounts_under(store.root()).is_empty());
+    assert_eq!(
+        std::fs::read_dir(store.root().join("tmp")).unwrap().count(),
+        0
+    );
+    check_clean(&store);
+}
+
+#[test]
+fn ctrl_c_stops_a_running_step_and_cleans_up() {
+    let (store, ctx) = setup("run-interrupt");
+    ctx.write("Dockerfile", "FROM busybox\nRUN echo started; sleep 60\n");
+    let child = Command::new(env!("CARGO_BIN_EXE_rbuild"))
+        .args([
+            "--root",
+            store.root().to_str().unwrap(),
+            "build",
+            "-t",
+            "never",
+            ctx_arg(&ctx),
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Wait until the step runs (its output appears), then interrupt.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while Instant::now() < deadline && mounts_under(store.root()).is_empty() {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(
+        !mounts_under(store.root()).is_empty(),
+        "the RUN never started"
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGINT,
+    )
+    .unwrap();
+    let started = Instant::now();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "took {:?}",
+        started.elapsed()
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(stderr.contains("interrupted"), "{stderr}");
+    assert!(mounts_under(store.root()).is_empty());
+    let ps = Command::new("ps").args(["-eo", "args"]).output().unwrap();
+    assert!(
+        !String::from_utf8_lossy(&ps.stdout)
+            .lines()
+            .any(|l| l.trim() == "sleep 60"),
+        "the RUN's process survived"
+    );
+    store.run(&["inspect", "never"]).failure();
+    check_clean(&store);
+}
