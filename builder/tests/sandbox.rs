@@ -80,6 +80,7 @@ fn spec(root: &Path, script: &str) -> SandboxSpec {
         network: Network::Host,
         hosts: None,
         resolv_conf: None,
+        mounts: Vec::new(),
     }
 }
 
@@ -537,4 +538,61 @@ fn parent_death_kills_the_sandbox() {
         wait_gone(&format!("sleep {marker}"), Duration::from_secs(2)),
         Vec::<String>::new()
     );
+}
+
+#[test]
+fn extra_mounts_bind_tmpfs_and_overlay_leave_no_stubs() {
+    use rbuild_builder::sandbox::{MountKind, SandboxMount};
+    let root = rootfs();
+    let r = root.path();
+    let host = tempfile::tempdir().unwrap();
+    fs::write(host.path().join("f"), "hello").unwrap();
+    let rw = tempfile::tempdir().unwrap();
+    fs::write(rw.path().join("g"), "rw").unwrap();
+    let scratch = tempfile::tempdir().unwrap();
+    let (upper, work) = (scratch.path().join("u"), scratch.path().join("w"));
+    fs::create_dir(&upper).unwrap();
+    fs::create_dir(&work).unwrap();
+    // A symlink that would lead out of the rootfs: the target is resolved inside it.
+    std::os::unix::fs::symlink("/", r.join("tmp/out")).unwrap();
+    let before: Vec<_> = fs::read_dir(r)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    let mut s = spec(
+        r,
+        "set -e; test \"$(cat /ro/f)\" = hello; ! touch /ro/x 2>/dev/null; \
+         echo t > /tmp/out/mnt/t/file; grep -q ' /mnt/t tmpfs ' /proc/mounts; \
+         echo changed > /over/g; test \"$(cat /over/g)\" = changed",
+    );
+    s.mounts = vec![
+        SandboxMount {
+            source: Some(host.path().to_path_buf()),
+            target: "/ro".into(),
+            kind: MountKind::Bind { readonly: true },
+        },
+        SandboxMount {
+            source: None,
+            target: "/tmp/out/mnt/t".into(),
+            kind: MountKind::Tmpfs {
+                size: Some(1 << 20),
+            },
+        },
+        SandboxMount {
+            source: Some(rw.path().to_path_buf()),
+            target: "/over".into(),
+            kind: MountKind::Overlay { upper, work },
+        },
+    ];
+    let ran = run_spec(&s).unwrap();
+    assert!(ran.outcome.success(), "{}{}", ran.stdout, ran.stderr);
+    // Host sides as they were, the rootfs without the mount points.
+    assert_eq!(fs::read_to_string(rw.path().join("g")).unwrap(), "rw");
+    assert!(!host.path().join("x").exists());
+    let after: Vec<_> = fs::read_dir(r)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(before, after);
+    assert!(!Path::new("/mnt/t").exists());
 }

@@ -38,6 +38,7 @@ impl RunStep for SandboxRunner<'_> {
             },
             hosts: None,
             resolv_conf: None,
+            mounts: Vec::new(),
         };
         let output = RefCell::new(req.output);
         let outcome = sandbox::run_cancellable(

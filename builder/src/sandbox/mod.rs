@@ -16,6 +16,7 @@
 //! `/etc/{hosts,resolv.conf,hostname}` the lower layers lack.
 
 pub mod command;
+pub mod extra;
 pub mod mountpoints;
 pub mod mounts;
 pub mod user;
@@ -66,7 +67,11 @@ pub struct SandboxSpec {
     pub hosts: Option<String>,
     /// Contents of `/etc/resolv.conf`; default: the host's.
     pub resolv_conf: Option<String>,
+    /// `RUN --mount`s, mounted in this order after the rootfs set-up (see [`extra`]).
+    pub mounts: Vec<extra::SandboxMount>,
 }
+
+pub use extra::{MountKind, SandboxMount};
 
 pub const DEFAULT_HOSTNAME: &str = "buildkitsandbox";
 
@@ -252,7 +257,13 @@ pub fn run_cancellable(
         .iter()
         .map(|(p, r)| (p.as_path(), r.as_str()))
         .collect();
-    let mounts = mounts::plan(&rootfs, &etc_refs);
+    let mut mounts = mounts::plan(&rootfs, &etc_refs);
+    let (targets, mut stubs) =
+        extra::prepare(&rootfs, &spec.mounts).map_err(|source| SandboxError::Rootfs {
+            path: rootfs.clone(),
+            source,
+        })?;
+    mounts.extend(extra::ops(&spec.mounts, &targets));
 
     let result = spawn_and_wait(
         spec,
@@ -264,7 +275,7 @@ pub fn run_cancellable(
         &mut stdout,
         &mut stderr,
     );
-    let cleanup = created.remove();
+    let cleanup = stubs.remove().and(created.remove());
     let outcome = result.map_err(|e| describe(e, spec, &mounts))?;
     cleanup.map_err(|source| SandboxError::Io {
         what: "removing the mount points made in the rootfs",
