@@ -42,6 +42,10 @@ pub struct BuildArgs {
     /// How to show progress.
     #[arg(long, value_enum, default_value_t = Progress::Auto)]
     progress: Progress,
+    /// A secret for `RUN --mount=type=secret`: `id=ID,src=FILE` or `id=ID,env=VAR`;
+    /// repeatable.
+    #[arg(long = "secret", value_name = "id=ID,src=FILE|env=VAR")]
+    secrets: Vec<String>,
     /// The network of RUN steps.
     #[arg(long, value_enum, default_value_t = Network::Host)]
     network: Network,
@@ -88,6 +92,11 @@ pub fn run(global: &Global, args: BuildArgs) -> Result<ExitCode, CliError> {
         let (k, v) = spec.split_once('=').unwrap_or((spec, ""));
         labels.insert(k.to_string(), v.to_string());
     }
+    let mut secrets = BTreeMap::new();
+    for spec in &args.secrets {
+        let (id, value) = parse_secret(spec).map_err(CliError::Usage)?;
+        secrets.insert(id, value);
+    }
     let tags = args
         .tags
         .iter()
@@ -113,6 +122,7 @@ pub fn run(global: &Global, args: BuildArgs) -> Result<ExitCode, CliError> {
             Network::Host => NetworkMode::Host,
             Network::None => NetworkMode::None,
         },
+        secrets,
         runner: Some(&runner),
     };
     let store = global.store()?;
@@ -198,6 +208,51 @@ pub fn rewrite_shorthand(mut argv: Vec<String>, commands: &[&str]) -> Vec<String
     argv
 }
 
+/// `--secret id=ID,src=FILE|env=VAR` (also `type=file|env`, `source=`), as buildx reads
+/// it: without `src` or `env`, the variable `ID` if set, else the file `ID`.
+fn parse_secret(spec: &str) -> Result<(String, Vec<u8>), String> {
+    let (mut id, mut kind, mut src, mut env) = (None, None, None, None);
+    for field in spec.split(',') {
+        let (k, v) = field.split_once('=').ok_or_else(|| {
+            format!("--secret {spec}: invalid field {field:?}, expected key=value")
+        })?;
+        match k.trim().to_lowercase().as_str() {
+            "id" => id = Some(v.to_string()),
+            "type" => kind = Some(v.to_string()),
+            "src" | "source" => src = Some(v.to_string()),
+            "env" => env = Some(v.to_string()),
+            other => return Err(format!("--secret {spec}: unexpected key {other:?}")),
+        }
+    }
+    let id = id
+        .or_else(|| src.clone())
+        .or_else(|| env.clone())
+        .filter(|i| !i.is_empty())
+        .ok_or_else(|| format!("--secret {spec}: id is required"))?;
+    let from_env = |var: &str| {
+        std::env::var_os(var)
+            .map(|v| std::os::unix::ffi::OsStrExt::as_bytes(v.as_os_str()).to_vec())
+            .ok_or_else(|| format!("--secret {spec}: environment variable {var} is not set"))
+    };
+    let from_file = |file: &str| {
+        std::fs::read(file).map_err(|e| format!("--secret {spec}: reading {file}: {e}"))
+    };
+    let value = match (kind.as_deref(), src, env) {
+        (Some("env"), s, e) => from_env(&e.or(s).unwrap_or_else(|| id.clone()))?,
+        (Some("file") | None, Some(s), None) => from_file(&s)?,
+        (None, None, Some(e)) => from_env(&e)?,
+        (None, None, None) if std::env::var_os(&id).is_some() => from_env(&id)?,
+        (Some("file") | None, None, None) => from_file(&id)?,
+        (Some(t), ..) if t != "file" => {
+            return Err(format!(
+                "--secret {spec}: unsupported type {t:?} (file or env)"
+            ));
+        }
+        _ => return Err(format!("--secret {spec}: give either src or env, not both")),
+    };
+    Ok((id, value))
+}
+
 #[cfg(test)]
 mod tests {
     use super::rewrite_shorthand;
@@ -221,5 +276,26 @@ mod tests {
         assert_eq!(rw(&["rbuild", "images", "-a"]), ["rbuild", "images", "-a"]);
         assert_eq!(rw(&["rbuild", "--help"]), ["rbuild", "--help"]);
         assert_eq!(rw(&["rbuild"]), ["rbuild"]);
+    }
+
+    #[test]
+    fn secrets_from_files_and_variables() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("s");
+        std::fs::write(&f, "v1").unwrap();
+        let spec = format!("id=a,src={}", f.display());
+        assert_eq!(
+            super::parse_secret(&spec).unwrap(),
+            ("a".into(), b"v1".to_vec())
+        );
+        // SAFETY: this test alone uses this variable.
+        unsafe { std::env::set_var("RBUILD_TEST_SECRET_VAR", "v2") };
+        assert_eq!(
+            super::parse_secret("id=b,env=RBUILD_TEST_SECRET_VAR").unwrap(),
+            ("b".into(), b"v2".to_vec())
+        );
+        assert!(super::parse_secret("id=c,env=RBUILD_TEST_NO_SUCH_VAR").is_err());
+        assert!(super::parse_secret("src=/nonexistent/x").is_err());
+        assert!(super::parse_secret("id=d,bogus=1").is_err());
     }
 }

@@ -18,6 +18,7 @@ pub mod interrupt;
 pub mod progress;
 mod rootfs;
 mod run;
+mod run_mounts;
 mod step;
 
 use std::collections::BTreeMap;
@@ -77,6 +78,13 @@ pub struct RunRequest<'a> {
     pub network: NetworkMode,
     /// `RUN --mount` flags (validated, expanded), for the sandbox to set up.
     pub mounts: Vec<Mount>,
+    /// The build context's root (`RUN --mount=type=bind` without `from`).
+    pub context: &'a std::path::Path,
+    /// `--secret`s by id.
+    pub secrets: &'a BTreeMap<String, Vec<u8>>,
+    /// What `RUN --mount from=` can name: stages (lower-case name and index) and
+    /// images, to their layers.
+    pub mount_sources: &'a run_mounts::MountSources,
     /// The instruction itself (heredocs, `--security`).
     pub instruction: &'a Run,
     /// Where the command's output goes, as it comes (stdout and stderr alike).
@@ -106,6 +114,8 @@ pub struct BuildOptions<'a> {
     /// `-t`.
     pub tags: Vec<ImageRef>,
     pub network: NetworkMode,
+    /// `--secret id=…`: the secrets' contents by id (never in a layer, history or key).
+    pub secrets: BTreeMap<String, Vec<u8>>,
     /// Runs RUN steps; `None` makes a RUN a clear error.
     pub runner: Option<&'a dyn RunStep>,
 }
@@ -196,6 +206,7 @@ pub fn build(
     // Base images' ENV changes what their stages' instructions expand to: plan again
     // with it (BuildKit also resolves bases before it converts the stages).
     let mut bases = BTreeMap::new();
+    let mut mount_images = BTreeMap::new();
     for reference in &plan.images {
         let v = progress.start(format!(
             "[internal] load metadata for {}",
@@ -217,6 +228,7 @@ pub fn build(
                     .collect();
                 plan_opts.base_image_env.insert(reference.clone(), env);
                 bases.insert(reference.clone(), img.id);
+                mount_images.insert(reference.clone(), config.rootfs.diff_ids.clone());
                 progress.done(v);
             }
             Err(StoreError::NoSuchImage(_)) => {
@@ -272,6 +284,7 @@ pub fn build(
         lines: src.text().lines().map(str::to_string).collect(),
         proxy: plan.proxy.clone(),
         context_loaded: false,
+        mount_sources: mount_images,
         cached: 0,
         ran: 0,
     };
@@ -312,6 +325,12 @@ pub fn build(
             let v = progress.start(format!("[{label}1/{total}] {from}"));
             progress.done(v);
             let result = step::build_stage(&mut cx, &mut progress, stage, base, &label)?;
+            // Later stages may `RUN --mount from=` this one, by name or index.
+            let layers = result.config.rootfs.diff_ids.clone();
+            if let Some(name) = &stage.name {
+                cx.mount_sources.insert(name.to_lowercase(), layers.clone());
+            }
+            cx.mount_sources.insert(index.to_string(), layers);
             results[index] = Some(result);
         }
     }

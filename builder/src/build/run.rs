@@ -20,15 +20,24 @@ pub struct SandboxRunner<'a> {
 
 impl RunStep for SandboxRunner<'_> {
     fn run(&self, store: &Store, req: RunRequest<'_>) -> Result<Option<CommittedLayer>, String> {
-        if !req.mounts.is_empty() {
-            // Refused plainly rather than run without the mounts the step expects.
-            return Err("RUN --mount is not supported by this rbuild yet".to_string());
-        }
         let snapshot = Snapshot::prepare(store, &req.parent_layers).map_err(|e| e.to_string())?;
+        // After the snapshot, so the mounts' snapshots and locks go first on drop.
+        let prepared = super::run_mounts::prepare(
+            &super::run_mounts::Inputs {
+                store,
+                context: req.context,
+                secrets: req.secrets,
+                sources: req.mount_sources,
+                workdir: &req.workdir,
+            },
+            &req.mounts,
+        )?;
+        let mut env = req.env;
+        env.extend(prepared.env.iter().cloned());
         let spec = SandboxSpec {
             rootfs: snapshot.merged().to_path_buf(),
             args: req.cmd.clone(),
-            env: req.env,
+            env,
             cwd: req.workdir,
             user: req.user.unwrap_or_default(),
             hostname: String::new(),
@@ -38,7 +47,7 @@ impl RunStep for SandboxRunner<'_> {
             },
             hosts: None,
             resolv_conf: None,
-            mounts: Vec::new(),
+            mounts: prepared.mounts.clone(),
         };
         let output = RefCell::new(req.output);
         let outcome = sandbox::run_cancellable(
@@ -60,6 +69,7 @@ impl RunStep for SandboxRunner<'_> {
                 outcome.exit_code
             ));
         }
+        drop(prepared);
         let layer = snapshot
             .commit(store, &CommitOptions::default())
             .map_err(|e| e.to_string())?;

@@ -35,6 +35,8 @@ pub(super) struct Cx<'a> {
     pub lines: Vec<String>,
     pub proxy: BTreeMap<String, String>,
     pub context_loaded: bool,
+    /// What `RUN --mount from=` may name (images, then stages as they are built).
+    pub mount_sources: super::run_mounts::MountSources,
     pub cached: usize,
     pub ran: usize,
 }
@@ -215,7 +217,9 @@ pub(super) fn build_stage(
             args,
             sources,
             extra: match instr {
-                Instruction::Run(_) => format!("network={}", network.as_str()),
+                Instruction::Run(r) => {
+                    format!("network={}{}", network.as_str(), run_mount_key(cx, r))
+                }
                 _ => String::new(),
             },
         };
@@ -328,6 +332,35 @@ fn is_archive(e: &context::Entry) -> bool {
 
 fn is_remote(src: &str) -> bool {
     src.starts_with("http://") || src.starts_with("https://") || src.starts_with("git@")
+}
+
+/// What a RUN's mounts add to its cache key, as BuildKit keys them: the contents of
+/// bound context paths and the layers of bound stages and images. Cache, tmpfs and
+/// secret contents are not part of it (their flags are, in the step's text).
+fn run_mount_key(cx: &Cx<'_>, r: &rbuild_parser::instruction::Run) -> String {
+    use rbuild_parser::instruction::MountType;
+    let mut out = String::new();
+    for m in r.mounts.iter().filter_map(|m| m.get()) {
+        if m.kind != MountType::Bind {
+            continue;
+        }
+        let src = m.source.as_deref().unwrap_or("/");
+        match &m.from {
+            None => {
+                let sel = cx.ctx.select(src).ok();
+                let digests = sel.as_deref().and_then(|s| context::digests(s).ok());
+                out.push_str(&format!(";bind {src}={digests:?}"));
+            }
+            Some(from) => {
+                let layers = cx
+                    .mount_sources
+                    .get(&from.to_lowercase())
+                    .or_else(|| cx.mount_sources.get(from));
+                out.push_str(&format!(";bind {from}:{src}={layers:?}"));
+            }
+        }
+    }
+    out
 }
 
 fn select(ctx: &Context, srcs: &[String], text: &str) -> Result<Vec<context::Selection>, String> {
@@ -445,6 +478,9 @@ fn execute(
                             .ok_or_else(|| format!("invalid --mount={}", m.raw))
                     })
                     .collect::<Result<_, _>>()?,
+                context: cx.ctx.root(),
+                secrets: &cx.opts.secrets,
+                mount_sources: &cx.mount_sources,
                 instruction: run,
                 output,
             };

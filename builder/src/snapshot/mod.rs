@@ -149,6 +149,15 @@ impl Snapshot {
         with: Snapshotter,
     ) -> Result<Snapshot, SnapshotError> {
         let lock = store.write_lock()?;
+        // The same layer twice (two steps that made identical changes) would make
+        // overlay refuse the mount (ELOOP); every path of a lower copy is also in the
+        // upper one, which wins, so only the topmost copy matters.
+        let lowers: Vec<&Digest> = lowers
+            .iter()
+            .enumerate()
+            .filter(|(i, d)| !lowers[i + 1..].contains(d))
+            .map(|(_, d)| d)
+            .collect();
         let mut layer_dirs = Vec::with_capacity(lowers.len());
         for d in lowers {
             if store.layer_size(d)?.is_none() {

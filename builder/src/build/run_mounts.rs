@@ -1,0 +1,323 @@
+//! `RUN --mount` into sandbox mounts (BuildKit's semantics):
+//!
+//! - `type=cache`: a persistent directory per id (default: the target) at
+//!   `<store>/cache-mounts/<sanitized id>/`, made with `uid`/`gid`/`mode` (default
+//!   0:0, 0755) the first time. Never part of a layer; GC leaves it alone. `sharing=shared`
+//!   (default) holds a shared flock on it for the step, `locked` an exclusive one
+//!   (waiting for every other user), `private` an exclusive one if it can get it at once
+//!   and otherwise a fresh empty directory that is thrown away after the step.
+//!   `from=` (seeding the cache from a stage) is refused for now.
+//! - `type=tmpfs`: an empty tmpfs, `size=` bytes at most.
+//! - `type=bind`: `source` (default `/`) in the build context, or in the root of the
+//!   `from=` stage or image (its layers in a read-only snapshot), resolved inside that
+//!   root. Read-only unless `rw`; with `rw` the writes go to a throw-away overlay upper dir
+//!   (a copy for a single file) and are discarded after the step.
+//! - `type=secret`: the `--secret` with that id (default: the target's file name),
+//!   mounted read-only at `target` (default `/run/secrets/ID`) from a private copy outside
+//!   the rootfs (mode 0400 unless `mode=`, owner `uid`/`gid`), or given as the variable
+//!   `env=` (and only then also a file when a target is given). A missing secret is an
+//!   error with `required=true` and skipped otherwise, as in BuildKit.
+
+use std::collections::BTreeMap;
+use std::fs::{self, File};
+use std::os::fd::AsRawFd;
+use std::os::unix::fs::{PermissionsExt, chown};
+use std::path::{Path, PathBuf};
+
+use rbuild_parser::instruction::{Mount, MountType, Sharing};
+use rbuild_store::{Digest, Store};
+
+use crate::sandbox::extra::resolve_in_root;
+use crate::sandbox::{MountKind, SandboxMount};
+use crate::snapshot::Snapshot;
+
+/// What a RUN's mounts need the sandbox to do, and what must live until it is done.
+#[derive(Default)]
+pub(super) struct Prepared {
+    pub mounts: Vec<SandboxMount>,
+    /// `env=` secrets, `KEY=value`.
+    pub env: Vec<String>,
+    /// Locks, temporary dirs and snapshots, released on drop.
+    _keep: Vec<Keep>,
+}
+
+enum Keep {
+    Lock(#[allow(dead_code)] File),
+    Temp(#[allow(dead_code)] tempfile::TempDir),
+    Snapshot(#[allow(dead_code)] Snapshot),
+}
+
+/// Where `RUN --mount from=` names lead: stage names (lower case), stage indexes and
+/// image references, to their layers (bottom first).
+pub type MountSources = BTreeMap<String, Vec<Digest>>;
+
+pub(super) struct Inputs<'a> {
+    pub store: &'a Store,
+    pub context: &'a Path,
+    pub secrets: &'a BTreeMap<String, Vec<u8>>,
+    pub sources: &'a MountSources,
+    pub workdir: &'a str,
+}
+
+/// The directory name of a cache id: readable characters kept, the rest `_`, plus a
+/// short hash so that different ids never share a directory.
+pub fn cache_dir_name(id: &str) -> String {
+    use sha2::{Digest as _, Sha256};
+    let readable: String = id
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_') {
+                c
+            } else {
+                '_'
+            }
+        })
+        .take(64)
+        .collect();
+    let hash = Sha256::digest(id.as_bytes());
+    let hex: String = hash[..6].iter().map(|b| format!("{b:02x}")).collect();
+    format!("{}-{hex}", readable.trim_start_matches('.'))
+}
+
+fn absolute(workdir: &str, target: &str) -> String {
+    if target.starts_with('/') {
+        target.to_string()
+    } else {
+        format!("{}/{target}", workdir.trim_end_matches('/'))
+    }
+}
+
+fn io(what: impl std::fmt::Display) -> impl FnOnce(std::io::Error) -> String {
+    move |e| format!("{what}: {e}")
+}
+
+fn flock(f: &File, op: libc::c_int) -> std::io::Result<()> {
+    // SAFETY: flock on a descriptor we own.
+    if unsafe { libc::flock(f.as_raw_fd(), op) } == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
+    }
+}
+
+fn private_temp(parent: &Path, prefix: &str) -> Result<tempfile::TempDir, String> {
+    fs::create_dir_all(parent).map_err(io(format!("creating {}", parent.display())))?;
+    tempfile::Builder::new()
+        .prefix(prefix)
+        .tempdir_in(parent)
+        .map_err(io("creating a temporary directory"))
+}
+
+pub(super) fn prepare(inp: &Inputs<'_>, mounts: &[Mount]) -> Result<Prepared, String> {
+    let mut p = Prepared::default();
+    for m in mounts {
+        match m.kind {
+            MountType::Cache => cache(inp, m, &mut p)?,
+            MountType::Tmpfs => {
+                let target = m.target.as_deref().ok_or("tmpfs mount needs a target")?;
+                p.mounts.push(SandboxMount {
+                    source: None,
+                    target: absolute(inp.workdir, target),
+                    kind: MountKind::Tmpfs { size: m.size },
+                });
+            }
+            MountType::Bind => bind(inp, m, &mut p)?,
+            MountType::Secret => secret(inp, m, &mut p)?,
+            MountType::Ssh => return Err("RUN --mount=type=ssh is not supported yet".into()),
+        }
+    }
+    Ok(p)
+}
+
+fn cache(inp: &Inputs<'_>, m: &Mount, p: &mut Prepared) -> Result<(), String> {
+    let target = m.target.as_deref().ok_or("cache mount needs a target")?;
+    if m.from.is_some() {
+        return Err("RUN --mount=type=cache,from=… is not supported yet".into());
+    }
+    let target = absolute(inp.workdir, target);
+    let id = m.id.clone().unwrap_or_else(|| target.clone());
+    let base = inp.store.root().join("cache-mounts");
+    fs::create_dir_all(&base).map_err(io(format!("creating {}", base.display())))?;
+    let dir = base.join(cache_dir_name(&id));
+    let make = |dir: &Path| -> std::io::Result<()> {
+        chown(dir, Some(m.uid.unwrap_or(0)), Some(m.gid.unwrap_or(0)))?;
+        fs::set_permissions(dir, fs::Permissions::from_mode(m.mode.unwrap_or(0o755)))
+    };
+    if !dir.exists() {
+        // Made aside and renamed, so a concurrent build never sees it half set up.
+        let tmp = private_temp(&base, ".new-")?;
+        make(tmp.path()).map_err(io("setting up the cache directory"))?;
+        let made = tmp.keep();
+        if fs::rename(&made, &dir).is_err() {
+            let _ = fs::remove_dir(&made);
+        }
+    }
+    let lock = File::open(&dir).map_err(io(format!("opening {}", dir.display())))?;
+    let sharing = m.sharing.unwrap_or(Sharing::Shared);
+    let source = match sharing {
+        Sharing::Shared => {
+            flock(&lock, libc::LOCK_SH).map_err(io("locking the cache mount"))?;
+            dir
+        }
+        Sharing::Locked => {
+            flock(&lock, libc::LOCK_EX).map_err(io("locking the cache mount"))?;
+            dir
+        }
+        Sharing::Private => match flock(&lock, libc::LOCK_EX | libc::LOCK_NB) {
+            Ok(()) => dir,
+            Err(_) => {
+                let tmp = private_temp(&base, ".private-")?;
+                make(tmp.path()).map_err(io("setting up the cache directory"))?;
+                let path = tmp.path().to_path_buf();
+                p._keep.push(Keep::Temp(tmp));
+                path
+            }
+        },
+    };
+    p._keep.push(Keep::Lock(lock));
+    p.mounts.push(SandboxMount {
+        source: Some(source),
+        target,
+        kind: MountKind::Bind {
+            readonly: m.readonly,
+        },
+    });
+    Ok(())
+}
+
+fn bind(inp: &Inputs<'_>, m: &Mount, p: &mut Prepared) -> Result<(), String> {
+    let target = m.target.as_deref().ok_or("bind mount needs a target")?;
+    let root: PathBuf = match &m.from {
+        None => inp.context.to_path_buf(),
+        Some(from) if from == "scratch" => {
+            let t = private_temp(&inp.store.root().join("tmp"), "bind-scratch-")?;
+            let r = t.path().to_path_buf();
+            p._keep.push(Keep::Temp(t));
+            r
+        }
+        Some(from) => {
+            let layers = inp
+                .sources
+                .get(&from.to_lowercase())
+                .or_else(|| inp.sources.get(from))
+                .ok_or_else(|| format!("mount from {from:?}: no such stage or image"))?;
+            let snap = Snapshot::prepare(inp.store, layers).map_err(|e| e.to_string())?;
+            let r = snap.merged().to_path_buf();
+            p._keep.push(Keep::Snapshot(snap));
+            r
+        }
+    };
+    let src = m.source.as_deref().unwrap_or("/");
+    let resolved = resolve_in_root(&root, src).map_err(io(format!("mount source {src:?}")))?;
+    let meta = fs::metadata(&resolved).map_err(|_| {
+        format!(
+            "failed to calculate checksum of ref: \"/{}\": not found",
+            src.trim_start_matches('/')
+        )
+    })?;
+    let target = absolute(inp.workdir, target);
+    if m.readonly {
+        p.mounts.push(SandboxMount {
+            source: Some(resolved),
+            target,
+            kind: MountKind::Bind { readonly: true },
+        });
+        return Ok(());
+    }
+    // rw: writes are discarded after the step.
+    let scratch = private_temp(&inp.store.root().join("tmp"), "bind-rw-")?;
+    let mount = if meta.is_dir() {
+        let (upper, work) = (scratch.path().join("upper"), scratch.path().join("work"));
+        for d in [&upper, &work] {
+            fs::create_dir(d).map_err(io("creating overlay dirs"))?;
+        }
+        SandboxMount {
+            source: Some(resolved),
+            target,
+            kind: MountKind::Overlay { upper, work },
+        }
+    } else {
+        let copy = scratch.path().join("file");
+        fs::copy(&resolved, &copy).map_err(io(format!("copying {src}")))?;
+        SandboxMount {
+            source: Some(copy),
+            target,
+            kind: MountKind::Bind { readonly: false },
+        }
+    };
+    p._keep.push(Keep::Temp(scratch));
+    p.mounts.push(mount);
+    Ok(())
+}
+
+fn secret(inp: &Inputs<'_>, m: &Mount, p: &mut Prepared) -> Result<(), String> {
+    let id = match (&m.id, &m.target) {
+        (Some(id), _) => id.clone(),
+        (None, Some(t)) => Path::new(t)
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default(),
+        (None, None) => return Err("secret mount needs an id or a target".into()),
+    };
+    let Some(value) = inp.secrets.get(&id) else {
+        if m.required {
+            return Err(format!(
+                "secret {id}: not found (pass it with --secret id={id},src=FILE or env=VAR)"
+            ));
+        }
+        return Ok(());
+    };
+    if let Some(var) = &m.env {
+        p.env
+            .push(format!("{var}={}", String::from_utf8_lossy(value)));
+        if m.target.is_none() {
+            return Ok(());
+        }
+    }
+    let target = match &m.target {
+        Some(t) => absolute(inp.workdir, t),
+        None => format!("/run/secrets/{id}"),
+    };
+    // A private directory outside the rootfs (0700 from tempfile), the file 0400.
+    let dir = tempfile::Builder::new()
+        .prefix("rbuild-secret-")
+        .tempdir()
+        .map_err(io("creating the secret's directory"))?;
+    let file = dir.path().join("secret");
+    {
+        use std::io::Write;
+        use std::os::unix::fs::OpenOptionsExt;
+        let mut f = fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o400)
+            .open(&file)
+            .map_err(io("writing the secret"))?;
+        f.write_all(value).map_err(io("writing the secret"))?;
+    }
+    chown(&file, Some(m.uid.unwrap_or(0)), Some(m.gid.unwrap_or(0)))
+        .map_err(io("setting the secret's owner"))?;
+    fs::set_permissions(&file, fs::Permissions::from_mode(m.mode.unwrap_or(0o400)))
+        .map_err(io("setting the secret's mode"))?;
+    p._keep.push(Keep::Temp(dir));
+    p.mounts.push(SandboxMount {
+        source: Some(file),
+        target,
+        kind: MountKind::Bind { readonly: true },
+    });
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cache_dir_names_are_safe_and_distinct() {
+        let a = cache_dir_name("/root/.cache");
+        assert!(a.starts_with("_root_.cache-"), "{a}");
+        assert_ne!(cache_dir_name("a/b"), cache_dir_name("a_b"));
+        assert!(!cache_dir_name("../..").contains('/'));
+        assert!(!cache_dir_name("..").starts_with('.'));
+    }
+}
