@@ -161,7 +161,7 @@ fn a_failed_run_commits_nothing_and_leaves_no_mount() {
 #[test]
 fn ctrl_c_stops_a_running_step_and_cleans_up() {
     let (store, ctx) = setup("run-interrupt");
-    ctx.write("Dockerfile", "FROM busybox\nRUN echo started; sleep 60\n");
+    ctx.write("Dockerfile", "FROM busybox\nRUN echo started; sleep 3607\n");
     let child = Command::new(env!("CARGO_BIN_EXE_rbuild"))
         .args([
             "--root",
@@ -205,7 +205,7 @@ fn ctrl_c_stops_a_running_step_and_cleans_up() {
     assert!(
         !String::from_utf8_lossy(&ps.stdout)
             .lines()
-            .any(|l| l.trim() == "sleep 60"),
+            .any(|l| l.trim() == "sleep 3607"),
         "the RUN's process survived"
     );
     store.run(&["inspect", "never"]).failure();
