@@ -3,7 +3,8 @@
 # Docker BuildKit (a private dockerd started here), all FROM the same locally made busybox
 # base (no network pulls), and prints medians of ROUNDS runs and the ratios rbuild/other.
 #
-#   bench/build.sh                (ROUNDS=3, BENCH_DIR=/var/tmp; ONLY="a b c d e" to pick)
+#   bench/build.sh      (ROUNDS=3, BENCH_DIR=/var/tmp; ONLY="a b c d e" to pick;
+#                        RBUILD=path/to/rbuild to skip the release build)
 #
 # Cases: (a) cold 10-step build with 5 small RUNs; (b) the same, fully cached; (c) cold
 # build COPYing 20,000 small files + 4 x 100 MB; (d) (c) again after one small file
@@ -20,8 +21,12 @@ only=${ONLY:-a b c d e}
 command -v buildah >/dev/null || apt-get install -y -q buildah >/dev/null
 docker=/usr/bin/docker # Debian's CLI: BuildKit built in (a newer CLI needs buildx)
 [ -x "$docker" ] || docker=$(command -v docker)
-cargo build --release -q
-rbuild=$repo/target/release/rbuild
+if [ -n "${RBUILD:-}" ]; then
+  rbuild=$(realpath "$RBUILD") # a given binary (e.g. while cargo holds the target dir)
+else
+  cargo build --release -q
+  rbuild=$repo/target/release/rbuild
+fi
 
 work=$(mktemp -d "${BENCH_DIR:-/var/tmp}/rbuild-bb.XXXXXX")
 dsock=/tmp/bench-d.sock
@@ -101,7 +106,7 @@ ENV APP=/app LANG=C.UTF-8
 WORKDIR /app
 COPY app.sh /app/
 RUN echo one >/app/one && chmod +x /app/app.sh
-RUN adduser -D -H -u 1000 app
+RUN echo "app:x:1000:1000::/app:/bin/sh" >>/etc/passwd
 RUN mkdir -p /var/lib/app && echo two >/var/lib/app/two
 RUN sh /app/app.sh >/app/out.txt
 RUN ls -la /app >/app/listing
@@ -141,19 +146,22 @@ sync
 run_rb() { # tag ctx [opts...]
   local tag=$1 ctx=$2; shift 2
   local t0; t0=$(now)
-  rb build --progress plain -t "$tag" "$@" "$ctx" >>"$log/rbuild-$tag.log" 2>&1
+  rb build --progress plain -t "$tag" "$@" "$ctx" >>"$log/rbuild-$tag.log" 2>&1 ||
+    { echo "rbuild build failed:" >&2; tail -25 "$log/rbuild-$tag.log" >&2; exit 1; }
   echo "$(now) - $t0" | bc
 }
 run_ba() {
   local tag=$1 ctx=$2; shift 2
   local t0; t0=$(now)
-  ba bud --isolation chroot --layers --pull=never -q -t "$tag" "$@" "$ctx" >>"$log/buildah-$tag.log" 2>&1
+  ba bud --isolation chroot --layers --pull=never -q -t "$tag" "$@" "$ctx" >>"$log/buildah-$tag.log" 2>&1 ||
+    { echo "buildah build failed:" >&2; tail -25 "$log/buildah-$tag.log" >&2; exit 1; }
   echo "$(now) - $t0" | bc
 }
 run_dk() {
   local tag=$1 ctx=$2; shift 2
   local t0; t0=$(now)
-  dk build --network host --progress plain -t "$tag" "$@" "$ctx" >>"$log/docker-$tag.log" 2>&1
+  dk build --network host --progress plain -t "$tag" "$@" "$ctx" >>"$log/docker-$tag.log" 2>&1 ||
+    { echo "docker build failed:" >&2; tail -25 "$log/docker-$tag.log" >&2; exit 1; }
   echo "$(now) - $t0" | bc
 }
 
