@@ -311,13 +311,116 @@ pub fn entry_digest(e: &Entry) -> Result<String, ContextError> {
 
 /// Digests of every entry of some selections, by context-relative path.
 pub fn digests(sel: &[Selection]) -> Result<BTreeMap<String, String>, ContextError> {
+    digests_cached(sel, None)
+}
+
+/// [`digests`], reusing the digests of regular files whose stat has not changed since an
+/// earlier build, remembered in the file `cache` (git's index and BuildKit's content hash
+/// cache trust the same fields): a rebuild after one file changed reads that file only,
+/// not the whole context. The key is (dev, ino, size, mtime, ctime, mode, uid, gid);
+/// writing a file or changing its metadata moves its ctime. Files changed within the
+/// last [`RACY_SECS`] are not remembered, so that a write in the same clock tick as the
+/// hashing cannot hide behind an unchanged stat. The cache is best effort: a missing or
+/// unreadable file just means hashing everything.
+pub fn digests_cached(
+    sel: &[Selection],
+    cache: Option<&Path>,
+) -> Result<BTreeMap<String, String>, ContextError> {
+    let racy_after = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64 - RACY_SECS)
+        .unwrap_or(i64::MIN);
+    digests_cached_before(sel, cache, racy_after)
+}
+
+/// [`digests_cached`], remembering only files with mtime and ctime before `racy_after`
+/// (seconds since the epoch).
+fn digests_cached_before(
+    sel: &[Selection],
+    cache: Option<&Path>,
+    racy_after: i64,
+) -> Result<BTreeMap<String, String>, ContextError> {
+    let mut known = cache.map(load_digest_cache).unwrap_or_default();
+    let mut added = false;
     let mut out = BTreeMap::new();
     for s in sel {
         for e in std::iter::once(&s.top).chain(&s.children) {
-            out.insert(e.rel.clone(), entry_digest(e)?);
+            let key = e.meta.is_file().then(|| stat_key(&e.meta));
+            let digest = match key.as_ref().and_then(|k| known.get(k)) {
+                Some(d) => d.clone(),
+                None => {
+                    let d = entry_digest(e)?;
+                    if let Some(k) = key
+                        && cache.is_some()
+                        && e.meta.ctime() < racy_after
+                        && e.meta.mtime() < racy_after
+                    {
+                        known.insert(k, d.clone());
+                        added = true;
+                    }
+                    d
+                }
+            };
+            out.insert(e.rel.clone(), digest);
         }
     }
+    if added && let Some(path) = cache {
+        save_digest_cache(path, &known);
+    }
     Ok(out)
+}
+
+/// Seconds before now within which a changed file's digest is not remembered.
+const RACY_SECS: i64 = 2;
+/// At most this many digests are remembered; past it the file starts afresh.
+const MAX_CACHED_DIGESTS: usize = 1_000_000;
+
+fn stat_key(m: &Metadata) -> String {
+    format!(
+        "{} {} {} {}.{} {}.{} {:o} {} {}",
+        m.dev(),
+        m.ino(),
+        m.size(),
+        m.mtime(),
+        m.mtime_nsec(),
+        m.ctime(),
+        m.ctime_nsec(),
+        m.mode(),
+        m.uid(),
+        m.gid()
+    )
+}
+
+/// Lines of `KEY\tDIGEST`.
+fn load_digest_cache(path: &Path) -> std::collections::HashMap<String, String> {
+    let Ok(text) = fs::read_to_string(path) else {
+        return Default::default();
+    };
+    text.lines()
+        .filter_map(|l| l.split_once('\t'))
+        .filter(|(_, d)| d.len() == 64 && d.bytes().all(|b| b.is_ascii_hexdigit()))
+        .map(|(k, d)| (k.to_string(), d.to_string()))
+        .collect()
+}
+
+/// Written beside and renamed over, so readers see a whole file; failures are ignored
+/// (the cache only saves time).
+fn save_digest_cache(path: &Path, known: &std::collections::HashMap<String, String>) {
+    if known.len() > MAX_CACHED_DIGESTS {
+        let _ = fs::remove_file(path);
+        return;
+    }
+    let mut text = String::with_capacity(known.len() * 120);
+    for (k, d) in known {
+        text.push_str(k);
+        text.push('\t');
+        text.push_str(d);
+        text.push('\n');
+    }
+    let tmp = path.with_extension(format!("tmp{}", std::process::id()));
+    if fs::write(&tmp, text).is_err() || fs::rename(&tmp, path).is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
 }
 
 /// A source argument as a clean context-relative path: leading `/` and `./` dropped,
@@ -382,6 +485,43 @@ mod tests {
         let sel = c.select("link").unwrap();
         assert!(sel[0].top.meta.is_dir());
         assert_eq!(sel[0].children.len(), 3);
+    }
+
+    #[test]
+    fn digest_cache_is_used_until_the_stat_changes() {
+        let (d, c) = ctx(&[]);
+        let cache = d.path().join("digests");
+        let sel = c.select("src").unwrap();
+        let plain = digests(&sel).unwrap();
+        // Fresh files are racy: nothing is remembered.
+        assert_eq!(digests_cached(&sel, Some(&cache)).unwrap(), plain);
+        assert!(!cache.exists());
+        assert_eq!(
+            digests_cached_before(&sel, Some(&cache), i64::MAX).unwrap(),
+            plain
+        );
+        // The remembered digest is what is used (proved by faking it).
+        let fake = "f".repeat(64);
+        let text = fs::read_to_string(&cache).unwrap();
+        assert_eq!(text.lines().count(), 3, "the three regular files");
+        let real = &plain["src/a.py"];
+        fs::write(&cache, text.replace(real.as_str(), &fake)).unwrap();
+        assert_eq!(
+            digests_cached_before(&sel, Some(&cache), i64::MAX).unwrap()["src/a.py"],
+            fake
+        );
+        // Rewriting the file (same size) changes its ctime: hashed again.
+        fs::write(d.path().join("src/a.py"), "z").unwrap();
+        let sel = c.select("src").unwrap();
+        let again = digests_cached_before(&sel, Some(&cache), i64::MAX).unwrap();
+        assert_eq!(again, digests(&sel).unwrap());
+        assert_ne!(again["src/a.py"], fake);
+        // A garbled cache file is ignored.
+        fs::write(&cache, "nonsense\tzz\n\0").unwrap();
+        assert_eq!(
+            digests_cached(&sel, Some(&cache)).unwrap(),
+            digests(&sel).unwrap()
+        );
     }
 
     #[test]

@@ -187,7 +187,10 @@ pub(super) fn build_stage(
         };
         let selected = selected.and_then(|sel| {
             let sources = match &sel {
-                Some(s) => context::digests(s).map_err(|e| e.to_string())?,
+                Some(s) => {
+                    context::digests_cached(s, Some(&cx.store.root().join("context-digests")))
+                        .map_err(|e| e.to_string())?
+                }
                 None => BTreeMap::new(),
             };
             Ok((sel, sources))
@@ -224,10 +227,10 @@ pub(super) fn build_stage(
             },
         };
         let key = inputs.key();
-        let last: Option<Inputs> = cx
-            .store
-            .cache_note(&note_key)?
-            .and_then(|n| serde_json::from_str(&n).ok());
+        let last_note = cx.store.cache_note(&note_key)?;
+        let last: Option<Inputs> = last_note
+            .as_deref()
+            .and_then(|n| serde_json::from_str(n).ok());
         let note = serde_json::to_string(&inputs).expect("inputs serialize");
 
         if matches!(instr, Instruction::Cmd(_)) {
@@ -241,7 +244,11 @@ pub(super) fn build_stage(
                 config: cx.store.config(&id)?,
                 image: Some(id),
             };
-            cx.store.set_cache_note(&note_key, &note)?;
+            // Unchanged on a plain rebuild: not rewriting it saves a database commit
+            // (an fsync) per cached step.
+            if last_note.as_deref() != Some(note.as_str()) {
+                cx.store.set_cache_note(&note_key, &note)?;
+            }
             progress.cached(&v);
             cx.cached += 1;
             continue;
