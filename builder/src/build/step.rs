@@ -37,6 +37,10 @@ pub(super) struct Cx<'a> {
     pub context_loaded: bool,
     pub cached: usize,
     pub ran: usize,
+    /// Results of the stages built so far, by stage index (`COPY --from`, `FROM stage`).
+    pub stages: Vec<Option<StageResult>>,
+    /// Images the build uses (FROM, `COPY --from`) by reference as written, resolved.
+    pub images: BTreeMap<String, Digest>,
 }
 
 /// A stage while it is built.
@@ -161,9 +165,13 @@ pub(super) fn build_stage(
 
         // COPY/ADD sources, read now: their digests are part of the key.
         let selected = match instr {
-            Instruction::Copy(c) if c.from.is_some() => {
-                Err("COPY --from is not supported yet".to_string())
-            }
+            Instruction::Copy(c) if c.from.is_some() => from_view(cx, stage, step).and_then(|view| {
+                let mut out = Vec::new();
+                for s in &c.srcs {
+                    out.extend(view.select(s).map_err(|e| format!("{}: {e}", step.text))?);
+                }
+                Ok(Some(out))
+            }),
             Instruction::Copy(c) => select(cx.ctx, &c.srcs, &step.text).map(Some),
             Instruction::Add(a) => match a.srcs.iter().find(|s| is_remote(s)) {
                 Some(url) => Err(format!(
@@ -184,10 +192,20 @@ pub(super) fn build_stage(
             _ => Ok(None),
         };
         let selected = selected.and_then(|sel| {
-            let sources = match &sel {
+            let mut sources = match &sel {
                 Some(s) => context::digests(s).map_err(|e| e.to_string())?,
                 None => BTreeMap::new(),
             };
+            if let Instruction::Copy(c) = instr
+                && let Some(from) = &c.from
+            {
+                // Content digests of the files read from the other stage or image, as
+                // BuildKit keys `COPY --from` on content.
+                sources = sources
+                    .into_iter()
+                    .map(|(k, v)| (format!("--from={from}:/{k}"), v))
+                    .collect();
+            }
             Ok((sel, sources))
         });
         let (selections, sources) = match selected {
@@ -375,24 +393,32 @@ fn execute(
             cx,
             config,
             selections.unwrap_or_default(),
-            &c.srcs,
-            &c.dest,
-            c.chown.as_deref(),
-            c.chmod
-                .as_ref()
-                .map(|d| d.get().cloned().ok_or(d.raw.clone())),
+            &CopyArgs {
+                srcs: &c.srcs,
+                dest: &c.dest,
+                chown: c.chown.as_deref(),
+                chmod: c
+                    .chmod
+                    .as_ref()
+                    .map(|d| d.get().cloned().ok_or(d.raw.clone())),
+                keep_owner: c.from.is_some() && c.chown.is_none(),
+            },
         )
         .map(Some),
         Instruction::Add(a) => copy_layer(
             cx,
             config,
             selections.unwrap_or_default(),
-            &a.srcs,
-            &a.dest,
-            a.chown.as_deref(),
-            a.chmod
-                .as_ref()
-                .map(|d| d.get().cloned().ok_or(d.raw.clone())),
+            &CopyArgs {
+                srcs: &a.srcs,
+                dest: &a.dest,
+                chown: a.chown.as_deref(),
+                chmod: a
+                    .chmod
+                    .as_ref()
+                    .map(|d| d.get().cloned().ok_or(d.raw.clone())),
+                keep_owner: false,
+            },
         )
         .map(Some),
         Instruction::Run(run) => {
@@ -500,16 +526,77 @@ fn workdir_layer(cx: &Cx<'_>, config: &ImageConfig) -> Result<Option<CommittedLa
     result
 }
 
-/// COPY/ADD from the context into a new layer.
+/// The flags and operands of a COPY/ADD, as [`copy_layer`] needs them.
+struct CopyArgs<'a> {
+    srcs: &'a [String],
+    dest: &'a str,
+    chown: Option<&'a str>,
+    chmod: Option<Result<Chmod, String>>,
+    /// Keep the sources' owners (`COPY --from` without `--chown`).
+    keep_owner: bool,
+}
+
+/// The file system `COPY --from` reads: the stage's or image's layers (empty for
+/// `scratch`). The planner resolved the name into this step's dependency.
+fn from_view(
+    cx: &Cx<'_>,
+    stage: &Stage,
+    step: &rbuild_parser::stages::Step,
+) -> Result<super::rootfs::RootView, String> {
+    use rbuild_parser::stages::{DependsOn, Reason};
+    let dep = stage
+        .deps
+        .iter()
+        .find(|d| d.reason == Reason::CopyFrom && d.line == step.start_line);
+    let diff_ids = match dep.map(|d| &d.on) {
+        None => Vec::new(),
+        Some(DependsOn::Stage(j)) => cx
+            .stages
+            .get(*j)
+            .and_then(|r| r.as_ref())
+            .ok_or_else(|| format!("{}: stage {j} was not built before this one", step.text))?
+            .config
+            .rootfs
+            .diff_ids
+            .clone(),
+        Some(DependsOn::Image(r)) => {
+            let id = cx.images.get(r).ok_or_else(|| {
+                format!(
+                    "{}: image not found locally: {r} (pull, load or import it first)",
+                    step.text
+                )
+            })?;
+            cx.store
+                .config(id)
+                .map_err(|e| e.to_string())?
+                .rootfs
+                .diff_ids
+        }
+    };
+    Ok(super::rootfs::RootView {
+        layers: diff_ids
+            .iter()
+            .rev()
+            .map(|d| cx.store.layer_dir(d))
+            .collect(),
+    })
+}
+
+/// COPY/ADD from the context (or another stage's or image's files) into a new layer.
 fn copy_layer(
     cx: &Cx<'_>,
     config: &ImageConfig,
     selections: &[context::Selection],
-    srcs: &[String],
-    dest: &str,
-    chown: Option<&str>,
-    chmod: Option<Result<Chmod, String>>,
+    args: &CopyArgs<'_>,
 ) -> Result<CommittedLayer, String> {
+    let CopyArgs {
+        srcs,
+        dest,
+        chown,
+        ref chmod,
+        keep_owner,
+    } = *args;
+    let chmod = chmod.clone();
     let store = cx.store;
     let lower: Vec<_> = config
         .rootfs
@@ -546,6 +633,7 @@ fn copy_layer(
                 dest,
                 workdir: &workdir,
                 owner,
+                keep_owner,
                 chmod: chmod.as_ref(),
                 multiple: srcs.len() > 1 || srcs.iter().any(|s| s.contains(['*', '?', '['])),
             },
