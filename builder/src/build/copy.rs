@@ -74,6 +74,7 @@ pub fn copy_into(upper: &Path, lower: &[PathBuf], spec: &CopySpec<'_>) -> Result
         dir_times: Vec::new(),
     };
     for sel in spec.selections {
+        w.keep_owner = spec.keep_owner || sel.keep_owner;
         if sel.top.meta.is_dir() {
             let target = w.view.resolve(&dest_abs, true)?;
             w.ensure_dirs(&target)?;

@@ -19,6 +19,7 @@ pub mod progress;
 mod rootfs;
 mod run;
 mod step;
+mod untar;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;

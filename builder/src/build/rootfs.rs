@@ -210,7 +210,12 @@ impl RootView {
             if top.meta.is_dir() {
                 self.walk(&comps, &rel, &mut children);
             }
-            out.push(Selection { top, children });
+            out.push(Selection {
+                top,
+                children,
+                keep_owner: false,
+                remote: false,
+            });
         }
         Ok(out)
     }
