@@ -365,3 +365,15 @@ fn copy_exclude_leaves_matching_sources_out() {
     assert!(l[0].join("t/top.py").is_file());
     assert!(!l[0].join("t/top.txt").exists());
 }
+
+#[test]
+fn copy_parents_is_a_clear_error_until_supported() {
+    let (store, ctx) = setup("copy-parents");
+    ctx.write("a/b.txt", "b\n");
+    ctx.write("Dockerfile", "FROM busybox\nCOPY --parents a/b.txt /x/\n");
+    store
+        .run(&["build", ctx_arg(&ctx)])
+        .failure()
+        .stderr_contains("Dockerfile:2")
+        .stderr_contains("--parents is not supported yet");
+}

@@ -167,6 +167,10 @@ pub(super) fn build_stage(
         // live in store scratch dirs until the step is done.
         let mut downloads = Vec::new();
         let selected = match instr {
+            Instruction::Copy(c) if c.parents => Err(format!(
+                "{}: COPY --parents is not supported yet",
+                step.text
+            )),
             Instruction::Copy(c) if c.from.is_some() => {
                 from_view(cx, stage, step).and_then(|view| {
                     let mut out = Vec::new();
