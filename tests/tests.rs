@@ -6,6 +6,7 @@ mod util;
 mod archive;
 mod bad_input;
 mod build;
+mod build_copy;
 mod build_mounts;
 mod build_run;
 mod crash;

@@ -27,7 +27,7 @@ pub fn is_url(s: &str) -> bool {
 }
 
 /// Opens `url` for reading; a status other than 2xx is an error naming the URL.
-pub fn open(url: &str) -> Result<impl Read + use<>, StoreError> {
+pub fn open(url: &str) -> Result<reqwest::blocking::Response, StoreError> {
     let shown = redact(url);
     let err = |reason: String| StoreError::Download {
         url: shown.clone(),
@@ -49,6 +49,17 @@ pub fn open(url: &str) -> Result<impl Read + use<>, StoreError> {
         return Err(err(format!("server answered {status}")));
     }
     Ok(resp)
+}
+
+/// Opens `url` like [`open`], also returning its `Last-Modified` header as sent.
+pub fn open_with_last_modified(url: &str) -> Result<(Box<dyn Read>, Option<String>), StoreError> {
+    let resp = open(url)?;
+    let last = resp
+        .headers()
+        .get(reqwest::header::LAST_MODIFIED)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    Ok((Box::new(resp), last))
 }
 
 #[cfg(test)]

@@ -228,7 +228,7 @@ impl Store {
         let filter = only.map(|d| d.to_string());
         let mut stmt = self.conn.prepare(
             "SELECT id, parent, created, stored_at, size, manifest FROM images
-             WHERE ?1 IS NULL OR id = ?1 ORDER BY created DESC, stored_at DESC, id",
+             WHERE ?1 IS NULL OR id = ?1 ORDER BY created DESC, stored_at DESC, rowid DESC",
         )?;
         let mut images: Vec<ImageRecord> = Vec::new();
         let mut index = BTreeMap::new();

@@ -44,6 +44,11 @@ pub struct Selection {
     pub top: Entry,
     /// For a directory, everything inside it (not ignored), parents before children.
     pub children: Vec<Entry>,
+    /// Copied entries keep their own uid/gid (an archive ADD extracted, without
+    /// `--chown`), instead of the copy's owner.
+    pub keep_owner: bool,
+    /// Downloaded by ADD from a URL: never unpacked.
+    pub remote: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -103,7 +108,12 @@ impl Context {
                 if top.meta.is_dir() {
                     self.walk(&top.path, &top.rel, &mut children)?;
                 }
-                Ok(Selection { top, children })
+                Ok(Selection {
+                    top,
+                    children,
+                    keep_owner: false,
+                    remote: false,
+                })
             })
             .collect()
     }

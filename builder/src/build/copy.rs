@@ -27,6 +27,9 @@ pub struct CopySpec<'a> {
     /// The stage's WORKDIR (`/` when unset).
     pub workdir: &'a str,
     pub owner: (u32, u32),
+    /// Copied entries keep their own uid/gid instead of `owner` (`COPY --from` without
+    /// `--chown`: BuildKit's copy keeps ownership; context files arrive as 0:0).
+    pub keep_owner: bool,
     pub chmod: Option<&'a Chmod>,
     /// Several sources or a wildcard: `dest` must be a directory.
     pub multiple: bool,
@@ -36,6 +39,7 @@ struct Writer<'a> {
     upper: &'a Path,
     view: RootView,
     owner: (u32, u32),
+    keep_owner: bool,
     chmod: Option<&'a Chmod>,
     /// Directories whose mtime is set last (adding entries changes it), in creation order.
     dir_times: Vec<(PathBuf, SystemTime)>,
@@ -65,10 +69,12 @@ pub fn copy_into(upper: &Path, lower: &[PathBuf], spec: &CopySpec<'_>) -> Result
         upper,
         view: RootView { layers },
         owner: spec.owner,
+        keep_owner: spec.keep_owner,
         chmod: spec.chmod,
         dir_times: Vec::new(),
     };
     for sel in spec.selections {
+        w.keep_owner = spec.keep_owner || sel.keep_owner;
         if sel.top.meta.is_dir() {
             let target = w.view.resolve(&dest_abs, true)?;
             w.ensure_dirs(&target)?;
@@ -169,7 +175,11 @@ impl Writer<'_> {
             }
             .map_err(|err| format!("replacing {}: {err}", host.display()))?;
         }
-        let (uid, gid) = self.owner;
+        let (uid, gid) = if self.keep_owner {
+            (e.meta.uid(), e.meta.gid())
+        } else {
+            self.owner
+        };
         let src_mode = e.meta.mode() & 0o7777;
         let mode = |is_dir: bool| match self.chmod {
             Some(c) => c.apply(src_mode, is_dir),
@@ -239,6 +249,7 @@ pub fn mkdir_into(
         upper,
         view: RootView { layers },
         owner,
+        keep_owner: false,
         chmod: None,
         dir_times: Vec::new(),
     };
@@ -306,6 +317,7 @@ mod tests {
                 dest,
                 workdir,
                 owner: fx.me,
+                keep_owner: false,
                 chmod: None,
                 multiple: srcs.len() > 1,
             },

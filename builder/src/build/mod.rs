@@ -20,6 +20,7 @@ mod rootfs;
 mod run;
 mod run_mounts;
 mod step;
+mod untar;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -240,8 +241,18 @@ pub fn build(
                 let line = plan
                     .stages
                     .iter()
-                    .find(|s| s.needed && s.base == Base::Image(reference.clone()))
-                    .map_or(1, |s| s.line);
+                    .filter(|s| s.needed)
+                    .find_map(|s| {
+                        if s.base == Base::Image(reference.clone()) {
+                            return Some(s.line);
+                        }
+                        // `COPY --from=IMAGE` and `RUN --mount=from=IMAGE`.
+                        s.deps
+                            .iter()
+                            .find(|d| d.on == stages::DependsOn::Image(reference.clone()))
+                            .map(|d| d.line)
+                    })
+                    .unwrap_or(1);
                 return Err(BuildError::Step {
                     location: format!("{}:{line}", src.name),
                     message,
@@ -287,10 +298,11 @@ pub fn build(
         mount_sources: mount_images,
         cached: 0,
         ran: 0,
+        stages: vec![None; plan.stages.len()],
+        images: bases.clone(),
     };
 
     let many = plan.stages.len() > 1;
-    let mut results: Vec<Option<StageResult>> = vec![None; plan.stages.len()];
     // Each wave's stages depend only on earlier waves: they could run concurrently here.
     for wave in &plan.waves {
         for &index in wave {
@@ -307,7 +319,7 @@ pub fn build(
                         image: Some(id),
                     }
                 }
-                Base::Stage(j) => results[*j].clone().ok_or_else(|| BuildError::Step {
+                Base::Stage(j) => cx.stages[*j].clone().ok_or_else(|| BuildError::Step {
                     location: format!("{}:{}", src.name, stage.line),
                     message: format!("stage {j} was not built before stage {index}"),
                 })?,
@@ -331,12 +343,12 @@ pub fn build(
                 cx.mount_sources.insert(name.to_lowercase(), layers.clone());
             }
             cx.mount_sources.insert(index.to_string(), layers);
-            results[index] = Some(result);
+            cx.stages[index] = Some(result);
         }
     }
 
     let v = progress.start("exporting to image");
-    let last = results[plan.target]
+    let last = cx.stages[plan.target]
         .clone()
         .expect("the target stage was built");
     let image_id = step::finish(store, last, &opts.labels)?;

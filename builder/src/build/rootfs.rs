@@ -12,6 +12,10 @@ use std::fs::{self, Metadata};
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::PathBuf;
 
+use rbuild_parser::dockerignore::Pattern;
+
+use super::context::{Entry, Selection};
+
 /// Symlinks followed at most this often while resolving one path (Linux `MAXSYMLINKS`).
 const MAX_SYMLINKS: usize = 40;
 
@@ -107,6 +111,138 @@ impl RootView {
             }
         }
         Ok(done)
+    }
+
+    /// The names in directory `dir` (components free of symlinks), merged over the
+    /// layers with whiteouts and opaque directories applied, sorted.
+    pub fn read_dir(&self, dir: &[String]) -> Vec<String> {
+        let mut names = std::collections::BTreeSet::new();
+        for layer in &self.layers {
+            let host = dir.iter().fold(layer.clone(), |p, c| p.join(c));
+            if let Ok(rd) = fs::read_dir(&host) {
+                names.extend(
+                    rd.filter_map(|e| e.ok())
+                        .map(|e| e.file_name().to_string_lossy().into_owned()),
+                );
+            }
+        }
+        names
+            .into_iter()
+            .filter(|n| {
+                let mut p = dir.to_vec();
+                p.push(n.clone());
+                self.lookup(&p).is_some()
+            })
+            .collect()
+    }
+
+    /// What one `COPY --from` source selects in this root: a path (symlinks resolved
+    /// inside the root, the last one followed) or every path a wildcard matches, with
+    /// a directory's contents, as [`Context::select`](super::context::Context::select)
+    /// does for the build context. Entries' `rel` is their path without the leading `/`.
+    pub fn select(&self, src: &str) -> Result<Vec<Selection>, String> {
+        let rel = super::context::clean(src);
+        let tops: Vec<String> = if rel.contains(['*', '?', '[']) {
+            let mut level = vec![String::new()];
+            for seg in rel.split('/') {
+                let matcher = if seg.contains(['*', '?', '[']) {
+                    Some(
+                        Pattern::parse(seg)
+                            .map_err(|e| format!("{src}: {e}"))?
+                            .ok_or_else(|| "no source files were specified".to_string())?,
+                    )
+                } else {
+                    None
+                };
+                let mut next = Vec::new();
+                for dir in &level {
+                    let join = |n: &str| {
+                        if dir.is_empty() {
+                            n.to_string()
+                        } else {
+                            format!("{dir}/{n}")
+                        }
+                    };
+                    let Ok(comps) = self.resolve(&format!("/{dir}"), true) else {
+                        continue;
+                    };
+                    match &matcher {
+                        None => {
+                            let mut p = comps.clone();
+                            p.push(seg.to_string());
+                            if self.lookup(&p).is_some() {
+                                next.push(join(seg));
+                            }
+                        }
+                        Some(m) => next.extend(
+                            self.read_dir(&comps)
+                                .iter()
+                                .filter(|n| m.matches(n))
+                                .map(|n| join(n)),
+                        ),
+                    }
+                }
+                level = next;
+            }
+            if level.is_empty() {
+                return Err("no source files were specified".to_string());
+            }
+            level
+        } else {
+            vec![rel]
+        };
+        let mut out = Vec::new();
+        for rel in tops {
+            let comps = self.resolve(&format!("/{rel}"), true)?;
+            let found = self
+                .lookup(&comps)
+                .ok_or_else(|| format!("\"/{rel}\": not found"))?;
+            let top = Entry {
+                rel: if rel.is_empty() {
+                    ".".into()
+                } else {
+                    rel.clone()
+                },
+                path: found.host,
+                meta: found.meta,
+            };
+            let mut children = Vec::new();
+            if top.meta.is_dir() {
+                self.walk(&comps, &rel, &mut children);
+            }
+            out.push(Selection {
+                top,
+                children,
+                keep_owner: false,
+                remote: false,
+            });
+        }
+        Ok(out)
+    }
+
+    /// Everything below directory `comps` (shown as `rel`), sorted, parents first.
+    fn walk(&self, comps: &[String], rel: &str, out: &mut Vec<Entry>) {
+        for name in self.read_dir(comps) {
+            let mut p = comps.to_vec();
+            p.push(name.clone());
+            let Some(found) = self.lookup(&p) else {
+                continue;
+            };
+            let child_rel = if rel.is_empty() || rel == "." {
+                name
+            } else {
+                format!("{rel}/{name}")
+            };
+            let is_dir = found.meta.is_dir();
+            out.push(Entry {
+                rel: child_rel.clone(),
+                path: found.host,
+                meta: found.meta,
+            });
+            if is_dir {
+                self.walk(&p, &child_rel, out);
+            }
+        }
     }
 
     /// A file's text, read through the view (symlinks resolved in the image).

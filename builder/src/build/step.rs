@@ -39,6 +39,10 @@ pub(super) struct Cx<'a> {
     pub mount_sources: super::run_mounts::MountSources,
     pub cached: usize,
     pub ran: usize,
+    /// Results of the stages built so far, by stage index (`COPY --from`, `FROM stage`).
+    pub stages: Vec<Option<StageResult>>,
+    /// Images the build uses (FROM, `COPY --from`) by reference as written, resolved.
+    pub images: BTreeMap<String, Digest>,
 }
 
 /// A stage while it is built.
@@ -161,38 +165,74 @@ pub(super) fn build_stage(
                 .collect(),
         };
 
-        // COPY/ADD sources, read now: their digests are part of the key.
+        // COPY/ADD sources, read now: their digests are part of the key. Downloads
+        // live in store scratch dirs until the step is done.
+        let mut downloads = Vec::new();
         let selected = match instr {
+            Instruction::Copy(c) if c.parents => Err(format!(
+                "{}: COPY --parents is not supported yet",
+                step.text
+            )),
             Instruction::Copy(c) if c.from.is_some() => {
-                Err("COPY --from is not supported yet".to_string())
+                from_view(cx, stage, step).and_then(|view| {
+                    let mut out = Vec::new();
+                    for s in &c.srcs {
+                        out.extend(view.select(s).map_err(|e| format!("{}: {e}", step.text))?);
+                    }
+                    Ok(Some(out))
+                })
             }
             Instruction::Copy(c) => select(cx.ctx, &c.srcs, &step.text).map(Some),
-            Instruction::Add(a) => match a.srcs.iter().find(|s| is_remote(s)) {
-                Some(url) => Err(format!(
-                    "ADD from {url}: remote sources are not supported yet"
-                )),
-                None => select(cx.ctx, &a.srcs, &step.text).and_then(|sel| {
-                    let unpack = a.unpack != Some(false);
-                    match sel.iter().find(|s| unpack && is_archive(&s.top)) {
-                        // Copying it as is would silently differ from Docker.
-                        Some(s) => Err(format!(
-                            "{}: ADD would extract the archive {}, which is not supported yet (COPY copies it as is)",
-                            step.text, s.top.rel
-                        )),
-                        None => Ok(Some(sel)),
+            Instruction::Add(a) => {
+                let mut out = Vec::new();
+                let mut result = Ok(());
+                for src in &a.srcs {
+                    let got = if is_remote(src) {
+                        download(cx, src, a.checksum.as_deref(), &mut downloads)
+                            .map(|s| vec![s])
+                            .map_err(|e| format!("{}: {e}", step.text))
+                    } else {
+                        select(cx.ctx, std::slice::from_ref(src), &step.text)
+                    };
+                    match got {
+                        Ok(s) => out.extend(s),
+                        Err(e) => {
+                            result = Err(e);
+                            break;
+                        }
                     }
-                }),
-            },
+                }
+                result.map(|()| Some(out))
+            }
             _ => Ok(None),
         };
+        let exclude: &[String] = match instr {
+            Instruction::Copy(c) => &c.exclude,
+            Instruction::Add(a) => &a.exclude,
+            _ => &[],
+        };
+        let selected = selected.and_then(|sel| match sel {
+            Some(sel) if !exclude.is_empty() => apply_exclude(sel, exclude).map(Some),
+            other => Ok(other),
+        });
         let selected = selected.and_then(|sel| {
-            let sources = match &sel {
+            let mut sources = match &sel {
                 Some(s) => {
                     context::digests_cached(s, Some(&cx.store.root().join("context-digests")))
                         .map_err(|e| e.to_string())?
                 }
                 None => BTreeMap::new(),
             };
+            if let Instruction::Copy(c) = instr
+                && let Some(from) = &c.from
+            {
+                // Content digests of the files read from the other stage or image, as
+                // BuildKit keys `COPY --from` on content.
+                sources = sources
+                    .into_iter()
+                    .map(|(k, v)| (format!("--from={from}:/{k}"), v))
+                    .collect();
+            }
             Ok((sel, sources))
         });
         let (selections, sources) = match selected {
@@ -270,7 +310,7 @@ pub(super) fn build_stage(
                 progress.log(&v, format!("{secs:.3} {line}"));
             }
         };
-        let layer = match execute(
+        let executed = execute(
             cx,
             &mut st,
             &mut config,
@@ -281,7 +321,11 @@ pub(super) fn build_stage(
                 location: &location,
                 output: &mut output,
             },
-        ) {
+        );
+        for d in downloads.drain(..) {
+            let _ = d.remove();
+        }
+        let layer = match executed {
             Ok(layer) => layer,
             Err(message) => {
                 progress.failed(v, &message);
@@ -335,6 +379,153 @@ fn is_archive(e: &context::Entry) -> bool {
         || head.starts_with(b"BZh")
         || head.starts_with(&[0xfd, b'7', b'z', b'X', b'Z', 0x00])
         || head.get(257..262) == Some(b"ustar")
+        || tar_checksum_ok(head)
+}
+
+/// Whether `head` is a tar header with a valid checksum (pre-POSIX tars have no
+/// `ustar` magic; Docker recognises them by reading a header).
+fn tar_checksum_ok(head: &[u8]) -> bool {
+    if head.len() < 512 || head[0] == 0 {
+        return false;
+    }
+    let field = String::from_utf8_lossy(&head[148..156]);
+    let Ok(want) = u32::from_str_radix(field.trim_matches(|c: char| c == ' ' || c == '\0'), 8)
+    else {
+        return false;
+    };
+    let sum: u32 = head[..512]
+        .iter()
+        .enumerate()
+        .map(|(i, &b)| {
+            if (148..156).contains(&i) {
+                32
+            } else {
+                u32::from(b)
+            }
+        })
+        .sum();
+    sum == want
+}
+
+/// ADD of an `http(s)://` URL: downloads it into a store scratch dir (kept in
+/// `downloads` until the step ends) as a file named after the URL's last path segment,
+/// mode 0600 and mtime from `Last-Modified` as BuildKit does, checking `--checksum`.
+fn download(
+    cx: &Cx<'_>,
+    url: &str,
+    checksum: Option<&str>,
+    downloads: &mut Vec<rbuild_store::commit::UpperDir>,
+) -> Result<context::Selection, String> {
+    use sha2::{Digest as _, Sha256};
+    use std::io::{Read, Write};
+    use std::os::unix::fs::PermissionsExt;
+    if url.starts_with("git@") || url.contains(".git#") || url.ends_with(".git") {
+        return Err(format!(
+            "ADD from the git repository {}: git sources are not supported yet",
+            rbuild_store::download::redact(url)
+        ));
+    }
+    let shown = rbuild_store::download::redact(url);
+    let name = reqwest_path_name(url);
+    let dir = cx.store.new_upper_dir().map_err(|e| e.to_string())?;
+    let path = dir.upper.join(&name);
+    downloads.push(dir);
+    let (mut body, last) =
+        rbuild_store::download::open_with_last_modified(url).map_err(|e| e.to_string())?;
+    let mut f = std::fs::File::create(&path).map_err(|e| format!("{shown}: {e}"))?;
+    let mut h = Sha256::new();
+    let mut buf = vec![0u8; 1 << 16];
+    loop {
+        let n = body.read(&mut buf).map_err(|e| format!("{shown}: {e}"))?;
+        if n == 0 {
+            break;
+        }
+        h.update(&buf[..n]);
+        f.write_all(&buf[..n])
+            .map_err(|e| format!("{shown}: {e}"))?;
+    }
+    let got = format!("sha256:{}", super::cache::hex(&h.finalize()));
+    if let Some(want) = checksum
+        && want != got
+    {
+        return Err(format!(
+            "digest mismatch for {shown}: expected {want}, got {got}"
+        ));
+    }
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))
+        .map_err(|e| e.to_string())?;
+    if let Some(t) = last
+        .as_deref()
+        .and_then(|l| chrono::DateTime::parse_from_rfc2822(l).ok())
+    {
+        let t = std::time::SystemTime::from(t);
+        f.set_modified(t).map_err(|e| e.to_string())?;
+    }
+    drop(f);
+    let meta = std::fs::symlink_metadata(&path).map_err(|e| e.to_string())?;
+    Ok(context::Selection {
+        top: context::Entry {
+            rel: name,
+            path,
+            meta,
+        },
+        children: Vec::new(),
+        keep_owner: false,
+        remote: true,
+    })
+}
+
+/// The file name ADD gives a download: the URL path's last segment (BuildKit's
+/// `__unnamed__` when there is none).
+fn reqwest_path_name(url: &str) -> String {
+    let rest = url.split_once("://").map_or(url, |x| x.1);
+    let path = rest.split(['?', '#']).next().unwrap_or("");
+    let path = path.split_once('/').map_or("", |x| x.1);
+    match path.rsplit('/').next() {
+        Some(n) if !n.is_empty() && n != "." && n != ".." => n.to_string(),
+        _ => "__unnamed__".to_string(),
+    }
+}
+
+/// `--exclude=PATTERN`: sources whose path (context-relative, or in the `--from`
+/// root) matches a pattern, with `.dockerignore` syntax, are left out; a directory
+/// left out takes its contents with it.
+fn apply_exclude(
+    sels: Vec<context::Selection>,
+    patterns: &[String],
+) -> Result<Vec<context::Selection>, String> {
+    let m = rbuild_parser::dockerignore::Matcher::new(patterns.iter().map(String::as_str))
+        .map_err(|e| format!("--exclude: {e}"))?;
+    let out = |rel: &str| {
+        let rel = rel.trim_start_matches('/');
+        let mut prefix = String::new();
+        rel.split('/').any(|c| {
+            if !prefix.is_empty() {
+                prefix.push('/');
+            }
+            prefix.push_str(c);
+            m.excluded(&prefix)
+        })
+    };
+    Ok(sels
+        .into_iter()
+        .filter(|s| s.remote || !out(&s.top.rel))
+        .map(|mut s| {
+            // Inside a directory source, patterns also match relative to it (BuildKit
+            // matches them against the path below the copied source).
+            let top = format!("{}/", s.top.rel);
+            let top_is_root = s.top.rel == ".";
+            s.children.retain(|e| {
+                let inner = if top_is_root {
+                    Some(e.rel.as_str())
+                } else {
+                    e.rel.strip_prefix(&top)
+                };
+                !out(&e.rel) && !inner.is_some_and(&out)
+            });
+            s
+        })
+        .collect())
 }
 
 fn is_remote(src: &str) -> bool {
@@ -415,24 +606,34 @@ fn execute(
             cx,
             config,
             selections.unwrap_or_default(),
-            &c.srcs,
-            &c.dest,
-            c.chown.as_deref(),
-            c.chmod
-                .as_ref()
-                .map(|d| d.get().cloned().ok_or(d.raw.clone())),
+            &CopyArgs {
+                srcs: &c.srcs,
+                dest: &c.dest,
+                chown: c.chown.as_deref(),
+                chmod: c
+                    .chmod
+                    .as_ref()
+                    .map(|d| d.get().cloned().ok_or(d.raw.clone())),
+                keep_owner: c.from.is_some() && c.chown.is_none(),
+                unpack: false,
+            },
         )
         .map(Some),
         Instruction::Add(a) => copy_layer(
             cx,
             config,
             selections.unwrap_or_default(),
-            &a.srcs,
-            &a.dest,
-            a.chown.as_deref(),
-            a.chmod
-                .as_ref()
-                .map(|d| d.get().cloned().ok_or(d.raw.clone())),
+            &CopyArgs {
+                srcs: &a.srcs,
+                dest: &a.dest,
+                chown: a.chown.as_deref(),
+                chmod: a
+                    .chmod
+                    .as_ref()
+                    .map(|d| d.get().cloned().ok_or(d.raw.clone())),
+                keep_owner: false,
+                unpack: a.unpack != Some(false),
+            },
         )
         .map(Some),
         Instruction::Run(run) => {
@@ -543,16 +744,80 @@ fn workdir_layer(cx: &Cx<'_>, config: &ImageConfig) -> Result<Option<CommittedLa
     result
 }
 
-/// COPY/ADD from the context into a new layer.
+/// The flags and operands of a COPY/ADD, as [`copy_layer`] needs them.
+struct CopyArgs<'a> {
+    srcs: &'a [String],
+    dest: &'a str,
+    chown: Option<&'a str>,
+    chmod: Option<Result<Chmod, String>>,
+    /// Keep the sources' owners (`COPY --from` without `--chown`).
+    keep_owner: bool,
+    /// ADD: extract local tar archives into the destination.
+    unpack: bool,
+}
+
+/// The file system `COPY --from` reads: the stage's or image's layers (empty for
+/// `scratch`). The planner resolved the name into this step's dependency.
+fn from_view(
+    cx: &Cx<'_>,
+    stage: &Stage,
+    step: &rbuild_parser::stages::Step,
+) -> Result<super::rootfs::RootView, String> {
+    use rbuild_parser::stages::{DependsOn, Reason};
+    let dep = stage
+        .deps
+        .iter()
+        .find(|d| d.reason == Reason::CopyFrom && d.line == step.start_line);
+    let diff_ids = match dep.map(|d| &d.on) {
+        None => Vec::new(),
+        Some(DependsOn::Stage(j)) => cx
+            .stages
+            .get(*j)
+            .and_then(|r| r.as_ref())
+            .ok_or_else(|| format!("{}: stage {j} was not built before this one", step.text))?
+            .config
+            .rootfs
+            .diff_ids
+            .clone(),
+        Some(DependsOn::Image(r)) => {
+            let id = cx.images.get(r).ok_or_else(|| {
+                format!(
+                    "{}: image not found locally: {r} (pull, load or import it first)",
+                    step.text
+                )
+            })?;
+            cx.store
+                .config(id)
+                .map_err(|e| e.to_string())?
+                .rootfs
+                .diff_ids
+        }
+    };
+    Ok(super::rootfs::RootView {
+        layers: diff_ids
+            .iter()
+            .rev()
+            .map(|d| cx.store.layer_dir(d))
+            .collect(),
+    })
+}
+
+/// COPY/ADD from the context (or another stage's or image's files) into a new layer.
 fn copy_layer(
     cx: &Cx<'_>,
     config: &ImageConfig,
     selections: &[context::Selection],
-    srcs: &[String],
-    dest: &str,
-    chown: Option<&str>,
-    chmod: Option<Result<Chmod, String>>,
+    args: &CopyArgs<'_>,
 ) -> Result<CommittedLayer, String> {
+    let CopyArgs {
+        srcs,
+        dest,
+        chown,
+        ref chmod,
+        keep_owner,
+        unpack,
+    } = *args;
+    let chmod = chmod.clone();
     let store = cx.store;
     let lower: Vec<_> = config
         .rootfs
@@ -568,7 +833,32 @@ fn copy_layer(
     };
     let dirs = store.new_upper_dir().map_err(|e| e.to_string())?;
     let upper = &dirs.upper;
+    let mut staged = Vec::new();
     let result = (|| {
+        // ADD extracts archives into the destination: each is unpacked into a private
+        // staging directory whose contents are then copied like a directory's.
+        let mut sels = Vec::with_capacity(selections.len());
+        for sel in selections {
+            if sel.remote || !(unpack && is_archive(&sel.top)) {
+                sels.push(sel.clone());
+                continue;
+            }
+            let stage = store.new_upper_dir().map_err(|e| e.to_string())?;
+            let at = stage.upper.clone();
+            staged.push(stage);
+            super::untar::extract(&sel.top.path, &at, &sel.top.rel)?;
+            let ctx = Context::new(
+                at,
+                rbuild_parser::dockerignore::Matcher::new(std::iter::empty::<&str>())
+                    .expect("no patterns"),
+            );
+            let mut unpacked = ctx.select("").map_err(|e| e.to_string())?;
+            for u in &mut unpacked {
+                u.keep_owner = chown.is_none();
+            }
+            sels.extend(unpacked);
+        }
+        let selections = &sels[..];
         let view = super::rootfs::RootView {
             layers: lower.clone(),
         };
@@ -589,6 +879,7 @@ fn copy_layer(
                 dest,
                 workdir: &workdir,
                 owner,
+                keep_owner,
                 chmod: chmod.as_ref(),
                 multiple: srcs.len() > 1 || srcs.iter().any(|s| s.contains(['*', '?', '['])),
             },
@@ -596,6 +887,9 @@ fn copy_layer(
         layer_from_dir(store, upper)
     })();
     let _ = dirs.remove();
+    for s in staged {
+        let _ = s.remove();
+    }
     result
 }
 
