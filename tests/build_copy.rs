@@ -276,32 +276,14 @@ fn add_refuses_hostile_archives() {
     assert!(upper(&store, "abs").join("x/abs/file").is_file());
 }
 
-/// An HTTP server on 127.0.0.1 answering up to `n` requests with `body` and a
-/// `Last-Modified` header; returns its base URL.
+/// Answers `n` requests with `body` and a fixed `Last-Modified`; returns the base URL.
 fn serve(n: usize, body: &'static [u8]) -> String {
-    use std::io::{BufRead, BufReader, Write};
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    std::thread::spawn(move || {
-        for _ in 0..n {
-            let Ok((stream, _)) = listener.accept() else {
-                return;
-            };
-            let mut reader = BufReader::new(stream.try_clone().unwrap());
-            let mut line = String::new();
-            while reader.read_line(&mut line).unwrap_or(0) > 0 && line != "\r\n" {
-                line.clear();
-            }
-            let mut stream = stream;
-            let _ = write!(
-                stream,
-                "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nLast-Modified: Wed, 21 Oct 2015 07:28:00 GMT\r\nConnection: close\r\n\r\n",
-                body.len()
-            );
-            let _ = stream.write_all(body);
-        }
-    });
-    url
+    crate::util::serve(
+        n,
+        "200 OK",
+        "Last-Modified: Wed, 21 Oct 2015 07:28:00 GMT\r\n",
+        body.to_vec(),
+    )
 }
 
 #[test]

@@ -274,36 +274,51 @@ impl TestStore {
 }
 
 /// A one-request HTTP server on 127.0.0.1 that answers `status` with `body`; returns its
-/// base URL. The thread ends after the one request (or after 30 s without one).
+/// base URL.
 pub fn serve_once(status: &'static str, body: Vec<u8>) -> String {
+    serve(1, status, "", body)
+}
+
+/// An HTTP server on 127.0.0.1 that answers `requests` requests with `status`, the extra
+/// header lines `headers` (each ending in `\r\n`) and `body`; returns its base URL. The
+/// thread ends after the last request, or after 30 s without one.
+pub fn serve(
+    requests: usize,
+    status: &'static str,
+    headers: &'static str,
+    body: Vec<u8>,
+) -> String {
     use std::io::{BufRead, BufReader, Write};
+    use std::time::{Duration, Instant};
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
     listener.set_nonblocking(true).unwrap();
     std::thread::spawn(move || {
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-        let stream = loop {
-            match listener.accept() {
-                Ok((s, _)) => break s,
-                Err(_) if std::time::Instant::now() < deadline => {
-                    std::thread::sleep(std::time::Duration::from_millis(10))
+        for _ in 0..requests {
+            let deadline = Instant::now() + Duration::from_secs(30);
+            let stream = loop {
+                match listener.accept() {
+                    Ok((s, _)) => break s,
+                    Err(_) if Instant::now() < deadline => {
+                        std::thread::sleep(Duration::from_millis(10))
+                    }
+                    Err(_) => return,
                 }
-                Err(_) => return,
+            };
+            stream.set_nonblocking(false).unwrap();
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            let mut line = String::new();
+            while reader.read_line(&mut line).unwrap_or(0) > 0 && line != "\r\n" {
+                line.clear();
             }
-        };
-        stream.set_nonblocking(false).unwrap();
-        let mut reader = BufReader::new(stream.try_clone().unwrap());
-        let mut line = String::new();
-        while reader.read_line(&mut line).unwrap_or(0) > 0 && line != "\r\n" {
-            line.clear();
+            let mut stream = stream;
+            let _ = write!(
+                stream,
+                "HTTP/1.1 {status}\r\nContent-Length: {}\r\n{headers}Connection: close\r\n\r\n",
+                body.len()
+            );
+            let _ = stream.write_all(&body);
         }
-        let mut stream = stream;
-        let _ = write!(
-            stream,
-            "HTTP/1.1 {status}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-            body.len()
-        );
-        let _ = stream.write_all(&body);
     });
     url
 }
