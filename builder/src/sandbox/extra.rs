@@ -9,15 +9,15 @@
 //! mount points never land in a layer (BuildKit's mount stub cleaner does the same).
 
 use std::ffi::{CString, OsString};
-use std::fs::{self, File, FileTimes, OpenOptions};
+use std::fs;
 use std::io;
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Component, Path, PathBuf};
 
 use nix::mount::MsFlags;
 
 use super::mounts::{MountOp, Need};
+pub use super::stubs::Stubs;
 
 /// One extra mount.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -103,53 +103,6 @@ fn push_components(pending: &mut Vec<OsString>, p: &Path) {
     pending.extend(comps.into_iter().rev());
 }
 
-/// Mount points this run created in the rootfs, removed by `remove` (or on drop).
-#[derive(Debug, Default)]
-pub struct Stubs {
-    /// In creation order.
-    created: Vec<(PathBuf, bool)>,
-    times: Vec<(PathBuf, FileTimes)>,
-}
-
-impl Stubs {
-    fn remember_times(&mut self, dir: &Path) -> io::Result<()> {
-        if self.times.iter().all(|(d, _)| d != dir) {
-            let m = fs::metadata(dir)?;
-            let t = FileTimes::new()
-                .set_accessed(m.accessed()?)
-                .set_modified(m.modified()?);
-            self.times.push((dir.to_path_buf(), t));
-        }
-        Ok(())
-    }
-
-    /// Removes what was created, deepest first, when still empty.
-    pub fn remove(&mut self) -> io::Result<()> {
-        for (p, dir) in self.created.drain(..).rev() {
-            if dir {
-                let _ = fs::remove_dir(&p);
-            } else if fs::symlink_metadata(&p).is_ok_and(|m| m.is_file() && m.len() == 0) {
-                let _ = fs::remove_file(&p);
-            }
-        }
-        let mut first_err = None;
-        for (dir, times) in self.times.drain(..).rev() {
-            if let Err(e) = File::open(&dir).and_then(|d| d.set_times(times))
-                && e.kind() != io::ErrorKind::NotFound
-            {
-                first_err.get_or_insert(e);
-            }
-        }
-        first_err.map_or(Ok(()), Err)
-    }
-}
-
-impl Drop for Stubs {
-    fn drop(&mut self) {
-        let _ = self.remove();
-    }
-}
-
 /// Resolves every target and creates the missing mount points; returns the resolved
 /// host paths (in `mounts`' order) and what to remove afterwards.
 pub fn prepare(root: &Path, mounts: &[SandboxMount]) -> io::Result<(Vec<PathBuf>, Stubs)> {
@@ -177,25 +130,16 @@ pub fn prepare(root: &Path, mounts: &[SandboxMount]) -> io::Result<(Vec<PathBuf>
         let mut at = root.to_path_buf();
         let n = rel.components().count();
         for (i, c) in rel.components().enumerate() {
-            let parent = at.clone();
             at.push(c);
             match fs::symlink_metadata(&at) {
                 Ok(_) => continue,
                 Err(e) if e.kind() == io::ErrorKind::NotFound => {}
                 Err(e) => return Err(e),
             }
-            stubs.remember_times(&parent)?;
             if i + 1 == n && file {
-                OpenOptions::new()
-                    .write(true)
-                    .create_new(true)
-                    .custom_flags(libc::O_NOFOLLOW)
-                    .mode(0o644)
-                    .open(&at)?;
-                stubs.created.push((at.clone(), false));
+                stubs.create_file(&at)?;
             } else {
-                fs::create_dir(&at)?;
-                stubs.created.push((at.clone(), true));
+                stubs.create_dir(&at)?;
             }
         }
         out.push(resolved);

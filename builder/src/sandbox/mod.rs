@@ -19,6 +19,7 @@ pub mod command;
 pub mod extra;
 pub mod mountpoints;
 pub mod mounts;
+mod stubs;
 pub mod user;
 
 use std::ffi::CString;
@@ -275,7 +276,7 @@ pub fn run_cancellable(
         &mut stdout,
         &mut stderr,
     );
-    let cleanup = stubs.remove().and(created.remove());
+    let cleanup = stubs.remove().and(created.stubs.remove());
     let outcome = result.map_err(|e| describe(e, spec, &mounts))?;
     cleanup.map_err(|source| SandboxError::Io {
         what: "removing the mount points made in the rootfs",

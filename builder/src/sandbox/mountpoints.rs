@@ -3,10 +3,11 @@
 //! created only when missing and removed after the run, with the parent directories'
 //! times put back, so the rootfs is left exactly as the command left it.
 
-use std::fs::{self, File, FileTimes, OpenOptions};
+use std::fs;
 use std::io;
-use std::os::unix::fs::OpenOptionsExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
+
+use super::stubs::Stubs;
 
 /// The top-level directories the sandbox mounts on.
 pub const DIRS: [&str; 3] = ["proc", "dev", "etc"];
@@ -23,27 +24,12 @@ pub fn hostname_file(hostname: &str) -> String {
     format!("{hostname}\n")
 }
 
-/// What this run added to the rootfs, undone by `remove` (or on drop).
+/// What this run added to the rootfs, and which generated files can be mounted.
 #[derive(Debug, Default)]
 pub struct Created {
-    files: Vec<PathBuf>,
-    dirs: Vec<PathBuf>,
-    times: Vec<(PathBuf, FileTimes)>,
+    pub stubs: Stubs,
     /// The names of `ETC_FILES` that are regular files now and can be mounted on.
     pub usable: Vec<String>,
-}
-
-impl Created {
-    fn remember_times(&mut self, dir: &Path) -> io::Result<()> {
-        if self.times.iter().all(|(d, _)| d != dir) {
-            let m = fs::metadata(dir)?;
-            let t = FileTimes::new()
-                .set_accessed(m.accessed()?)
-                .set_modified(m.modified()?);
-            self.times.push((dir.to_path_buf(), t));
-        }
-        Ok(())
-    }
 }
 
 /// Makes sure `DIRS` are real directories and `ETC_FILES` exist under `etc`. A
@@ -61,9 +47,7 @@ pub fn prepare(rootfs: &Path) -> io::Result<Created> {
                 )));
             }
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                created.remember_times(rootfs)?;
-                fs::create_dir(&path)?;
-                created.dirs.push(path);
+                created.stubs.create_dir(&path)?;
             }
             Err(e) => return Err(e),
         }
@@ -75,14 +59,7 @@ pub fn prepare(rootfs: &Path) -> io::Result<Created> {
             Ok(m) if m.is_file() => created.usable.push(name.to_string()),
             Ok(_) => {}
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                created.remember_times(&etc)?;
-                OpenOptions::new()
-                    .write(true)
-                    .create_new(true)
-                    .custom_flags(libc::O_NOFOLLOW)
-                    .mode(0o644)
-                    .open(&path)?;
-                created.files.push(path);
+                created.stubs.create_file(&path)?;
                 created.usable.push(name.to_string());
             }
             Err(e) => return Err(e),
@@ -91,42 +68,10 @@ pub fn prepare(rootfs: &Path) -> io::Result<Created> {
     Ok(created)
 }
 
-impl Created {
-    /// Removes what `prepare` added. Runs after the sandbox's mount namespace is gone,
-    /// when the mount points are plain empty files and directories again.
-    pub fn remove(&mut self) -> io::Result<()> {
-        let mut first_err = None;
-        for f in self.files.drain(..) {
-            if let Err(e) = fs::remove_file(&f)
-                && e.kind() != io::ErrorKind::NotFound
-            {
-                first_err.get_or_insert(e);
-            }
-        }
-        for d in self.dirs.drain(..).rev() {
-            // Kept when the command put something in it.
-            let _ = fs::remove_dir(&d);
-        }
-        for (dir, times) in self.times.drain(..) {
-            if let Err(e) = File::open(&dir).and_then(|d| d.set_times(times))
-                && e.kind() != io::ErrorKind::NotFound
-            {
-                first_err.get_or_insert(e);
-            }
-        }
-        first_err.map_or(Ok(()), Err)
-    }
-}
-
-impl Drop for Created {
-    fn drop(&mut self) {
-        let _ = self.remove();
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::fs::{File, FileTimes};
     use std::time::SystemTime;
 
     #[test]
@@ -156,7 +101,7 @@ mod tests {
         let mut c = prepare(root.path()).unwrap();
         assert_eq!(c.usable, ETC_FILES);
         assert!(root.path().join("etc/hostname").is_file());
-        c.remove().unwrap();
+        c.stubs.remove().unwrap();
         assert_eq!(
             fs::read_to_string(root.path().join("etc/hosts")).unwrap(),
             "mine"
