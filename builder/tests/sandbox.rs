@@ -482,12 +482,9 @@ fn cancel_kills_everything_and_cleans_up() {
     assert!(!root.path().join("etc/hosts").exists());
 }
 
-/// Runs as the parent that gets killed in `parent_death_kills_the_sandbox`.
-#[test]
-fn parent_death_helper() {
-    let Ok(dir) = std::env::var("RBUILD_SANDBOX_HELPER_ROOT") else {
-        return;
-    };
+/// What `parent_death_kills_the_sandbox` runs in its child process (the test binary
+/// re-run on that test with the helper variables set): the parent that gets killed.
+fn parent_death_helper(dir: String) {
     let marker = std::env::var("RBUILD_SANDBOX_HELPER_MARKER").unwrap();
     let s = spec(&PathBuf::from(dir), &format!("echo ready; sleep {marker}"));
     let _ = sandbox::run(
@@ -504,12 +501,15 @@ fn parent_death_helper() {
 
 #[test]
 fn parent_death_kills_the_sandbox() {
+    if let Ok(dir) = std::env::var("RBUILD_SANDBOX_HELPER_ROOT") {
+        return parent_death_helper(dir);
+    }
     let root = rootfs();
     let marker = format!("{}", 3_000_000 + std::process::id());
     let mut helper = Command::new(std::env::current_exe().unwrap())
         .args([
             "--exact",
-            "parent_death_helper",
+            "parent_death_kills_the_sandbox",
             "--nocapture",
             "--test-threads=1",
         ])

@@ -475,31 +475,41 @@ fn drop_after_an_error_or_a_panic_leaves_no_mount_and_no_scratch() {
 /// Set by [`gc_removes_a_crashed_snapshot`] for the child it runs.
 const CRASH_ENV: &str = "RBUILD_TEST_SNAPSHOT_CRASH_STORE";
 
-/// Not a test on its own: the child of [`gc_removes_a_crashed_snapshot`], which prepares
-/// a snapshot, writes to it and dies without any cleanup.
-#[test]
-fn crash_child() {
-    let Some(root) = std::env::var_os(CRASH_ENV) else {
-        return;
-    };
+/// What [`gc_removes_a_crashed_snapshot`] runs in its child process (the test binary
+/// re-run on that test with `CRASH_ENV` set): prepares a snapshot, writes to it and dies
+/// without any cleanup.
+fn crash_child(root: std::ffi::OsString) -> ! {
     let store = Store::open(Path::new(&root)).unwrap();
     let base = store.images().unwrap()[0].layers[0].clone();
     let snap = Snapshot::prepare_with(&store, &[base], Snapshotter::Overlay).unwrap();
     fs::write(snap.merged().join("half-done"), vec![7u8; 1 << 20]).unwrap();
     // kill -9: no Drop, no unwinding.
     nix::sys::signal::raise(nix::sys::signal::Signal::SIGKILL).unwrap();
-    unreachable!();
+    unreachable!("SIGKILL was raised");
 }
 
 #[test]
 fn gc_removes_a_crashed_snapshot() {
+    if let Some(root) = std::env::var_os(CRASH_ENV) {
+        crash_child(root);
+    }
     let (dir, store, _base) = store_with_busybox();
     let status = Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", "crash_child", "--nocapture", "--test-threads=1"])
+        .args([
+            "--exact",
+            "gc_removes_a_crashed_snapshot",
+            "--nocapture",
+            "--test-threads=1",
+        ])
         .env(CRASH_ENV, store.root())
         .status()
         .unwrap();
-    assert!(!status.success(), "the child was killed");
+    use std::os::unix::process::ExitStatusExt;
+    assert_eq!(
+        status.signal(),
+        Some(9),
+        "the child died of SIGKILL: {status:?}"
+    );
     assert_eq!(
         mounts_under(dir.path()).len(),
         1,
