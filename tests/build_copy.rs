@@ -359,3 +359,16 @@ fn copy_parents_is_a_clear_error_until_supported() {
         .stderr_contains("Dockerfile:2")
         .stderr_contains("--parents is not supported yet");
 }
+
+#[test]
+fn add_copies_a_compressed_file_that_holds_no_tar_as_it_is() {
+    let (store, ctx) = setup("add-gz-plain");
+    let gz = compress("gzip", b"just text, not a tar archive\n");
+    std::fs::write(ctx.0.join("notes.gz"), &gz).unwrap();
+    ctx.write("Dockerfile", "FROM busybox\nADD notes.gz /data/\n");
+    store
+        .run(&["build", "-t", "gzplain", ctx_arg(&ctx)])
+        .success();
+    let copied = upper(&store, "gzplain").join("data/notes.gz");
+    assert_eq!(std::fs::read(&copied).unwrap(), gz);
+}

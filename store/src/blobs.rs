@@ -206,22 +206,22 @@ impl BlobWriter {
         let file = buf
             .into_inner()
             .map_err(|e| BlobError::Write(e.into_error()))?;
-        if let Some(expected) = expected {
-            if let Some(want) = expected_size
-                && want != size
-            {
-                return Err(BlobError::SizeMismatch {
-                    digest: expected.clone(),
-                    expected: want,
-                    actual: size,
-                });
-            }
-            if expected != &digest {
-                return Err(BlobError::DigestMismatch {
-                    expected: expected.clone(),
-                    actual: digest,
-                });
-            }
+        if let Some(want) = expected_size
+            && want != size
+        {
+            return Err(BlobError::SizeMismatch {
+                digest: expected.unwrap_or(&digest).clone(),
+                expected: want,
+                actual: size,
+            });
+        }
+        if let Some(expected) = expected
+            && expected != &digest
+        {
+            return Err(BlobError::DigestMismatch {
+                expected: expected.clone(),
+                actual: digest,
+            });
         }
         let io_err = |source| BlobError::Io {
             digest: digest.clone(),
@@ -303,6 +303,24 @@ mod tests {
             0,
             "temp removed"
         );
+    }
+
+    #[test]
+    fn a_promised_size_is_checked_without_a_digest() {
+        let (_d, b) = blobs();
+        let err = b.put_reader(&b"hello"[..], None, Some(4)).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                BlobError::SizeMismatch {
+                    expected: 4,
+                    actual: 5,
+                    ..
+                }
+            ),
+            "{err}"
+        );
+        assert_eq!(b.list().unwrap(), vec![]);
     }
 
     #[test]

@@ -217,10 +217,8 @@ pub(super) fn build_stage(
         });
         let selected = selected.and_then(|sel| {
             let mut sources = match &sel {
-                Some(s) => {
-                    context::digests_cached(s, Some(&cx.store.root().join("context-digests")))
-                        .map_err(|e| e.to_string())?
-                }
+                Some(s) => context::digests_cached(s, Some(&context_digests(cx)))
+                    .map_err(|e| e.to_string())?,
                 None => BTreeMap::new(),
             };
             if let Instruction::Copy(c) = instr
@@ -260,9 +258,13 @@ pub(super) fn build_stage(
             args,
             sources,
             extra: match instr {
-                Instruction::Run(r) => {
-                    format!("network={}{}", network.as_str(), run_mount_key(cx, r))
-                }
+                Instruction::Run(r) => match run_mount_key(cx, r) {
+                    Ok(mounts) => format!("network={}{mounts}", network.as_str()),
+                    Err(message) => {
+                        progress.failed(v, &message);
+                        return Err(fail(message));
+                    }
+                },
                 _ => String::new(),
             },
         };
@@ -370,16 +372,11 @@ fn is_archive(e: &context::Entry) -> bool {
     if !e.meta.is_file() {
         return false;
     }
-    let mut head = [0u8; 512];
-    let n = std::fs::File::open(&e.path)
-        .and_then(|f| f.take(512).read(&mut head))
-        .unwrap_or(0);
-    let head = &head[..n];
-    head.starts_with(&[0x1f, 0x8b])
-        || head.starts_with(b"BZh")
-        || head.starts_with(&[0xfd, b'7', b'z', b'X', b'Z', 0x00])
-        || head.get(257..262) == Some(b"ustar")
-        || tar_checksum_ok(head)
+    // Like Docker: an archive is what reads as a tar header once decompressed, so a
+    // gzip file that holds no tar is copied as it is, not refused.
+    let mut head = Vec::with_capacity(512);
+    let read = super::untar::open(&e.path).and_then(|r| r.take(512).read_to_end(&mut head));
+    read.is_ok() && (head.get(257..262) == Some(b"ustar") || tar_checksum_ok(&head))
 }
 
 /// Whether `head` is a tar header with a valid checksum (pre-POSIX tars have no
@@ -529,13 +526,20 @@ fn apply_exclude(
 }
 
 fn is_remote(src: &str) -> bool {
-    src.starts_with("http://") || src.starts_with("https://") || src.starts_with("git@")
+    rbuild_store::download::is_url(src) || src.starts_with("git@")
 }
 
 /// What a RUN's mounts add to its cache key, as BuildKit keys them: the contents of
 /// bound context paths and the layers of bound stages and images. Cache, tmpfs and
 /// secret contents are not part of it (their flags are, in the step's text).
-fn run_mount_key(cx: &Cx<'_>, r: &rbuild_parser::instruction::Run) -> String {
+/// Where content digests of context files are remembered between builds.
+fn context_digests(cx: &Cx<'_>) -> std::path::PathBuf {
+    cx.store.root().join("context-digests")
+}
+
+/// A bound context path that can't be read is an error here, not a blank in the key
+/// (which could hit a stale entry).
+fn run_mount_key(cx: &Cx<'_>, r: &rbuild_parser::instruction::Run) -> Result<String, String> {
     use rbuild_parser::instruction::MountType;
     let mut out = String::new();
     for m in r.mounts.iter().filter_map(|m| m.get()) {
@@ -545,8 +549,12 @@ fn run_mount_key(cx: &Cx<'_>, r: &rbuild_parser::instruction::Run) -> String {
         let src = m.source.as_deref().unwrap_or("/");
         match &m.from {
             None => {
-                let sel = cx.ctx.select(src).ok();
-                let digests = sel.as_deref().and_then(|s| context::digests(s).ok());
+                let sel = cx
+                    .ctx
+                    .select(src)
+                    .map_err(|e| format!("--mount=type=bind,source={src}: {e}"))?;
+                let digests = context::digests_cached(&sel, Some(&context_digests(cx)))
+                    .map_err(|e| format!("--mount=type=bind,source={src}: {e}"))?;
                 out.push_str(&format!(";bind {src}={digests:?}"));
             }
             Some(from) => {
@@ -558,7 +566,7 @@ fn run_mount_key(cx: &Cx<'_>, r: &rbuild_parser::instruction::Run) -> String {
             }
         }
     }
-    out
+    Ok(out)
 }
 
 fn select(ctx: &Context, srcs: &[String], text: &str) -> Result<Vec<context::Selection>, String> {
