@@ -531,6 +531,11 @@ fn parent_death_kills_the_sandbox() {
         );
         seen.push_str(&String::from_utf8_lossy(&b[..n]));
     }
+    // `ready` is printed just before the shell starts `sleep`: wait for it to appear.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while host_processes(&format!("sleep {marker}")).is_empty() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(10));
+    }
     assert_eq!(host_processes(&format!("sleep {marker}")).len(), 1);
     helper.kill().unwrap();
     helper.wait().unwrap();
