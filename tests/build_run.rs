@@ -10,7 +10,7 @@ use crate::build::{ctx_arg, outcomes, setup, upper};
 use crate::util::{TestStore, root};
 
 /// Mount points under the store, from this process's view of the mount table.
-fn mounts_under(dir: &Path) -> Vec<String> {
+pub(crate) fn mounts_under(dir: &Path) -> Vec<String> {
     let dir = dir.canonicalize().unwrap();
     std::fs::read_to_string("/proc/self/mountinfo")
         .unwrap()
@@ -20,7 +20,7 @@ fn mounts_under(dir: &Path) -> Vec<String> {
         .collect()
 }
 
-fn check_clean(store: &TestStore) {
+pub(crate) fn check_clean(store: &TestStore) {
     let out = store.run(&["system", "check"]).success().stdout;
     assert!(out.contains("no problems found"), "{out}");
 }

@@ -9,6 +9,7 @@ mod build;
 mod build_copy;
 mod build_mounts;
 mod build_run;
+mod build_stages;
 mod crash;
 mod deps;
 mod history;

@@ -471,7 +471,12 @@ fn cancel_kills_everything_and_cleans_up() {
             std::thread::sleep(Duration::from_millis(300));
             cancel.store(true, std::sync::atomic::Ordering::Relaxed);
         });
-        sandbox::run_cancellable(&s, &cancel, |_| {}, |_| {})
+        sandbox::run_cancellable(
+            &s,
+            &|| cancel.load(std::sync::atomic::Ordering::Relaxed),
+            |_| {},
+            |_| {},
+        )
     });
     assert!(matches!(r, Err(SandboxError::Cancelled)), "{r:?}");
     assert!(start.elapsed() < Duration::from_secs(3));

@@ -127,11 +127,14 @@ pub fn run(global: &Global, args: BuildArgs) -> Result<ExitCode, CliError> {
     };
     let store = global.store()?;
     let quiet = args.quiet || args.progress == Progress::Quiet;
-    let mut err = std::io::stderr().lock();
+    let mut err = std::io::stderr();
     let mut printer = |e: Event| {
         if !quiet {
-            // Progress is best effort: a closed stderr must not fail the build.
-            let _ = print_event(&mut err, &e);
+            // Progress is best effort: a closed stderr must not fail the build. One
+            // write per event, so lines from concurrent stages never mix.
+            let mut line = Vec::new();
+            let _ = print_event(&mut line, &e);
+            let _ = err.write_all(&line);
         }
     };
     let outcome = build::build(&store, &opts, &mut printer)?;

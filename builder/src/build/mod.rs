@@ -7,9 +7,8 @@
 //! miss runs the step ([`step`]) and commits its result as an image whose parent is the
 //! previous step's. The last image gets the tags.
 //!
-//! Stages run one after another for now. The plan's waves say which stages are
-//! independent: the loop in [`build`] over `plan.waves` is where a wave could run its
-//! stages concurrently (each stage only reads earlier waves' results).
+//! Stages the target needs run concurrently, each as soon as the stages it uses are
+//! built ([`schedule`]); stages it does not need are skipped.
 
 pub mod cache;
 pub mod context;
@@ -19,11 +18,13 @@ pub mod progress;
 mod rootfs;
 mod run;
 mod run_mounts;
+mod schedule;
 mod step;
 mod untar;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use rbuild_parser::ParseError;
 use rbuild_parser::dockerignore::{Matcher, read_ignore_file};
@@ -90,14 +91,16 @@ pub struct RunRequest<'a> {
     pub instruction: &'a Run,
     /// Where the command's output goes, as it comes (stdout and stderr alike).
     pub output: &'a mut dyn FnMut(&[u8]),
+    /// Set when another stage of the build failed: the step should stop as on Ctrl-C.
+    pub abort: &'a AtomicBool,
 }
 
 /// Runs RUN steps: the sandbox plus the snapshotter. `run` returns the layer the
 /// command's changes make (stored with [`Store::add_layer`] or `add_layer_dir`), or
 /// `None` when it changed nothing; an `Err` is the message the build fails with (exit
-/// code and the last lines of output). It takes `&self` so stages may later run it
-/// from several threads.
-pub trait RunStep {
+/// code and the last lines of output). Stages built concurrently call it from several
+/// threads at once.
+pub trait RunStep: Sync {
     fn run(&self, store: &Store, req: RunRequest<'_>) -> Result<Option<CommittedLayer>, String>;
 }
 
@@ -158,9 +161,9 @@ struct StageResult {
 pub fn build(
     store: &Store,
     opts: &BuildOptions<'_>,
-    events: &mut dyn FnMut(Event),
+    events: progress::Sink<'_>,
 ) -> Result<BuildOutcome, BuildError> {
-    let mut progress = progress::Progress::new(events);
+    let progress = progress::Progress::new(events);
     let df_path = source::dockerfile_path(opts.dockerfile.as_deref(), &opts.context);
     let shown = opts
         .dockerfile
@@ -279,76 +282,112 @@ pub fn build(
             message: e.to_string(),
         })?;
     let ctx = context::Context::new(context_root.clone(), ignore);
-    let mut cx = step::Cx {
-        store,
-        opts,
-        ctx: &ctx,
-        file: src.name.clone(),
-        note_scope: format!(
-            "{}\0{}",
-            context_root.display(),
-            src.path
-                .as_ref()
-                .and_then(|p| p.canonicalize().ok())
-                .map_or(src.name.clone(), |p| p.display().to_string())
-        ),
-        lines: src.text().lines().map(str::to_string).collect(),
-        proxy: plan.proxy.clone(),
-        context_loaded: false,
-        mount_sources: mount_images,
-        cached: 0,
-        ran: 0,
-        stages: vec![None; plan.stages.len()],
-        images: bases.clone(),
-    };
+    let context_loaded = AtomicBool::new(false);
+    let abort = AtomicBool::new(false);
+    let lines: Vec<String> = src.text().lines().map(str::to_string).collect();
+    let note_scope = format!(
+        "{}\0{}",
+        context_root.display(),
+        src.path
+            .as_ref()
+            .and_then(|p| p.canonicalize().ok())
+            .map_or(src.name.clone(), |p| p.display().to_string())
+    );
+    let cached = AtomicUsize::new(0);
+    let ran = AtomicUsize::new(0);
 
-    let many = plan.stages.len() > 1;
-    // Each wave's stages depend only on earlier waves: they could run concurrently here.
-    for wave in &plan.waves {
-        for &index in wave {
-            let stage = &plan.stages[index];
-            let base = match &stage.base {
-                Base::Scratch => StageResult {
-                    image: None,
-                    config: step::scratch_config(),
-                },
-                Base::Image(r) => {
-                    let id = bases[r].clone();
-                    StageResult {
-                        config: store.config(&id)?,
-                        image: Some(id),
-                    }
-                }
-                Base::Stage(j) => cx.stages[*j].clone().ok_or_else(|| BuildError::Step {
-                    location: format!("{}:{}", src.name, stage.line),
-                    message: format!("stage {j} was not built before stage {index}"),
-                })?,
-            };
-            let label = if many {
-                format!("{} ", stage.display_name())
-            } else {
-                String::new()
-            };
-            let total = stage.steps.len() + 1;
-            let from = match &stage.base {
-                Base::Image(r) => format!("FROM {}", full_name(r)),
-                _ => stage.from.clone(),
-            };
-            let v = progress.start(format!("[{label}1/{total}] {from}"));
-            progress.done(v);
-            let result = step::build_stage(&mut cx, &mut progress, stage, base, &label)?;
-            // Later stages may `RUN --mount from=` this one, by name or index.
-            let layers = result.config.rootfs.diff_ids.clone();
-            if let Some(name) = &stage.name {
-                cx.mount_sources.insert(name.to_lowercase(), layers.clone());
+    // The stages the target needs, dependencies first, and what each waits for.
+    let order: Vec<usize> = plan.waves.iter().flatten().copied().collect();
+    let deps: Vec<Vec<usize>> = plan
+        .stages
+        .iter()
+        .map(|stage| {
+            let mut d: Vec<usize> = stage
+                .deps
+                .iter()
+                .filter_map(|d| match d.on {
+                    stages::DependsOn::Stage(j) => Some(j),
+                    _ => None,
+                })
+                .collect();
+            if let Base::Stage(j) = stage.base {
+                d.push(j);
             }
-            cx.mount_sources.insert(index.to_string(), layers);
-            cx.stages[index] = Some(result);
+            d
+        })
+        .collect();
+    let many = plan.stages.len() > 1;
+    let root = store.root().to_path_buf();
+    let built = schedule::run(&order, &deps, &abort, plan.stages.len(), |index, done| {
+        let stage = &plan.stages[index];
+        // Each stage has its own connection to the metadata database, which is used by
+        // one thread at a time.
+        let store = &Store::open(&root)?;
+        let base = match &stage.base {
+            Base::Scratch => StageResult {
+                image: None,
+                config: step::scratch_config(),
+            },
+            Base::Image(r) => {
+                let id = bases[r].clone();
+                StageResult {
+                    config: store.config(&id)?,
+                    image: Some(id),
+                }
+            }
+            Base::Stage(j) => done[*j].clone().ok_or_else(|| BuildError::Step {
+                location: format!("{}:{}", src.name, stage.line),
+                message: format!("stage {j} was not built before stage {index}"),
+            })?,
+        };
+        // What `RUN --mount from=` can name: images, and the stages built so far by
+        // name and index.
+        let mut mount_sources = mount_images.clone();
+        for (j, result) in done.iter().enumerate() {
+            if let Some(result) = result {
+                let layers = result.config.rootfs.diff_ids.clone();
+                if let Some(name) = &plan.stages[j].name {
+                    mount_sources.insert(name.to_lowercase(), layers.clone());
+                }
+                mount_sources.insert(j.to_string(), layers);
+            }
         }
-    }
+        let mut cx = step::Cx {
+            store,
+            opts,
+            ctx: &ctx,
+            file: src.name.clone(),
+            note_scope: note_scope.clone(),
+            lines: &lines,
+            proxy: plan.proxy.clone(),
+            context_loaded: &context_loaded,
+            abort: &abort,
+            mount_sources,
+            cached: 0,
+            ran: 0,
+            stages: done.to_vec(),
+            images: bases.clone(),
+        };
+        let label = if many {
+            format!("{} ", stage.display_name())
+        } else {
+            String::new()
+        };
+        let total = stage.steps.len() + 1;
+        let from = match &stage.base {
+            Base::Image(r) => format!("FROM {}", full_name(r)),
+            _ => stage.from.clone(),
+        };
+        let v = progress.start(format!("[{label}1/{total}] {from}"));
+        progress.done(v);
+        let result = step::build_stage(&mut cx, &progress, stage, base, &label);
+        cached.fetch_add(cx.cached, Ordering::Relaxed);
+        ran.fetch_add(cx.ran, Ordering::Relaxed);
+        result
+    })?;
 
     let v = progress.start("exporting to image");
-    let last = cx.stages[plan.target]
+    let last = built[plan.target]
         .clone()
         .expect("the target stage was built");
     let image_id = step::finish(store, last, &opts.labels)?;
@@ -361,8 +400,8 @@ pub fn build(
     Ok(BuildOutcome {
         image_id,
         tags: opts.tags.clone(),
-        cached: cx.cached,
-        ran: cx.ran,
+        cached: cached.into_inner(),
+        ran: ran.into_inner(),
     })
 }
 

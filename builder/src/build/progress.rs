@@ -3,8 +3,12 @@
 //!
 //! A *vertex* is one numbered unit of work, as BuildKit's progress calls them: loading
 //! the Dockerfile, a FROM, each step, exporting the image. Its events come in order:
-//! `Started`, then any of `Log`/`Cached`/`Miss`, then `Done` or `Failed`.
+//! `Started`, then any of `Log`/`Cached`/`Miss`, then `Done` or `Failed`. Stages built
+//! concurrently interleave their vertices' events, as BuildKit's do; each event is
+//! delivered whole, one at a time.
 
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use super::cache::MissReason;
@@ -32,63 +36,77 @@ pub enum Event {
     Warning { text: String },
 }
 
-/// Numbers vertices and sends their events.
+/// The receiver of a build's events; `Send` because stages run on their own threads.
+pub type Sink<'a> = &'a mut (dyn FnMut(Event) + Send);
+
+/// Numbers vertices and sends their events; shared by the threads of a build.
 pub(crate) struct Progress<'a> {
-    sink: &'a mut dyn FnMut(Event),
-    next: usize,
+    sink: Mutex<Sink<'a>>,
+    next: AtomicUsize,
 }
 
 impl<'a> Progress<'a> {
-    pub fn new(sink: &'a mut dyn FnMut(Event)) -> Self {
-        Progress { sink, next: 1 }
+    pub fn new(sink: Sink<'a>) -> Self {
+        Progress {
+            sink: Mutex::new(sink),
+            next: AtomicUsize::new(1),
+        }
+    }
+
+    fn send(&self, e: Event) {
+        // A sink that panicked poisoned the lock; its later events still go to it.
+        let mut sink = self.sink.lock().unwrap_or_else(|p| p.into_inner());
+        (sink)(e);
     }
 
     /// Starts a vertex and returns its id.
-    pub fn start(&mut self, name: impl Into<String>) -> Vertex {
-        let id = self.next;
-        self.next += 1;
-        (self.sink)(Event::Started {
+    pub fn start(&self, name: impl Into<String>) -> Vertex {
+        // Numbered and announced under one lock, so ids appear in order.
+        let mut sink = self.sink.lock().unwrap_or_else(|p| p.into_inner());
+        let id = self.next.fetch_add(1, Ordering::Relaxed);
+        (sink)(Event::Started {
             id,
             name: name.into(),
         });
+        drop(sink);
         Vertex {
             id,
             began: std::time::Instant::now(),
         }
     }
 
-    pub fn log(&mut self, v: &Vertex, text: impl Into<String>) {
-        (self.sink)(Event::Log {
+    pub fn log(&self, v: &Vertex, text: impl Into<String>) {
+        self.send(Event::Log {
             id: v.id,
             text: text.into(),
         });
     }
 
-    pub fn cached(&mut self, v: &Vertex) {
-        (self.sink)(Event::Cached { id: v.id });
+    pub fn cached(&self, v: &Vertex) {
+        self.send(Event::Cached { id: v.id });
     }
 
-    pub fn miss(&mut self, v: &Vertex, reason: MissReason) {
-        (self.sink)(Event::Miss { id: v.id, reason });
+    pub fn miss(&self, v: &Vertex, reason: MissReason) {
+        self.send(Event::Miss { id: v.id, reason });
     }
 
-    pub fn done(&mut self, v: Vertex) {
-        (self.sink)(Event::Done {
+    pub fn done(&self, v: Vertex) {
+        self.send(Event::Done {
             id: v.id,
             elapsed: v.began.elapsed(),
         });
     }
 
-    pub fn failed(&mut self, v: Vertex, message: &str) {
-        (self.sink)(Event::Failed {
+    pub fn failed(&self, v: Vertex, message: &str) {
+        self.send(Event::Failed {
             id: v.id,
             elapsed: v.began.elapsed(),
             message: message.to_string(),
         });
     }
 
-    pub fn warning(&mut self, text: impl Into<String>) {
-        (self.sink)(Event::Warning { text: text.into() });
+    pub fn warning(&self, text: impl Into<String>) {
+        self.send(Event::Warning { text: text.into() });
     }
 }
 

@@ -3,7 +3,7 @@
 //! committed as the step's layer.
 
 use std::cell::RefCell;
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use rbuild_store::Store;
 use rbuild_store::commit::CommittedLayer;
@@ -12,8 +12,9 @@ use super::{NetworkMode, RunRequest, RunStep};
 use crate::sandbox::{self, Network, SandboxError, SandboxSpec};
 use crate::snapshot::{CommitOptions, Snapshot};
 
-/// Runs RUN steps in the sandbox; `cancel` (set on Ctrl-C or SIGTERM) stops a running
-/// step, and the snapshot's `Drop` unmounts and removes what it had.
+/// Runs RUN steps in the sandbox; `cancel` (set on Ctrl-C or SIGTERM) or the request's
+/// `abort` (set when another stage of the build failed) stops a running step, and the
+/// snapshot's `Drop` unmounts and removes what it had.
 pub struct SandboxRunner<'a> {
     pub cancel: &'a AtomicBool,
 }
@@ -50,14 +51,18 @@ impl RunStep for SandboxRunner<'_> {
             mounts: prepared.mounts.clone(),
         };
         let output = RefCell::new(req.output);
+        let abort = req.abort;
         let outcome = sandbox::run_cancellable(
             &spec,
-            self.cancel,
+            &|| self.cancel.load(Ordering::Relaxed) || abort.load(Ordering::Relaxed),
             |b| (output.borrow_mut())(b),
             |b| (output.borrow_mut())(b),
         );
         let outcome = match outcome {
             Ok(o) => o,
+            Err(SandboxError::Cancelled) if abort.load(Ordering::Relaxed) => {
+                return Err("cancelled: another stage failed".to_string());
+            }
             Err(SandboxError::Cancelled) => return Err("interrupted".to_string()),
             Err(e) => return Err(e.to_string()),
         };

@@ -2,6 +2,7 @@
 //! RUN through [`RunStep`](super::RunStep)), and committing its intermediate image.
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use rbuild_parser::instruction::{Chmod, Instruction, Network, ShellOrExec};
 use rbuild_parser::stages::Stage;
@@ -22,7 +23,9 @@ const DEFAULT_PATH: &str = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/b
 /// The history comment BuildKit's Dockerfile frontend writes.
 const HISTORY_COMMENT: &str = "buildkit.dockerfile.v0";
 
-/// What every step of a build shares.
+/// What a stage's steps work with. Each stage built on its own thread has its own copy,
+/// with its own store handle (a SQLite connection is used by one thread at a time).
+#[derive(Clone)]
 pub(super) struct Cx<'a> {
     pub store: &'a Store,
     pub opts: &'a BuildOptions<'a>,
@@ -32,9 +35,12 @@ pub(super) struct Cx<'a> {
     /// The context and Dockerfile, identifying this build's cache notes.
     pub note_scope: String,
     /// The Dockerfile's lines, for the instruction as written.
-    pub lines: Vec<String>,
+    pub lines: &'a [String],
     pub proxy: BTreeMap<String, String>,
-    pub context_loaded: bool,
+    /// Whether the "load build context" vertex was shown (once per build).
+    pub context_loaded: &'a AtomicBool,
+    /// Set when a stage of the build failed: the others stop at their next step.
+    pub abort: &'a AtomicBool,
     /// What `RUN --mount from=` may name (images, then stages as they are built).
     pub mount_sources: super::run_mounts::MountSources,
     pub cached: usize,
@@ -82,7 +88,7 @@ fn from_base(mut c: ImageConfig) -> ImageConfig {
 
 pub(super) fn build_stage(
     cx: &mut Cx<'_>,
-    progress: &mut Progress<'_>,
+    progress: &Progress<'_>,
     stage: &Stage,
     base: StageResult,
     label: &str,
@@ -103,16 +109,15 @@ pub(super) fn build_stage(
             location: location.clone(),
             message,
         };
-        if super::interrupt::requested() {
+        if super::interrupt::requested() || cx.abort.load(Ordering::Relaxed) {
             return Err(fail("interrupted".to_string()));
         }
         let instr = &step.instruction;
         let is_copy = matches!(instr, Instruction::Copy(_) | Instruction::Add(_));
-        if is_copy && !cx.context_loaded {
+        if is_copy && !cx.context_loaded.swap(true, Ordering::Relaxed) {
             let v = progress.start("[internal] load build context");
             progress.log(&v, "transferring context: done");
             progress.done(v);
-            cx.context_loaded = true;
         }
         let v = progress.start(format!("[{label}{}/{total}] {}", i + 2, step.text));
 
@@ -699,6 +704,7 @@ fn execute(
                 mount_sources: &cx.mount_sources,
                 instruction: run,
                 output,
+                abort: cx.abort,
             };
             runner.run(cx.store, req)
         }

@@ -27,7 +27,6 @@ use std::io::Read;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
 
 use nix::errno::Errno;
 use nix::fcntl::OFlag;
@@ -173,15 +172,16 @@ pub fn run(
     stdout: impl FnMut(&[u8]),
     stderr: impl FnMut(&[u8]),
 ) -> Result<Outcome, SandboxError> {
-    run_cancellable(spec, &AtomicBool::new(false), stdout, stderr)
+    run_cancellable(spec, &|| false, stdout, stderr)
 }
 
-/// As `run`; setting `cancel` (e.g. from a SIGINT handler's thread) kills the sandbox,
-/// every process in it, and returns `SandboxError::Cancelled` once it is gone and
-/// cleaned up. The flag is checked every 50 ms.
+/// As `run`; once `cancel` returns true (e.g. a flag set by a SIGINT thread, or a
+/// failed sibling stage) the sandbox and every process in it are killed, and it
+/// returns `SandboxError::Cancelled` once they are gone and cleaned up. It is asked
+/// every 50 ms.
 pub fn run_cancellable(
     spec: &SandboxSpec,
-    cancel: &AtomicBool,
+    cancel: &(dyn Fn() -> bool + Sync),
     mut stdout: impl FnMut(&[u8]),
     mut stderr: impl FnMut(&[u8]),
 ) -> Result<Outcome, SandboxError> {
@@ -335,7 +335,7 @@ fn spawn_and_wait(
     user: &user::ExecUser,
     hostname: &str,
     mounts: Vec<mounts::MountOp>,
-    cancel: &AtomicBool,
+    cancel: &(dyn Fn() -> bool + Sync),
     stdout: &mut dyn FnMut(&[u8]),
     stderr: &mut dyn FnMut(&[u8]),
 ) -> Result<Outcome, Raw> {
@@ -430,7 +430,7 @@ fn spawn_and_wait(
 /// gone), collecting the children's reports and honouring `cancel`.
 fn stream(
     monitor: Pid,
-    cancel: &AtomicBool,
+    cancel: &(dyn Fn() -> bool + Sync),
     fds: [OwnedFd; 3],
     stdout: &mut dyn FnMut(&[u8]),
     stderr: &mut dyn FnMut(&[u8]),
@@ -441,7 +441,7 @@ fn stream(
     let mut init: Option<Pid> = None;
     let mut cancelled = false;
     while open.iter().any(|o| *o) {
-        if !cancelled && cancel.load(Ordering::Relaxed) {
+        if !cancelled && cancel() {
             cancelled = true;
             // SIGKILL to PID 1 ends the whole namespace; the monitor too, in case init
             // was not reported yet (it has PR_SET_PDEATHSIG, init dies with it).
