@@ -427,7 +427,8 @@ fn save_digest_cache(path: &Path, known: &std::collections::HashMap<String, Stri
         text.push_str(d);
         text.push('\n');
     }
-    let tmp = path.with_extension(format!("tmp{}", std::process::id()));
+    // Unique per writer: stages on several threads may save at once.
+    let tmp = path.with_file_name(rbuild_store::fsutil::unique_name(".context-digests"));
     if fs::write(&tmp, text).is_err() || fs::rename(&tmp, path).is_err() {
         let _ = fs::remove_file(&tmp);
     }
