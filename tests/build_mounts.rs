@@ -77,6 +77,70 @@ fn cache_mounts_persist_between_builds_and_stay_out_of_layers() {
 }
 
 #[test]
+fn cache_mounts_seeded_from_a_stage() {
+    let (store, ctx) = setup("mount-cache-from");
+    let dockerfile = |seed: &str| {
+        format!(
+            "FROM busybox AS seed\n\
+             RUN mkdir -p /data && echo {seed} > /data/x && chown 7:8 /data && chmod 750 /data\n\
+             FROM busybox\n\
+             RUN --mount=type=cache,target=/c,from=seed,source=/data \
+             cat /c/x > /first && stat -c %u:%g:%a /c > /owner && echo more > /c/y\n\
+             RUN --mount=type=cache,target=/c,from=seed,source=/data ls /c > /list\n"
+        )
+    };
+    ctx.write("Dockerfile", &dockerfile("one"));
+    store.run(&["build", "-t", "a", ctx_arg(&ctx)]).success();
+    assert_eq!(in_some_layer(&store, "first").unwrap(), b"one\n");
+    // The seed's directory, owner and mode kept; the first RUN's write persisted.
+    assert_eq!(in_some_layer(&store, "owner").unwrap(), b"7:8:750\n");
+    assert_eq!(in_some_layer(&store, "list").unwrap(), b"x\ny\n");
+    // The seed stage's own layer is untouched by what the RUNs wrote to the cache.
+    assert!(in_some_layer(&store, "data/y").is_none());
+
+    // Different seed contents: a cache of its own, starting from the new seed.
+    let (store2, ctx2) = (store, ctx);
+    ctx2.write("Dockerfile", &dockerfile("two"));
+    let run = store2.run(&["build", "-t", "b", ctx_arg(&ctx2)]).success();
+    let lists: Vec<Vec<u8>> = layer_files(&store2)
+        .into_iter()
+        .filter(|(p, _)| p == "list")
+        .filter_map(|(_, c)| c)
+        .collect();
+    assert!(
+        lists.contains(&b"x\ny\n".to_vec()),
+        "{lists:?}\n{}",
+        run.stderr
+    );
+    let firsts: Vec<Vec<u8>> = layer_files(&store2)
+        .into_iter()
+        .filter(|(p, _)| p == "first")
+        .filter_map(|(_, c)| c)
+        .collect();
+    assert!(firsts.contains(&b"two\n".to_vec()), "{firsts:?}");
+    let dirs = std::fs::read_dir(store2.root().join("cache-mounts"))
+        .unwrap()
+        .filter(|e| {
+            let n = e.as_ref().unwrap().file_name();
+            !n.to_string_lossy().starts_with('.')
+        })
+        .count();
+    assert_eq!(dirs, 2, "one cache per seed");
+
+    // A seed source that is not a directory is a clear error naming the step.
+    ctx2.write(
+        "Dockerfile",
+        "FROM busybox AS seed\nFROM busybox\n\
+         RUN --mount=type=cache,target=/c,from=seed,source=/etc/passwd true\n",
+    );
+    store2
+        .run(&["build", ctx_arg(&ctx2)])
+        .failure()
+        .stderr_contains("Dockerfile:3")
+        .stderr_contains("not a directory");
+}
+
+#[test]
 fn bind_and_tmpfs_mounts() {
     let (store, ctx) = setup("mount-bind");
     ctx.write("data.txt", "from the context\n");

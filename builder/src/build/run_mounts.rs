@@ -6,7 +6,8 @@
 //!   (default) holds a shared flock on it for the step, `locked` an exclusive one
 //!   (waiting for every other user), `private` an exclusive one if it can get it at once
 //!   and otherwise a fresh empty directory that is thrown away after the step.
-//!   `from=` (seeding the cache from a stage) is refused for now.
+//!   With `from=` (a stage or image) the cache starts as a copy of its `source`
+//!   directory, and is a separate cache per id *and* seed contents, as in BuildKit.
 //! - `type=tmpfs`: an empty tmpfs, `size=` bytes at most.
 //! - `type=bind`: `source` (default `/`) in the build context, or in the root of the
 //!   `from=` stage or image (its layers in a read-only snapshot), resolved inside that
@@ -62,6 +63,12 @@ pub(super) struct Inputs<'a> {
 /// The directory name of a cache id: readable characters kept, the rest `_`, plus a
 /// short hash so that different ids never share a directory.
 pub fn cache_dir_name(id: &str) -> String {
+    cache_dir_name_seeded(id, "")
+}
+
+/// As [`cache_dir_name`], for a cache seeded from `seed` (what `from=` gave it): the
+/// hash covers both, so each seed has its own cache.
+fn cache_dir_name_seeded(id: &str, seed: &str) -> String {
     use sha2::{Digest as _, Sha256};
     let readable: String = id
         .chars()
@@ -74,7 +81,13 @@ pub fn cache_dir_name(id: &str) -> String {
         })
         .take(64)
         .collect();
-    let hash = Sha256::digest(id.as_bytes());
+    let mut h = Sha256::new();
+    h.update(id.as_bytes());
+    if !seed.is_empty() {
+        h.update(b"\0");
+        h.update(seed.as_bytes());
+    }
+    let hash = h.finalize();
     let hex: String = hash[..6].iter().map(|b| format!("{b:02x}")).collect();
     format!("{}-{hex}", readable.trim_start_matches('.'))
 }
@@ -131,25 +144,64 @@ pub(super) fn prepare(inp: &Inputs<'_>, mounts: &[Mount]) -> Result<Prepared, St
 
 fn cache(inp: &Inputs<'_>, m: &Mount, p: &mut Prepared) -> Result<(), String> {
     let target = m.target.as_deref().ok_or("cache mount needs a target")?;
-    if m.from.is_some() {
-        return Err("RUN --mount=type=cache,from=… is not supported yet".into());
-    }
     let target = absolute(inp.workdir, target);
     let id = m.id.clone().unwrap_or_else(|| target.clone());
+    // With `from=`, the cache starts as a copy of that stage's or image's `source`, and
+    // is a different cache for different contents there (BuildKit keys the cache
+    // directory on the id and the base ref).
+    let seed = match &m.from {
+        None => None,
+        Some(from) => {
+            let layers = from_layers(inp, from)?;
+            let src = m.source.as_deref().unwrap_or("/");
+            Some((layers, src))
+        }
+    };
+    let name = match &seed {
+        None => cache_dir_name(&id),
+        Some((layers, src)) => {
+            let layers: Vec<String> = layers.iter().map(|d| d.to_string()).collect();
+            cache_dir_name_seeded(&id, &format!("{}:{src}", layers.join(",")))
+        }
+    };
     let base = inp.store.root().join("cache-mounts");
     fs::create_dir_all(&base).map_err(io(format!("creating {}", base.display())))?;
-    let dir = base.join(cache_dir_name(&id));
-    let make = |dir: &Path| -> std::io::Result<()> {
-        chown(dir, Some(m.uid.unwrap_or(0)), Some(m.gid.unwrap_or(0)))?;
-        fs::set_permissions(dir, fs::Permissions::from_mode(m.mode.unwrap_or(0o755)))
+    let dir = base.join(name);
+    let make = |dir: &Path| -> Result<(), String> {
+        if let Some((layers, src)) = &seed {
+            let snap = Snapshot::prepare(inp.store, layers).map_err(|e| e.to_string())?;
+            let from = resolve_in_root(snap.merged(), src)
+                .map_err(io(format!("cache mount source {src:?}")))?;
+            if !fs::metadata(&from).is_ok_and(|m| m.is_dir()) {
+                return Err(format!(
+                    "cache mount source {src:?}: not a directory in {}",
+                    m.from.as_deref().unwrap_or_default()
+                ));
+            }
+            fs::remove_dir(dir).map_err(io("setting up the cache directory"))?;
+            crate::snapshot::copy_tree(&from, dir).map_err(|e| e.to_string())?;
+        }
+        // A seeded cache keeps its source's owner and mode unless the flags say otherwise.
+        let (uid, gid, mode) = match seed {
+            None => (m.uid.or(Some(0)), m.gid.or(Some(0)), m.mode.or(Some(0o755))),
+            Some(_) => (m.uid, m.gid, m.mode),
+        };
+        let set = || -> std::io::Result<()> {
+            chown(dir, uid, gid)?;
+            match mode {
+                Some(mode) => fs::set_permissions(dir, fs::Permissions::from_mode(mode)),
+                None => Ok(()),
+            }
+        };
+        set().map_err(io("setting up the cache directory"))
     };
     if !dir.exists() {
         // Made aside and renamed, so a concurrent build never sees it half set up.
         let tmp = private_temp(&base, ".new-")?;
-        make(tmp.path()).map_err(io("setting up the cache directory"))?;
+        make(tmp.path())?;
         let made = tmp.keep();
         if fs::rename(&made, &dir).is_err() {
-            let _ = fs::remove_dir(&made);
+            let _ = fs::remove_dir_all(&made);
         }
     }
     let lock = File::open(&dir).map_err(io(format!("opening {}", dir.display())))?;
@@ -167,7 +219,7 @@ fn cache(inp: &Inputs<'_>, m: &Mount, p: &mut Prepared) -> Result<(), String> {
             Ok(()) => dir,
             Err(_) => {
                 let tmp = private_temp(&base, ".private-")?;
-                make(tmp.path()).map_err(io("setting up the cache directory"))?;
+                make(tmp.path())?;
                 let path = tmp.path().to_path_buf();
                 p._keep.push(Keep::Temp(tmp));
                 path
@@ -185,6 +237,15 @@ fn cache(inp: &Inputs<'_>, m: &Mount, p: &mut Prepared) -> Result<(), String> {
     Ok(())
 }
 
+/// The layers of the stage or image a mount's `from=` names.
+fn from_layers<'a>(inp: &Inputs<'a>, from: &str) -> Result<&'a [Digest], String> {
+    inp.sources
+        .get(&from.to_lowercase())
+        .or_else(|| inp.sources.get(from))
+        .map(Vec::as_slice)
+        .ok_or_else(|| format!("mount from {from:?}: no such stage or image"))
+}
+
 fn bind(inp: &Inputs<'_>, m: &Mount, p: &mut Prepared) -> Result<(), String> {
     let target = m.target.as_deref().ok_or("bind mount needs a target")?;
     let root: PathBuf = match &m.from {
@@ -196,11 +257,7 @@ fn bind(inp: &Inputs<'_>, m: &Mount, p: &mut Prepared) -> Result<(), String> {
             r
         }
         Some(from) => {
-            let layers = inp
-                .sources
-                .get(&from.to_lowercase())
-                .or_else(|| inp.sources.get(from))
-                .ok_or_else(|| format!("mount from {from:?}: no such stage or image"))?;
+            let layers = from_layers(inp, from)?;
             let snap = Snapshot::prepare(inp.store, layers).map_err(|e| e.to_string())?;
             let r = snap.merged().to_path_buf();
             p._keep.push(Keep::Snapshot(snap));

@@ -534,21 +534,23 @@ fn is_remote(src: &str) -> bool {
     rbuild_store::download::is_url(src) || src.starts_with("git@")
 }
 
-/// What a RUN's mounts add to its cache key, as BuildKit keys them: the contents of
-/// bound context paths and the layers of bound stages and images. Cache, tmpfs and
-/// secret contents are not part of it (their flags are, in the step's text).
 /// Where content digests of context files are remembered between builds.
 fn context_digests(cx: &Cx<'_>) -> std::path::PathBuf {
     cx.store.root().join("context-digests")
 }
 
-/// A bound context path that can't be read is an error here, not a blank in the key
-/// (which could hit a stale entry).
+/// What a RUN's mounts add to its cache key, as BuildKit keys them: the contents of
+/// bound context paths and the layers of bound stages and images (and of the stages
+/// that seed caches). Cache, tmpfs and secret contents are not part of it (their flags
+/// are, in the step's text). A bound context path that can't be read is an error
+/// here, not a blank in the key (which could hit a stale entry).
 fn run_mount_key(cx: &Cx<'_>, r: &rbuild_parser::instruction::Run) -> Result<String, String> {
     use rbuild_parser::instruction::MountType;
     let mut out = String::new();
     for m in r.mounts.iter().filter_map(|m| m.get()) {
-        if m.kind != MountType::Bind {
+        // A cache seeded `from=` a stage depends on that stage, as a bind does.
+        let seeded_cache = m.kind == MountType::Cache && m.from.is_some();
+        if m.kind != MountType::Bind && !seeded_cache {
             continue;
         }
         let src = m.source.as_deref().unwrap_or("/");

@@ -352,3 +352,9 @@ impl Drop for Snapshot {
         }
     }
 }
+
+/// Copies the directory `src` and everything in it, owners, modes, times and hard links
+/// kept, to the new path `dst` (a cache mount seeded `from=` a stage).
+pub(crate) fn copy_tree(src: &Path, dst: &Path) -> Result<(), SnapshotError> {
+    files::copy_tree(src, dst, &mut files::Links::default())
+}
