@@ -150,6 +150,31 @@ fn a_failed_run_commits_nothing_and_leaves_no_mount() {
     // The completed step is kept as cache (one more image); the failed one left nothing.
     let after = store.run(&["images", "-a", "-q"]).success().stdout;
     assert_eq!(after.lines().count(), before.lines().count() + 1);
+    // The report repeats the output's last lines and the Dockerfile lines, and names
+    // the image the step ran on: the completed step's.
+    let parent = after
+        .lines()
+        .find(|l| !before.contains(l))
+        .expect("the completed step's image");
+    let boxed = run
+        .stderr
+        .split_once(" > [3/3] RUN echo about to fail; ls /nonexistent:\n")
+        .and_then(|(_, rest)| rest.split_once("------\n"))
+        .map(|(tail, _)| tail)
+        .unwrap_or_else(|| panic!("no output box: {}", run.stderr));
+    assert!(boxed.contains(" about to fail\n"), "{boxed}");
+    assert!(
+        run.stderr
+            .contains("Dockerfile:3\n--------------------\n   1 |     FROM busybox\n   2 |     RUN touch /made-it\n   3 | >>> RUN echo about to fail; ls /nonexistent\n--------------------\n"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr
+            .contains(&format!("The step ran on image {parent}; open a shell in it with: rbuild run -it --rm {parent} sh")),
+        "{}",
+        run.stderr
+    );
     assert!(mounts_under(store.root()).is_empty());
     assert_eq!(
         std::fs::read_dir(store.root().join("tmp")).unwrap().count(),

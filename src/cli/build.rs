@@ -137,7 +137,16 @@ pub fn run(global: &Global, args: BuildArgs) -> Result<ExitCode, CliError> {
             let _ = err.write_all(&line);
         }
     };
-    let outcome = build::build(&store, &opts, &mut printer)?;
+    let outcome = match build::build(&store, &opts, &mut printer) {
+        Ok(outcome) => outcome,
+        Err(build::BuildError::Failed(f)) => {
+            // The step's last output, its Dockerfile lines and the image it ran on,
+            // above the error line, as BuildKit prints them.
+            eprint!("\n{}", f.report());
+            return Err(build::BuildError::Failed(f).into());
+        }
+        Err(e) => return Err(e.into()),
+    };
     if let Some(path) = &args.iidfile {
         std::fs::write(path, outcome.image_id.to_string())?;
     }

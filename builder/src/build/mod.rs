@@ -13,6 +13,7 @@
 pub mod cache;
 pub mod context;
 mod copy;
+pub mod failure;
 pub mod interrupt;
 pub mod progress;
 mod rootfs;
@@ -38,6 +39,7 @@ use rbuild_store::{Digest, ImageConfig, ImageRef, Store, StoreError};
 use crate::source::{self, SourceError};
 
 pub use cache::MissReason;
+pub use failure::StepFailure;
 pub use progress::Event;
 pub use run::SandboxRunner;
 
@@ -143,9 +145,12 @@ pub enum BuildError {
     Parse(#[from] ParseError),
     #[error(transparent)]
     Store(#[from] StoreError),
-    /// A step failed: `Dockerfile:LINE: message`.
+    /// A step could not start: `Dockerfile:LINE: message`.
     #[error("{location}: {message}")]
     Step { location: String, message: String },
+    /// A step failed while it ran; [`StepFailure::report`] says more than the message.
+    #[error("{0}")]
+    Failed(Box<StepFailure>),
     #[error("build context {path}: {message}")]
     Context { path: PathBuf, message: String },
 }
