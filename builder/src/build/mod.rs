@@ -158,7 +158,7 @@ struct StageResult {
 pub fn build(
     store: &Store,
     opts: &BuildOptions<'_>,
-    events: &mut dyn FnMut(Event),
+    events: &mut (dyn FnMut(Event) + Send),
 ) -> Result<BuildOutcome, BuildError> {
     let mut progress = progress::Progress::new(events);
     let df_path = source::dockerfile_path(opts.dockerfile.as_deref(), &opts.context);

@@ -304,14 +304,7 @@ pub(super) fn build_stage(
 
         let mut config = st.result.config.clone();
         let started = std::time::Instant::now();
-        let mut output = |bytes: &[u8]| {
-            // BuildKit's plain progress: each output line under the step's number, with
-            // the seconds since the step began.
-            let secs = started.elapsed().as_secs_f64();
-            for line in String::from_utf8_lossy(bytes).lines() {
-                progress.log(&v, format!("{secs:.3} {line}"));
-            }
-        };
+        let mut output = |bytes: &[u8]| progress.output(&v, started.elapsed(), bytes);
         let executed = execute(
             cx,
             &mut st,
