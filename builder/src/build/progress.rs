@@ -193,11 +193,12 @@ mod tests {
         );
         assert_eq!(lines_of(&[b"a\n"]), ["a"]);
         assert!(lines_of(&[b""]).is_empty());
-        // A line without breaks comes in bounded pieces.
-        let long = vec![b'x'; MAX_LINE + 10];
-        let got = lines_of(&[&long]);
+        // A line without breaks is sent once the buffer is full, not kept growing.
+        let long = vec![b'x'; MAX_LINE - 1];
+        let got = lines_of(&[&long, b"yy", b"z\n"]);
         assert_eq!(got.len(), 2);
-        assert_eq!(got[0].len(), MAX_LINE);
+        assert_eq!(got[0].len(), MAX_LINE + 1);
+        assert_eq!(got[1], "z");
     }
 
     #[test]
