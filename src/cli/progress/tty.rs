@@ -8,6 +8,7 @@
 //! when running ones need the room (they come back in the final state).
 
 use std::collections::VecDeque;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use console::{Term, measure_text_width, style, truncate_str};
@@ -41,32 +42,40 @@ struct Vertex {
     miss: Option<String>,
     /// Status lines (`writing image sha256:… done`), kept.
     logs: Vec<String>,
-    /// The last lines of output and when each came.
-    tail: VecDeque<(Duration, String)>,
+    /// The last lines of output, shared with the line's style, which draws them under
+    /// it on each tick: a command printing thousands of lines costs no redraw per line.
+    tail: Arc<Mutex<Tail>>,
     /// Its lines on the display, while it is there.
     bars: Option<Bars>,
+}
+
+impl Vertex {
+    /// Lines it takes on the display.
+    fn height(&self) -> usize {
+        let Some(bars) = &self.bars else { return 0 };
+        let tail = match self.state {
+            State::Running => lock(&self.tail).lines.len().min(TAIL),
+            _ => 0,
+        };
+        1 + bars.logs.len() + tail
+    }
+}
+
+#[derive(Default)]
+struct Tail {
+    /// Lines and when each came, as printed.
+    lines: VecDeque<(Duration, String)>,
+    /// The terminal's width when the last came.
+    width: usize,
+}
+
+fn lock(tail: &Mutex<Tail>) -> std::sync::MutexGuard<'_, Tail> {
+    tail.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 struct Bars {
     line: ProgressBar,
     logs: Vec<ProgressBar>,
-    tail: Vec<ProgressBar>,
-}
-
-impl Bars {
-    fn count(&self) -> usize {
-        1 + self.logs.len() + self.tail.len()
-    }
-
-    fn last(&self) -> &ProgressBar {
-        self.tail.last().or(self.logs.last()).unwrap_or(&self.line)
-    }
-
-    fn all(&self) -> impl Iterator<Item = &ProgressBar> {
-        std::iter::once(&self.line)
-            .chain(&self.logs)
-            .chain(&self.tail)
-    }
 }
 
 pub struct Tty {
@@ -108,9 +117,10 @@ impl Tty {
         match e {
             // The library numbers vertices from 1 in the order they start.
             Event::Started { id, name } if id == self.vertices.len() + 1 => {
+                let tail = Arc::new(Mutex::new(Tail::default()));
                 let line = self
                     .mp
-                    .add(ProgressBar::new_spinner().with_style(running_style()));
+                    .add(ProgressBar::new_spinner().with_style(running_style(Arc::clone(&tail))));
                 line.enable_steady_tick(TICK);
                 let v = Vertex {
                     name,
@@ -118,11 +128,10 @@ impl Tty {
                     began: Instant::now(),
                     miss: None,
                     logs: Vec::new(),
-                    tail: VecDeque::new(),
+                    tail,
                     bars: Some(Bars {
                         line,
                         logs: Vec::new(),
-                        tail: Vec::new(),
                     }),
                 };
                 show_line(&v, width);
@@ -143,22 +152,13 @@ impl Tty {
                 }
             }
             Event::Output { id, elapsed, line } => {
-                if let Some(v) = self.vertices.get_mut(id.wrapping_sub(1)) {
-                    if v.tail.len() == ERROR_TAIL {
-                        v.tail.pop_front();
+                if let Some(v) = self.vertices.get(id.wrapping_sub(1)) {
+                    let mut tail = lock(&v.tail);
+                    if tail.lines.len() == ERROR_TAIL {
+                        tail.lines.pop_front();
                     }
-                    v.tail.push_back((elapsed, visible(&line)));
-                    if let Some(bars) = &mut v.bars {
-                        if bars.tail.len() < TAIL.min(v.tail.len()) {
-                            let bar = self.mp.insert_after(bars.last(), plain_bar());
-                            bars.tail.push(bar);
-                        }
-                        let shown = v.tail.iter().skip(v.tail.len() - bars.tail.len());
-                        for (bar, (_, line)) in bars.tail.iter().zip(shown) {
-                            let text = fit(&format!(" => => # {line}"), width);
-                            bar.set_message(style(text).dim().for_stderr().to_string());
-                        }
-                    }
+                    tail.lines.push_back((elapsed, line));
+                    tail.width = width;
                 }
             }
             Event::Miss { id, reason } => {
@@ -183,11 +183,8 @@ impl Tty {
         };
         v.state = state(v.began.elapsed());
         let text = format!(" => {}", vertex_text(v, width));
-        if let Some(bars) = &mut v.bars {
-            for bar in bars.tail.drain(..) {
-                bar.finish_and_clear();
-                self.mp.remove(&bar);
-            }
+        // The finished style draws no output lines.
+        if let Some(bars) = &v.bars {
             bars.line.disable_steady_tick();
             bars.line.set_style(plain_style());
             bars.line.finish_with_message(text);
@@ -204,12 +201,7 @@ impl Tty {
     /// terminal, so the running ones stay in sight.
     fn keep_to_height(&mut self) {
         let room = usize::from(self.term.size().0).saturating_sub(2).max(4);
-        let mut used: usize = self
-            .vertices
-            .iter()
-            .filter_map(|v| v.bars.as_ref())
-            .map(Bars::count)
-            .sum();
+        let mut used: usize = self.vertices.iter().map(Vertex::height).sum();
         for v in &mut self.vertices {
             if used <= room {
                 break;
@@ -217,9 +209,9 @@ impl Tty {
             if v.state == State::Running {
                 continue;
             }
+            used -= v.height();
             if let Some(bars) = v.bars.take() {
-                used -= bars.count();
-                for bar in bars.all() {
+                for bar in std::iter::once(&bars.line).chain(&bars.logs) {
                     self.mp.remove(bar);
                 }
             }
@@ -295,10 +287,11 @@ impl std::fmt::Display for Summary<'_> {
         }
         // BuildKit's error block: the failed step and its last lines, unclipped.
         for v in self.vertices {
-            if matches!(v.state, State::Failed(_)) && !v.tail.is_empty() {
+            let tail = lock(&v.tail);
+            if matches!(v.state, State::Failed(_)) && !tail.lines.is_empty() {
                 writeln!(f, "------\n > {}:", v.name)?;
-                for (t, line) in &v.tail {
-                    writeln!(f, "{:.3} {line}", t.as_secs_f64())?;
+                for (t, line) in &tail.lines {
+                    writeln!(f, "{:.3} {}", t.as_secs_f64(), visible(line))?;
                 }
                 writeln!(f, "------")?;
             }
@@ -409,11 +402,26 @@ fn style_of(template: &str, clock: fn(&ProgressState, &mut dyn std::fmt::Write))
         .with_key("clock", clock)
 }
 
-/// A running vertex: spinner, text, and the time so far.
-fn running_style() -> ProgressStyle {
-    style_of(" {spinner:.cyan}  {msg}{clock}", |s, w| {
+/// A running vertex: spinner, text, the time so far, and under it its last lines of
+/// output, dimmed.
+fn running_style(tail: Arc<Mutex<Tail>>) -> ProgressStyle {
+    style_of(" {spinner:.cyan}  {msg}{clock}{tail}", |s, w| {
         let _ = w.write_str(&clock(s.elapsed()));
     })
+    .with_key(
+        "tail",
+        move |_: &ProgressState, w: &mut dyn std::fmt::Write| {
+            let tail = lock(&tail);
+            for (_, line) in tail
+                .lines
+                .iter()
+                .skip(tail.lines.len().saturating_sub(TAIL))
+            {
+                let text = fit(&format!(" => => # {}", visible(line)), tail.width);
+                let _ = write!(w, "\n{}", style(text).dim().for_stderr());
+            }
+        },
+    )
 }
 
 fn plain_style() -> ProgressStyle {
@@ -435,7 +443,7 @@ mod tests {
             began: Instant::now(),
             miss: miss.map(str::to_string),
             logs: Vec::new(),
-            tail: VecDeque::new(),
+            tail: Arc::default(),
             bars: None,
         }
     }
@@ -489,15 +497,14 @@ mod tests {
     #[test]
     fn summary_lists_every_vertex_then_the_error_and_warnings() {
         console::set_colors_enabled_stderr(false);
-        let mut failed = vertex(
+        let failed = vertex(
             "[2/2] RUN false",
             State::Failed(Duration::from_millis(300)),
             Some("first build"),
         );
-        failed.tail = (0..12)
+        lock(&failed.tail).lines = (2..12)
             .map(|i| (Duration::from_millis(i), format!("line {i}")))
             .collect();
-        failed.tail.drain(..2);
         let mut first = vertex("[1/2] FROM busybox", State::Done(Duration::ZERO), None);
         first.logs.push("resolve done".into());
         let vertices = [first, failed];
