@@ -1,5 +1,5 @@
 //! `rbuild build` (and `rbuild -t NAME CONTEXT`): flags into [`BuildOptions`], one call
-//! to the builder, and BuildKit-style plain progress on standard error.
+//! to the builder, its progress shown by [`progress::Printer`].
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -7,10 +7,10 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Args, ValueEnum};
-use rbuild_builder::build::{self, BuildOptions, Event, NetworkMode};
+use rbuild_builder::build::{self, BuildOptions, NetworkMode};
 use rbuild_builder::store::ImageRef;
 
-use super::{CliError, Global};
+use super::{CliError, Global, progress};
 
 /// Build an image from a Dockerfile.
 #[derive(Debug, Args)]
@@ -40,8 +40,8 @@ pub struct BuildArgs {
     #[arg(long, value_name = "FILE")]
     iidfile: Option<PathBuf>,
     /// How to show progress.
-    #[arg(long, value_enum, default_value_t = Progress::Auto)]
-    progress: Progress,
+    #[arg(long, value_enum, default_value_t = progress::Mode::Auto)]
+    progress: progress::Mode,
     /// A secret for `RUN --mount=type=secret`: `id=ID,src=FILE` or `id=ID,env=VAR`;
     /// repeatable.
     #[arg(long = "secret", value_name = "id=ID,src=FILE|env=VAR")]
@@ -51,14 +51,6 @@ pub struct BuildArgs {
     network: Network,
     /// The build context.
     context: PathBuf,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-enum Progress {
-    /// Plain lines (live bars on a terminal are still to come).
-    Auto,
-    Plain,
-    Quiet,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -126,27 +118,22 @@ pub fn run(global: &Global, args: BuildArgs) -> Result<ExitCode, CliError> {
         runner: Some(&runner),
     };
     let store = global.store()?;
-    let quiet = args.quiet || args.progress == Progress::Quiet;
-    let mut err = std::io::stderr();
-    let mut printer = |e: Event| {
-        if !quiet {
-            // Progress is best effort: a closed stderr must not fail the build. One
-            // write per event, so lines from concurrent stages never mix.
-            let mut line = Vec::new();
-            let _ = print_event(&mut line, &e);
-            let _ = err.write_all(&line);
-        }
+    let mode = if args.quiet {
+        progress::Mode::Quiet
+    } else {
+        args.progress
     };
-    let outcome = match build::build(&store, &opts, &mut printer) {
-        Ok(outcome) => outcome,
-        Err(build::BuildError::Failed(f)) => {
-            // The step's last output, its Dockerfile lines and the image it ran on,
-            // above the error line, as BuildKit prints them.
-            eprint!("\n{}", f.report());
-            return Err(build::BuildError::Failed(f).into());
-        }
-        Err(e) => return Err(e.into()),
-    };
+    let mut printer = progress::Printer::new(mode).map_err(CliError::Usage)?;
+    let outcome = build::build(&store, &opts, &mut |e| printer.event(e));
+    printer.finish(outcome.is_ok());
+    if let Err(build::BuildError::Failed(f)) = &outcome
+        && mode != progress::Mode::Json
+    {
+        // The step's last output, its Dockerfile lines and the image it ran on, above
+        // the error line, as BuildKit prints them (JSON has them in its events).
+        eprint!("\n{}", f.report());
+    }
+    let outcome = outcome?;
     if let Some(path) = &args.iidfile {
         std::fs::write(path, outcome.image_id.to_string())?;
     }
@@ -156,21 +143,6 @@ pub fn run(global: &Global, args: BuildArgs) -> Result<ExitCode, CliError> {
         out.flush()?;
     }
     Ok(ExitCode::SUCCESS)
-}
-
-/// BuildKit's plain progress format.
-fn print_event(w: &mut impl Write, e: &Event) -> std::io::Result<()> {
-    match e {
-        Event::Started { id, name } => writeln!(w, "#{id} {name}"),
-        Event::Log { id, text } => writeln!(w, "#{id} {text}"),
-        Event::Cached { id } => writeln!(w, "#{id} CACHED\n"),
-        Event::Miss { id, reason } => writeln!(w, "#{id} cache miss: {reason}"),
-        Event::Done { id, elapsed } => {
-            writeln!(w, "#{id} DONE {:.1}s\n", elapsed.as_secs_f64())
-        }
-        Event::Failed { id, message, .. } => writeln!(w, "#{id} ERROR: {message}\n"),
-        Event::Warning { text } => writeln!(w, "WARNING: {text}"),
-    }
 }
 
 /// `rbuild -t NAME CONTEXT` is short for `rbuild build -t NAME CONTEXT`: when the first

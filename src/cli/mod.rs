@@ -11,6 +11,7 @@ mod import;
 mod inspect;
 mod outline;
 mod parse;
+mod progress;
 mod prune;
 mod rmi;
 mod system;

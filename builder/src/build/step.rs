@@ -14,7 +14,7 @@ use rbuild_store::{Digest, ImageConfig, NewImage, Store, platform};
 use super::cache::{Inputs, MissReason, step_id};
 use super::context::{self, Context};
 use super::copy::{CopySpec, copy_into, mkdir_into};
-use super::failure::{StepFailure, Tail, source_excerpt};
+use super::failure::{StepFailure, source_excerpt};
 use super::progress::Progress;
 use super::{BuildError, BuildOptions, NetworkMode, RunRequest, StageResult};
 use crate::config_edit::ConfigEditor;
@@ -310,17 +310,7 @@ pub(super) fn build_stage(
 
         let mut config = st.result.config.clone();
         let started = std::time::Instant::now();
-        let mut tail = Tail::default();
-        let mut output = |bytes: &[u8]| {
-            // BuildKit's plain progress: each output line under the step's number, with
-            // the seconds since the step began.
-            let secs = started.elapsed().as_secs_f64();
-            for line in String::from_utf8_lossy(bytes).lines() {
-                let line = format!("{secs:.3} {line}");
-                tail.push(line.clone());
-                progress.log(&v, line);
-            }
-        };
+        let mut output = |bytes: &[u8]| progress.output(&v, started.elapsed(), bytes);
         let executed = execute(
             cx,
             &mut st,
@@ -339,12 +329,13 @@ pub(super) fn build_stage(
         let layer = match executed {
             Ok(layer) => layer,
             Err(message) => {
+                let tail = progress.tail(&v);
                 progress.failed(v, &message);
                 return Err(BuildError::Failed(Box::new(StepFailure {
                     location,
                     message,
                     step: format!("[{label}{}/{total}] {}", i + 2, step.text),
-                    tail: tail.into_lines(),
+                    tail,
                     source: source_excerpt(cx.lines, step.start_line, step.end_line),
                     parent: st.result.image.clone(),
                 })));
