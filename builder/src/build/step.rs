@@ -65,7 +65,9 @@ pub(super) fn scratch_config() -> ImageConfig {
 }
 
 /// A base image's config as a build starts from it: the image's own fields, without
-/// what describes how *it* was made (legacy container fields, comment, author).
+/// what describes how *it* was made (legacy container fields, comment, author), and
+/// without its ONBUILD triggers, which the stage runs first (the plan put them in its
+/// steps) and does not pass on.
 fn from_base(mut c: ImageConfig) -> ImageConfig {
     c.container = None;
     c.container_config = None;
@@ -73,6 +75,7 @@ fn from_base(mut c: ImageConfig) -> ImageConfig {
     c.comment = None;
     c.author = None;
     let cc = c.config.get_or_insert_with(ContainerConfig::default);
+    cc.on_build = None;
     let env = cc.env.get_or_insert_with(Vec::new);
     if !env.iter().any(|e| e.starts_with("PATH=")) {
         env.insert(0, DEFAULT_PATH.to_string());
@@ -101,7 +104,11 @@ pub(super) fn build_stage(
         let location = format!("{}:{}", cx.file, step.start_line);
         let fail = |message: String| BuildError::Step {
             location: location.clone(),
-            message,
+            // A trigger's line is the FROM's: say which trigger it was.
+            message: match &step.trigger {
+                Some(t) => format!("ONBUILD trigger {:?} of {}: {message}", t.expression, t.of),
+                None => message,
+            },
         };
         if super::interrupt::requested() {
             return Err(fail("interrupted".to_string()));
@@ -114,14 +121,23 @@ pub(super) fn build_stage(
             progress.done(v);
             cx.context_loaded = true;
         }
-        let v = progress.start(format!("[{label}{}/{total}] {}", i + 2, step.text));
+        // BuildKit marks a base's triggers `[2/4] ONBUILD COPY . /app`.
+        let onbuild = if step.trigger.is_some() {
+            "ONBUILD "
+        } else {
+            ""
+        };
+        let v = progress.start(format!("[{label}{}/{total}] {onbuild}{}", i + 2, step.text));
 
         // The instruction as written, and which occurrence of it in the stage this is.
-        let written = cx
-            .lines
-            .get(step.start_line.saturating_sub(1)..step.end_line.min(cx.lines.len()))
-            .map(|l| l.join("\n"))
-            .unwrap_or_else(|| step.text.clone());
+        let written = match &step.trigger {
+            Some(t) => format!("ONBUILD {}", t.expression),
+            None => cx
+                .lines
+                .get(step.start_line.saturating_sub(1)..step.end_line.min(cx.lines.len()))
+                .map(|l| l.join("\n"))
+                .unwrap_or_else(|| step.text.clone()),
+        };
         let occurrence = seen.entry(written.clone()).or_default();
         *occurrence += 1;
         let note_key = step_id(&cx.note_scope, "", stage.index, &written, *occurrence);
@@ -772,10 +788,16 @@ fn from_view(
     step: &rbuild_parser::stages::Step,
 ) -> Result<super::rootfs::RootView, String> {
     use rbuild_parser::stages::{DependsOn, Reason};
-    let dep = stage
-        .deps
-        .iter()
-        .find(|d| d.reason == Reason::CopyFrom && d.line == step.start_line);
+    // Triggers all sit on the FROM line, so the name tells their dependencies apart.
+    let from = match &step.instruction {
+        Instruction::Copy(c) => c.from.as_deref(),
+        _ => None,
+    };
+    let dep = stage.deps.iter().find(|d| {
+        d.reason == Reason::CopyFrom
+            && d.line == step.start_line
+            && from.is_none_or(|f| f == d.written)
+    });
     let diff_ids = match dep.map(|d| &d.on) {
         None => Vec::new(),
         Some(DependsOn::Stage(j)) => cx
