@@ -151,18 +151,21 @@ fn triggers_copy_from_stages_and_come_from_stages() {
     build(
         &store,
         "obfrom",
-        "FROM busybox\nONBUILD COPY --from=maker /made /made\n",
+        "FROM busybox\nONBUILD COPY --from=maker /made /made\n\
+         ONBUILD COPY --from=Other /other /other\n",
         &[],
     );
-    // `maker` is needed only through the base image's trigger.
+    // `maker` and `other` are needed only through the base image's triggers, which
+    // both sit on the FROM line.
     let df = "FROM busybox AS maker\nRUN echo made > /made\n\
-              FROM obfrom\nRUN cat /made > /seen\n";
+              FROM busybox AS other\nRUN echo other > /other\n\
+              FROM obfrom\nRUN cat /made /other > /seen\n";
     let out = build(&store, "obuser", df, &[]);
     assert!(
-        out.contains("[stage-1 2/3] ONBUILD COPY --from=maker /made /made"),
+        out.contains("[stage-2 2/4] ONBUILD COPY --from=maker /made /made"),
         "{out}"
     );
-    assert_eq!(read(&store, "obuser", "seen"), "made\n");
+    assert_eq!(read(&store, "obuser", "seen"), "made\nother\n");
 
     // An earlier stage's ONBUILD instructions run in the stages built on it.
     let df = "FROM busybox AS base\nONBUILD RUN echo stage > /s\n\
