@@ -204,6 +204,23 @@ fn a_failing_trigger_names_itself_and_the_from_line() {
         run.stderr
     );
     assert!(run.stderr.contains("exit code: 3"), "{}", run.stderr);
+
+    // An image only a trigger names is looked up too, and missing it says so.
+    build(
+        &store,
+        "obnope",
+        "FROM busybox\nONBUILD COPY --from=nope:1 /x /x\n",
+        &[],
+    );
+    ctx.write("Dockerfile", "FROM obnope\n");
+    let run = store.run(&["build", "-t", "c", ctx_arg(&ctx)]).failure();
+    assert!(
+        run.stderr.contains(
+            "Dockerfile:1: image not found locally: nope:1 (pull, load or import it first); an ONBUILD trigger of image obnope uses it"
+        ),
+        "{}",
+        run.stderr
+    );
 }
 
 #[test]

@@ -20,7 +20,7 @@
 
 use std::collections::BTreeMap;
 
-use rbuild_parser::stages::{self, Base, DependsOn, Plan, PlanOptions, Platform};
+use rbuild_parser::stages::{self, Base, DependsOn, Plan, PlanOptions, Platform, Reason};
 use rbuild_parser::syntax::Dockerfile;
 use rbuild_store::{Digest, ImageConfig, Store, StoreError, platform};
 
@@ -73,7 +73,7 @@ pub(super) fn resolve(
         && let Some(first) = plan.images.first()
     {
         return Err(BuildError::Step {
-            location: at(first_use(&plan, first)),
+            location: at(first_use(&plan, first).0),
             message: format!(
                 "--pull: cannot pull {}: pulling needs the registry client, which rbuild does not have yet (build without --pull to use the local image)",
                 familiar(first)
@@ -94,8 +94,20 @@ pub(super) fn resolve(
             break;
         }
         for reference in new {
-            let (id, config) = load(store, &reference, progress)
-                .map_err(|e| e.at(|| at(first_use(&plan, &reference))))?;
+            let (id, config) = match load(store, &reference, progress) {
+                Ok(found) => found,
+                Err(LoadError::Store(e)) => return Err(e.into()),
+                Err(LoadError::Missing(message)) => {
+                    let (line, trigger) = first_use(&plan, &reference);
+                    return Err(BuildError::Step {
+                        location: at(line),
+                        message: match trigger {
+                            Some(of) => format!("{message}; an ONBUILD trigger of {of} uses it"),
+                            None => message,
+                        },
+                    });
+                }
+            };
             let cc = config.config.as_ref();
             let env = cc
                 .and_then(|c| c.env.clone())
@@ -126,22 +138,11 @@ pub(super) fn resolve(
     Ok(Resolved { plan, ids, layers })
 }
 
-/// Why an image could not be had; [`LoadError::at`] adds where the Dockerfile uses it.
+/// Why an image could not be had.
 enum LoadError {
+    /// Not in the store: the message to fail with.
     Missing(String),
     Store(StoreError),
-}
-
-impl LoadError {
-    fn at(self, location: impl FnOnce() -> String) -> BuildError {
-        match self {
-            LoadError::Missing(message) => BuildError::Step {
-                location: location(),
-                message,
-            },
-            LoadError::Store(e) => e.into(),
-        }
-    }
 }
 
 /// One image from the store, with a progress line as BuildKit shows it.
@@ -173,21 +174,30 @@ fn load(
 }
 
 /// The line of the first needed stage that uses `reference`: as its base, or in
-/// `COPY --from` / `RUN --mount from=` (its own or a trigger's).
-fn first_use(plan: &Plan, reference: &str) -> usize {
+/// `COPY --from` / `RUN --mount from=`; with, when a trigger of the stage's base is what
+/// uses it, where that trigger came from.
+fn first_use(plan: &Plan, reference: &str) -> (usize, Option<String>) {
     plan.stages
         .iter()
         .filter(|s| s.needed)
         .find_map(|s| {
             if s.base == Base::Image(reference.to_string()) {
-                return Some(s.line);
+                return Some((s.line, None));
             }
-            s.deps
+            let d = s
+                .deps
                 .iter()
-                .find(|d| d.on == DependsOn::Image(reference.to_string()))
-                .map(|d| d.line)
+                .find(|d| d.on == DependsOn::Image(reference.to_string()))?;
+            // Only triggers sit on the FROM line without being the FROM.
+            let trigger = s
+                .steps
+                .iter()
+                .find_map(|step| step.trigger.as_ref())
+                .filter(|_| d.line == s.line && d.reason != Reason::From)
+                .map(|t| t.of.clone());
+            Some((d.line, trigger))
         })
-        .unwrap_or(1)
+        .unwrap_or((1, None))
 }
 
 /// The platform images are built for here, from the store's view of the machine.
