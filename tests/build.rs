@@ -19,7 +19,7 @@ pub(crate) fn ctx_arg(ctx: &TempDir) -> &str {
 }
 
 /// The image config JSON of `image`, read from the store's blob (the ID is its digest).
-fn config(store: &TestStore, image: &str) -> serde_json::Value {
+pub(crate) fn config(store: &TestStore, image: &str) -> serde_json::Value {
     let id = store
         .run(&["inspect", "-f", "{{.Id}}", image])
         .success()

@@ -8,6 +8,7 @@ mod bad_input;
 mod build;
 mod build_copy;
 mod build_mounts;
+mod build_onbuild;
 mod build_progress;
 mod build_run;
 mod build_stages;

@@ -49,6 +49,14 @@ pub struct BuildArgs {
     /// The network of RUN steps.
     #[arg(long, value_enum, default_value_t = Network::Host)]
     network: Network,
+    /// The platform to build for (`linux/amd64`): only the native one, as RUN steps are
+    /// not emulated.
+    #[arg(long, value_name = "OS/ARCH[/VARIANT]")]
+    platform: Option<String>,
+    /// Pull every image the build uses afresh (not available yet: needs the registry
+    /// client).
+    #[arg(long)]
+    pull: bool,
     /// The build context.
     context: PathBuf,
 }
@@ -116,6 +124,8 @@ pub fn run(global: &Global, args: BuildArgs) -> Result<ExitCode, CliError> {
         },
         secrets,
         runner: Some(&runner),
+        platform: args.platform.clone(),
+        pull: args.pull,
     };
     let store = global.store()?;
     let mode = if args.quiet {
@@ -178,6 +188,8 @@ pub fn rewrite_shorthand(mut argv: Vec<String>, commands: &[&str]) -> Vec<String
         "--iidfile",
         "--progress",
         "--network",
+        "--platform",
+        "--pull",
     ]
     .iter()
     .any(|f| {
@@ -257,6 +269,14 @@ mod tests {
             ["rbuild", "--root", "/s", "build", "-tx", "ctx/"]
         );
         assert_eq!(rw(&["rbuild", "."]), ["rbuild", "build", "."]);
+        assert_eq!(
+            rw(&["rbuild", "--pull", "--platform=linux/amd64", "."]),
+            ["rbuild", "build", "--pull", "--platform=linux/amd64", "."]
+        );
+        assert_eq!(
+            rw(&["rbuild", "--platform", "linux/amd64", "."]),
+            ["rbuild", "build", "--platform", "linux/amd64", "."]
+        );
         assert_eq!(rw(&["rbuild", "images", "-a"]), ["rbuild", "images", "-a"]);
         assert_eq!(rw(&["rbuild", "--help"]), ["rbuild", "--help"]);
         assert_eq!(rw(&["rbuild"]), ["rbuild"]);

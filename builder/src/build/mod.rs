@@ -10,6 +10,7 @@
 //! Stages the target needs run concurrently, each as soon as the stages it uses are
 //! built ([`schedule`]); stages it does not need are skipped.
 
+mod bases;
 pub mod cache;
 pub mod context;
 mod copy;
@@ -30,7 +31,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use rbuild_parser::ParseError;
 use rbuild_parser::dockerignore::{Matcher, read_ignore_file};
 use rbuild_parser::instruction::{Mount, Run};
-use rbuild_parser::stages::{self, Base, PlanOptions};
+use rbuild_parser::stages::{Base, DependsOn};
 use rbuild_parser::syntax;
 use rbuild_store::commit::CommittedLayer;
 use rbuild_store::config::ContainerConfig;
@@ -124,6 +125,12 @@ pub struct BuildOptions<'a> {
     pub secrets: BTreeMap<String, Vec<u8>>,
     /// Runs RUN steps; `None` makes a RUN a clear error.
     pub runner: Option<&'a dyn RunStep>,
+    /// `--platform`, as given: the native platform in any spelling; anything else is
+    /// refused (RUN has no emulation).
+    pub platform: Option<String>,
+    /// `--pull`: fetch every image the build uses afresh. Refused while there is no
+    /// registry client (see the `bases` module).
+    pub pull: bool,
 }
 
 /// What a build made.
@@ -153,6 +160,9 @@ pub enum BuildError {
     Failed(Box<StepFailure>),
     #[error("build context {path}: {message}")]
     Context { path: PathBuf, message: String },
+    /// `--platform` names a platform this machine cannot build for.
+    #[error("{0}")]
+    Platform(String),
 }
 
 /// A stage's result: its last image (or none for an empty `FROM scratch`) and config.
@@ -206,70 +216,12 @@ pub fn build(
     progress.done(v);
 
     let _lock = store.write_lock()?;
-    let mut plan_opts = PlanOptions {
-        build_args: opts.build_args.clone(),
-        target: opts.target.clone(),
-        ..PlanOptions::default()
-    };
-    let plan = stages::plan(&tree, src.text(), &plan_opts).map_err(|d| d.in_file(&src.name))?;
-    // Base images' ENV changes what their stages' instructions expand to: plan again
-    // with it (BuildKit also resolves bases before it converts the stages).
-    let mut bases = BTreeMap::new();
-    let mut mount_images = BTreeMap::new();
-    for reference in &plan.images {
-        let v = progress.start(format!(
-            "[internal] load metadata for {}",
-            full_name(reference)
-        ));
-        match store.resolve(reference) {
-            Ok(img) => {
-                let config = store.config(&img.id)?;
-                let env = config
-                    .config
-                    .as_ref()
-                    .and_then(|c| c.env.clone())
-                    .unwrap_or_default()
-                    .into_iter()
-                    .map(|kv| match kv.split_once('=') {
-                        Some((k, v)) => (k.to_string(), v.to_string()),
-                        None => (kv, String::new()),
-                    })
-                    .collect();
-                plan_opts.base_image_env.insert(reference.clone(), env);
-                bases.insert(reference.clone(), img.id);
-                mount_images.insert(reference.clone(), config.rootfs.diff_ids.clone());
-                progress.done(v);
-            }
-            Err(StoreError::NoSuchImage(_)) => {
-                let message = format!(
-                    "image not found locally: {} (pull, load or import it first)",
-                    familiar(reference)
-                );
-                progress.failed(v, &message);
-                let line = plan
-                    .stages
-                    .iter()
-                    .filter(|s| s.needed)
-                    .find_map(|s| {
-                        if s.base == Base::Image(reference.clone()) {
-                            return Some(s.line);
-                        }
-                        // `COPY --from=IMAGE` and `RUN --mount=from=IMAGE`.
-                        s.deps
-                            .iter()
-                            .find(|d| d.on == stages::DependsOn::Image(reference.clone()))
-                            .map(|d| d.line)
-                    })
-                    .unwrap_or(1);
-                return Err(BuildError::Step {
-                    location: format!("{}:{line}", src.name),
-                    message,
-                });
-            }
-            Err(e) => return Err(e.into()),
-        }
-    }
-    let plan = stages::plan(&tree, src.text(), &plan_opts).map_err(|d| d.in_file(&src.name))?;
+    // Plans with the base images' ENV and ONBUILD triggers; checks platforms and --pull.
+    let bases::Resolved {
+        plan,
+        ids: bases,
+        layers: mount_images,
+    } = bases::resolve(store, &tree, &src, opts, &progress)?;
 
     // The plan's warnings include build arguments no ARG consumed.
     for w in &plan.warnings {
@@ -311,7 +263,7 @@ pub fn build(
                 .deps
                 .iter()
                 .filter_map(|d| match d.on {
-                    stages::DependsOn::Stage(j) => Some(j),
+                    DependsOn::Stage(j) => Some(j),
                     _ => None,
                 })
                 .collect();

@@ -72,7 +72,9 @@ pub(super) fn scratch_config() -> ImageConfig {
 }
 
 /// A base image's config as a build starts from it: the image's own fields, without
-/// what describes how *it* was made (legacy container fields, comment, author).
+/// what describes how *it* was made (legacy container fields, comment, author), and
+/// without its ONBUILD triggers, which the stage runs first (the plan put them in its
+/// steps) and does not pass on.
 fn from_base(mut c: ImageConfig) -> ImageConfig {
     c.container = None;
     c.container_config = None;
@@ -80,6 +82,7 @@ fn from_base(mut c: ImageConfig) -> ImageConfig {
     c.comment = None;
     c.author = None;
     let cc = c.config.get_or_insert_with(ContainerConfig::default);
+    cc.on_build = None;
     let env = cc.env.get_or_insert_with(Vec::new);
     if !env.iter().any(|e| e.starts_with("PATH=")) {
         env.insert(0, DEFAULT_PATH.to_string());
@@ -106,9 +109,14 @@ pub(super) fn build_stage(
     let mut seen: BTreeMap<String, usize> = BTreeMap::new();
     for (i, step) in stage.steps.iter().enumerate() {
         let location = format!("{}:{}", cx.file, step.start_line);
+        // A trigger's line is the FROM's: say which trigger it was.
+        let explain = |message: String| match &step.trigger {
+            Some(t) => format!("ONBUILD trigger {:?} of {}: {message}", t.expression, t.of),
+            None => message,
+        };
         let fail = |message: String| BuildError::Step {
             location: location.clone(),
-            message,
+            message: explain(message),
         };
         if super::interrupt::requested() || cx.abort.load(Ordering::Relaxed) {
             return Err(fail("interrupted".to_string()));
@@ -120,14 +128,24 @@ pub(super) fn build_stage(
             progress.log(&v, "transferring context: done");
             progress.done(v);
         }
-        let v = progress.start(format!("[{label}{}/{total}] {}", i + 2, step.text));
+        // BuildKit marks a base's triggers `[2/4] ONBUILD COPY . /app`.
+        let onbuild = if step.trigger.is_some() {
+            "ONBUILD "
+        } else {
+            ""
+        };
+        let vertex = format!("[{label}{}/{total}] {onbuild}{}", i + 2, step.text);
+        let v = progress.start(vertex.clone());
 
         // The instruction as written, and which occurrence of it in the stage this is.
-        let written = cx
-            .lines
-            .get(step.start_line.saturating_sub(1)..step.end_line.min(cx.lines.len()))
-            .map(|l| l.join("\n"))
-            .unwrap_or_else(|| step.text.clone());
+        let written = match &step.trigger {
+            Some(t) => format!("ONBUILD {}", t.expression),
+            None => cx
+                .lines
+                .get(step.start_line.saturating_sub(1)..step.end_line.min(cx.lines.len()))
+                .map(|l| l.join("\n"))
+                .unwrap_or_else(|| step.text.clone()),
+        };
         let occurrence = seen.entry(written.clone()).or_default();
         *occurrence += 1;
         let note_key = step_id(&cx.note_scope, "", stage.index, &written, *occurrence);
@@ -333,8 +351,8 @@ pub(super) fn build_stage(
                 progress.failed(v, &message);
                 return Err(BuildError::Failed(Box::new(StepFailure {
                     location,
-                    message,
-                    step: format!("[{label}{}/{total}] {}", i + 2, step.text),
+                    message: explain(message),
+                    step: vertex,
                     tail,
                     source: source_excerpt(cx.lines, step.start_line, step.end_line),
                     parent: st.result.image.clone(),
@@ -782,10 +800,16 @@ fn from_view(
     step: &rbuild_parser::stages::Step,
 ) -> Result<super::rootfs::RootView, String> {
     use rbuild_parser::stages::{DependsOn, Reason};
-    let dep = stage
-        .deps
-        .iter()
-        .find(|d| d.reason == Reason::CopyFrom && d.line == step.start_line);
+    // Triggers all sit on the FROM line, so the name tells their dependencies apart.
+    let from = match &step.instruction {
+        Instruction::Copy(c) => c.from.as_deref(),
+        _ => None,
+    };
+    let dep = stage.deps.iter().find(|d| {
+        d.reason == Reason::CopyFrom
+            && d.line == step.start_line
+            && from.is_none_or(|f| f == d.written)
+    });
     let diff_ids = match dep.map(|d| &d.on) {
         None => Vec::new(),
         Some(DependsOn::Stage(j)) => cx

@@ -9,6 +9,7 @@ use super::args::{self, Scope};
 use super::expand::{self, Cx, StageVars};
 use super::graph::{self, RawStage};
 use super::render::render;
+use super::triggers::{self, Triggers};
 use super::{Base, DependsOn, Plan, PlanOptions, PlanWarning, Platform, Stage, Step, error, order};
 use crate::error::Diagnostic;
 use crate::instruction::{Instruction, Located};
@@ -71,10 +72,25 @@ impl<'a> Planner<'a> {
         }
 
         let target = self.target()?;
+        // Each stage's triggers, parsed now because their `--from`s are edges. A bad
+        // trigger only matters if the stage is needed.
+        let mut triggers: Vec<Result<Triggers, Diagnostic>> = planned
+            .iter()
+            .zip(stages)
+            .map(|(stage, raw)| {
+                let image = match &stage.base {
+                    Base::Image(r) => self.opts.base_image_triggers.get(r),
+                    _ => None,
+                };
+                let name = |j: usize| planned.get(j).map_or_else(String::new, Stage::display_name);
+                triggers::of_stage(raw, &stage.base, stages, name, image, self.src)
+            })
+            .collect();
         let mut edges = Vec::with_capacity(stages.len());
-        for (stage, raw) in planned.iter_mut().zip(stages) {
+        for ((stage, raw), trig) in planned.iter_mut().zip(stages).zip(&triggers) {
+            let at = trig.as_ref().map_or(&[][..], |t| &t.at[..]);
             stage.deps =
-                graph::dependencies(raw, &stage.base, &self.names, stages.len(), self.src)?;
+                graph::dependencies(raw, at, &stage.base, &self.names, stages.len(), self.src)?;
             edges.push(graph::stage_edges(&stage.deps));
         }
         if let Some(cycle) = order::find_cycle(&edges) {
@@ -84,6 +100,9 @@ impl<'a> Planner<'a> {
         for (i, stage) in planned.iter_mut().enumerate() {
             stage.needed = needed.get(i) == Some(&true);
             if stage.needed {
+                if let Some(Err(e)) = triggers.get(i) {
+                    return Err(e.clone());
+                }
                 let body = stages.get(i).map_or(&[][..], |s| s.body);
                 graph::check_defined_before(i, &stage.display_name(), &stage.deps, body, self.src)?;
             }
@@ -91,7 +110,11 @@ impl<'a> Planner<'a> {
         let waves = order::waves(&needed, &edges).ok_or_else(|| self.cycle_fallback())?;
 
         let mut declared: BTreeSet<String> = global_args.iter().map(|a| a.name.clone()).collect();
-        declared.extend(self.expand_needed(&mut planned, &globals, &cx)?);
+        let mut triggers: Vec<Triggers> = triggers
+            .iter_mut()
+            .map(|t| t.as_mut().map(std::mem::take).unwrap_or_default())
+            .collect();
+        declared.extend(self.expand_needed(&mut planned, &mut triggers, &globals, &cx)?);
 
         let unused_build_args = args::unconsumed(&self.opts.build_args, &declared);
         if !unused_build_args.is_empty() {
@@ -116,11 +139,13 @@ impl<'a> Planner<'a> {
     }
 
     /// Fills in the steps of every stage: expanded, in Dockerfile order (so a base
-    /// stage is done before the stages built on it), for the needed ones; as written for
-    /// the others. Returns the ARG names the needed stages declare.
+    /// stage is done before the stages built on it), its base's triggers first, for the
+    /// needed ones; as written for the others. Returns the ARG names the needed stages
+    /// declare.
     fn expand_needed(
         &self,
         planned: &mut [Stage],
+        triggers: &mut [Triggers],
         globals: &Scope,
         cx: &Cx<'_>,
     ) -> Result<BTreeSet<String>, Diagnostic> {
@@ -140,7 +165,19 @@ impl<'a> Planner<'a> {
             }
             .unwrap_or_else(|| self.image_vars(&stage.base));
             vars.used_args.extend(stage.used_args.iter().cloned());
-            stage.steps = expand::expand_body(raw.body, &mut vars, globals, cx)?;
+            let trig = triggers.get_mut(i).map(std::mem::take).unwrap_or_default();
+            let mut steps = Vec::with_capacity(trig.at.len() + raw.body.len());
+            for (at, info) in trig.at.iter().zip(trig.info) {
+                let mut step =
+                    expand::expand_body(std::slice::from_ref(at), &mut vars, globals, cx)
+                        .map_err(|d| triggers::located_error(&info, d, raw.at, self.src))?;
+                for s in &mut step {
+                    s.trigger = Some(info.clone());
+                }
+                steps.extend(step);
+            }
+            steps.extend(expand::expand_body(raw.body, &mut vars, globals, cx)?);
+            stage.steps = steps;
             stage.used_args = vars.used_args.clone();
             declared.extend(vars.args.iter().cloned());
             inherit.keep(i, vars);
@@ -331,6 +368,7 @@ fn unexpanded(at: &Located<Instruction>) -> Step {
         text: render(&at.inner),
         used: BTreeSet::new(),
         args: Vec::new(),
+        trigger: None,
     }
 }
 

@@ -154,6 +154,7 @@ pub fn expand_body(
             instruction,
             used,
             args,
+            trigger: None,
         });
     }
     Ok(steps)

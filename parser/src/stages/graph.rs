@@ -84,9 +84,11 @@ pub fn base_of(image: &str, index: usize, names: &HashMap<String, usize>) -> Bas
 }
 
 /// The edges out of one stage, in order: its base stage, then each `COPY --from` and
-/// `RUN --mount=from=`. References to `scratch` need nothing and make no edge.
+/// `RUN --mount=from=` of the base's ONBUILD `triggers` and of its own instructions.
+/// References to `scratch` need nothing and make no edge.
 pub fn dependencies(
     stage: &RawStage<'_>,
+    triggers: &[Located<Instruction>],
     base: &Base,
     names: &HashMap<String, usize>,
     stage_count: usize,
@@ -101,7 +103,7 @@ pub fn dependencies(
             on: DependsOn::Stage(*j),
         });
     }
-    for located in stage.body {
+    for located in triggers.iter().chain(stage.body) {
         match &located.inner {
             Instruction::Copy(c) => {
                 let Some(from) = &c.from else { continue };

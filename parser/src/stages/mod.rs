@@ -16,7 +16,9 @@
 //!   Both may name a *later* stage, which BuildKit accepts in its graph (so cycles are
 //!   possible and reported) but refuses when it builds the stage.
 //! - The default target is the last stage; a stage is built when the target needs it.
-//! - ONBUILD triggers are not followed: they run when another build uses the image.
+//! - A stage's ONBUILD instructions are not run in it: they are stored in its image. A
+//!   stage whose base has triggers (an image's `OnBuild`, or an earlier stage's ONBUILD
+//!   instructions) runs them first, before its own instructions; see [`triggers`](self::triggers).
 //!
 //! Where we are stricter than BuildKit: duplicate stage names and the reserved names
 //! `scratch` and `context` are errors here; BuildKit only warns about them (lint rules
@@ -31,11 +33,14 @@ mod graph;
 mod order;
 mod platform;
 mod render;
+mod triggers;
 
 #[cfg(test)]
 mod tests;
 #[cfg(test)]
 mod tests_graph;
+#[cfg(test)]
+mod tests_triggers;
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -48,6 +53,7 @@ use crate::syntax::Dockerfile;
 pub use args::{ArgValue, PREDEFINED_ARGS, PROXY_ARGS};
 pub use platform::{Platform, PlatformError};
 pub use render::render;
+pub use triggers::Trigger;
 
 /// What a build is asked to do.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -65,6 +71,11 @@ pub struct PlanOptions {
     /// line writes it. A builder fills it once it has the images; an image missing here
     /// is taken to set only `PATH`, which BuildKit adds to every image lacking it.
     pub base_image_env: BTreeMap<String, Vec<(String, String)>>,
+    /// The `OnBuild` triggers of base images' configs, keyed like `base_image_env`. A
+    /// stage on such an image runs them first; their `COPY --from` and
+    /// `RUN --mount from=` join the plan's dependencies and images, so a builder that
+    /// learns of new images here plans again until the image list is stable.
+    pub base_image_triggers: BTreeMap<String, Vec<String>>,
 }
 
 impl Default for PlanOptions {
@@ -76,6 +87,7 @@ impl Default for PlanOptions {
             build_platform: Platform::host(),
             target_platform: Platform::host(),
             base_image_env: BTreeMap::new(),
+            base_image_triggers: BTreeMap::new(),
         }
     }
 }
@@ -225,6 +237,10 @@ pub struct Step {
     /// in the history (`|2 A=1 B=2 cmd`), so they belong in the cache key. Empty for
     /// other instructions.
     pub args: Vec<ArgValue>,
+    /// Set when the step is an ONBUILD trigger of the stage's base rather than an
+    /// instruction of the Dockerfile; its lines are then the stage's FROM line.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub trigger: Option<Trigger>,
 }
 
 /// Plans a build of a parsed Dockerfile: types its instructions, then [`plan_typed`].

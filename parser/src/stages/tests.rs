@@ -17,6 +17,7 @@ pub(super) fn opts(build_args: &[(&str, &str)]) -> PlanOptions {
         build_platform: Platform::new("linux", "amd64", ""),
         target_platform: Platform::new("linux", "arm64", ""),
         base_image_env: BTreeMap::new(),
+        base_image_triggers: BTreeMap::new(),
     }
 }
 
