@@ -7,7 +7,7 @@ use crate::build::{ctx_arg, setup};
 use crate::util::TestStore;
 
 /// Every file path (relative) in every layer of the store, with its contents if a file.
-fn layer_files(store: &TestStore) -> Vec<(String, Option<Vec<u8>>)> {
+pub(crate) fn layer_files(store: &TestStore) -> Vec<(String, Option<Vec<u8>>)> {
     fn walk(base: &Path, dir: &Path, out: &mut Vec<(String, Option<Vec<u8>>)>) {
         for e in std::fs::read_dir(dir).unwrap() {
             let p: PathBuf = e.unwrap().path();
@@ -31,7 +31,7 @@ fn layer_files(store: &TestStore) -> Vec<(String, Option<Vec<u8>>)> {
     out
 }
 
-fn in_some_layer(store: &TestStore, rel: &str) -> Option<Vec<u8>> {
+pub(crate) fn in_some_layer(store: &TestStore, rel: &str) -> Option<Vec<u8>> {
     layer_files(store)
         .into_iter()
         .find(|(p, _)| p == rel)

@@ -236,3 +236,65 @@ fn ctrl_c_stops_a_running_step_and_cleans_up() {
     store.run(&["inspect", "never"]).failure();
     check_clean(&store);
 }
+
+#[test]
+fn run_heredocs_run_as_buildkit_runs_them() {
+    use crate::build_mounts::{in_some_layer, layer_files};
+    let (store, ctx) = setup("run-heredoc");
+    ctx.write("bound.txt", "bound\n");
+    let dockerfile = |body: &str| {
+        format!(
+            "FROM busybox
+RUN <<EOF
+echo {body} > /a
+echo b >> /a
+EOF
+RUN <<EOF
+#!/bin/sh
+echo \"script $0\" > /s
+EOF
+RUN cat > /c <<'Y'
+$HOME
+Y
+RUN --mount=type=bind,source=bound.txt,target=/dev/pipes/bound cat /dev/pipes/bound > /d
+"
+        )
+    };
+    ctx.write("Dockerfile", &dockerfile("a"));
+    store.run(&["build", "-t", "h", ctx_arg(&ctx)]).success();
+    assert_eq!(in_some_layer(&store, "a").unwrap(), b"a\nb\n");
+    // A script with a shebang is a file of its own, run by its interpreter.
+    assert_eq!(
+        in_some_layer(&store, "s").unwrap(),
+        b"script /dev/pipes/EOF\n"
+    );
+    // The shell reads the heredoc itself: the quoted one is not expanded.
+    assert_eq!(in_some_layer(&store, "c").unwrap(), b"$HOME\n");
+    // Mounts in the sandbox's /dev work, and leave nothing in a layer.
+    assert_eq!(in_some_layer(&store, "d").unwrap(), b"bound\n");
+    // (The base has an empty /dev; nothing may be under it in any layer.)
+    let files = layer_files(&store);
+    assert!(
+        !files.iter().any(|(p, _)| p.starts_with("dev/")),
+        "{:?}",
+        files
+            .iter()
+            .filter(|(p, _)| p.starts_with("dev"))
+            .collect::<Vec<_>>()
+    );
+    // A changed body is a changed step.
+    ctx.write("Dockerfile", &dockerfile("changed"));
+    let run = store.run(&["build", "-t", "h", ctx_arg(&ctx)]).success();
+    let outcomes = crate::build::outcomes(&run.stderr);
+    assert!(
+        outcomes[0].1.starts_with("cache miss"),
+        "{outcomes:?}\n{}",
+        run.stderr
+    );
+    let a: Vec<Vec<u8>> = layer_files(&store)
+        .into_iter()
+        .filter(|(p, _)| p == "a")
+        .filter_map(|(_, c)| c)
+        .collect();
+    assert!(a.contains(&b"changed\nb\n".to_vec()), "{a:?}");
+}

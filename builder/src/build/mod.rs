@@ -92,6 +92,9 @@ pub struct RunRequest<'a> {
     pub mount_sources: &'a run_mounts::MountSources,
     /// The instruction itself (heredocs, `--security`).
     pub instruction: &'a Run,
+    /// A `RUN <<EOF` script with a shebang, `(NAME, body)`: mounted read-only at
+    /// `/dev/pipes/NAME` with mode 0755, which `cmd` executes.
+    pub script_file: Option<(String, String)>,
     /// Where the command's output goes, as it comes (stdout and stderr alike).
     pub output: &'a mut dyn FnMut(&[u8]),
     /// Set when another stage of the build failed: the step should stop as on Ctrl-C.

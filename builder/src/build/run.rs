@@ -9,7 +9,7 @@ use rbuild_store::Store;
 use rbuild_store::commit::CommittedLayer;
 
 use super::{NetworkMode, RunRequest, RunStep};
-use crate::sandbox::{self, Network, SandboxError, SandboxSpec};
+use crate::sandbox::{self, MountKind, Network, SandboxError, SandboxMount, SandboxSpec};
 use crate::snapshot::{CommitOptions, Snapshot};
 
 /// Runs RUN steps in the sandbox; `cancel` (set on Ctrl-C or SIGTERM) or the request's
@@ -35,6 +35,20 @@ impl RunStep for SandboxRunner<'_> {
         )?;
         let mut env = req.env;
         env.extend(prepared.env.iter().cloned());
+        let mut mounts = prepared.mounts.clone();
+        // Kept until the command is done.
+        let _script = match &req.script_file {
+            Some((name, body)) => {
+                let (dir, file) = script_file(store, body)?;
+                mounts.push(SandboxMount {
+                    source: Some(file),
+                    target: format!("/dev/pipes/{name}"),
+                    kind: MountKind::Bind { readonly: true },
+                });
+                Some(dir)
+            }
+            None => None,
+        };
         let spec = SandboxSpec {
             rootfs: snapshot.merged().to_path_buf(),
             args: req.cmd.clone(),
@@ -48,7 +62,7 @@ impl RunStep for SandboxRunner<'_> {
             },
             hosts: None,
             resolv_conf: None,
-            mounts: prepared.mounts.clone(),
+            mounts,
         };
         let output = RefCell::new(req.output);
         let abort = req.abort;
@@ -87,4 +101,27 @@ impl RunStep for SandboxRunner<'_> {
 /// The command as BuildKit shows it in errors: `/bin/sh -c make`.
 fn shown_command(cmd: &[String]) -> String {
     cmd.join(" ")
+}
+
+/// Writes a heredoc script to a private scratch directory of the store, mode 0755.
+fn script_file(
+    store: &Store,
+    body: &str,
+) -> Result<(tempfile::TempDir, std::path::PathBuf), String> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let err = |e: std::io::Error| format!("writing the heredoc script: {e}");
+    let dir = tempfile::Builder::new()
+        .prefix("heredoc-")
+        .tempdir_in(store.root().join("tmp"))
+        .map_err(err)?;
+    let path = dir.path().join("script");
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o755)
+        .open(&path)
+        .map_err(err)?;
+    f.write_all(body.as_bytes()).map_err(err)?;
+    Ok((dir, path))
 }

@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use rbuild_parser::instruction::{Chmod, Instruction, Network, ShellOrExec};
+use rbuild_parser::instruction::{Chmod, Instruction, Network, Script, ShellOrExec};
 use rbuild_parser::stages::Stage;
 use rbuild_store::commit::CommittedLayer;
 use rbuild_store::config::{ContainerConfig, History};
@@ -283,7 +283,12 @@ pub(super) fn build_stage(
             sources,
             extra: match instr {
                 Instruction::Run(r) => match run_mount_key(cx, r) {
-                    Ok(mounts) => format!("network={}{mounts}", network.as_str()),
+                    // The text leaves heredoc bodies out; the key must not.
+                    Ok(mounts) => format!(
+                        "network={}{mounts}{}",
+                        network.as_str(),
+                        heredoc_key(&r.heredocs)
+                    ),
                     Err(message) => {
                         progress.failed(v, &message);
                         return Err(fail(message));
@@ -554,6 +559,18 @@ fn is_remote(src: &str) -> bool {
     rbuild_store::download::is_url(src) || src.starts_with("git@")
 }
 
+/// What a RUN's heredoc bodies add to its key: each name with its body's digest.
+fn heredoc_key(heredocs: &[rbuild_parser::syntax::Heredoc]) -> String {
+    use sha2::{Digest as _, Sha256};
+    heredocs
+        .iter()
+        .map(|h| {
+            let sum = super::cache::hex(&Sha256::digest(h.content.as_bytes()));
+            format!(";heredoc {}={sum}", h.name)
+        })
+        .collect()
+}
+
 /// Where content digests of context files are remembered between builds.
 fn context_digests(cx: &Cx<'_>) -> std::path::PathBuf {
     cx.store.root().join("context-digests")
@@ -678,16 +695,28 @@ fn execute(
                     step.text
                 ));
             };
-            let cmd = match &run.cmd {
-                ShellOrExec::Exec(a) => a.clone(),
-                ShellOrExec::Shell(line) => {
+            let mut script_file = None;
+            let cmd = match run.script() {
+                None => match &run.cmd {
+                    ShellOrExec::Exec(a) => a.clone(),
+                    ShellOrExec::Shell(_) => unreachable!("a shell-form RUN has a script"),
+                },
+                Some(Script::Shell(text)) => {
                     let mut v = cc
                         .shell
                         .clone()
                         .filter(|s| !s.is_empty())
                         .unwrap_or_else(|| vec!["/bin/sh".into(), "-c".into()]);
-                    v.push(line.clone());
+                    v.push(text.into_owned());
                     v
+                }
+                // BuildKit runs a `RUN <<EOF` script with a shebang as a file.
+                Some(Script::File { name, content }) => {
+                    if name.contains('/') || name == "." || name == ".." {
+                        return Err(format!("heredoc name {name:?} can't name a file"));
+                    }
+                    script_file = Some((name.to_string(), content.to_string()));
+                    vec![format!("/dev/pipes/{name}")]
                 }
             };
             let mut env = cc.env.clone().unwrap_or_default();
@@ -725,6 +754,7 @@ fn execute(
                 secrets: &cx.opts.secrets,
                 mount_sources: &cx.mount_sources,
                 instruction: run,
+                script_file,
                 output,
                 abort: cx.abort,
             };

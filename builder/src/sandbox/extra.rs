@@ -115,6 +115,12 @@ pub fn prepare(root: &Path, mounts: &[SandboxMount]) -> io::Result<(Vec<PathBuf>
                 m.target
             )));
         }
+        // The sandbox's own /dev is a tmpfs mounted over the image's: a mount point in
+        // it is made there, in the child (see `ops`), not in the rootfs.
+        if let Some(rel) = under_sandbox_dev(&m.target) {
+            out.push(root.join("dev").join(rel));
+            continue;
+        }
         let resolved = resolve_in_root(root, &m.target)?;
         if resolved == root {
             return Err(io::Error::other(format!(
@@ -151,12 +157,50 @@ fn cpath(p: &Path) -> CString {
     CString::new(p.as_os_str().as_bytes()).expect("paths have no NUL")
 }
 
-/// The mount operations for `mounts` on their resolved targets.
-pub fn ops(mounts: &[SandboxMount], targets: &[PathBuf]) -> Vec<MountOp> {
+/// `target` below `/dev` (made lexically clean: `..` stops at `/`), relative to it.
+fn under_sandbox_dev(target: &str) -> Option<PathBuf> {
+    let mut parts: Vec<&std::ffi::OsStr> = Vec::new();
+    for c in Path::new(target).components() {
+        match c {
+            Component::Normal(n) => parts.push(n),
+            Component::ParentDir => {
+                parts.pop();
+            }
+            _ => {}
+        }
+    }
+    match parts.split_first() {
+        Some((first, rest)) if *first == "dev" && !rest.is_empty() => Some(rest.iter().collect()),
+        _ => None,
+    }
+}
+
+/// The mount operations for `mounts` on their resolved targets in `root`.
+pub fn ops(root: &Path, mounts: &[SandboxMount], targets: &[PathBuf]) -> Vec<MountOp> {
     use MsFlags as F;
     let mut out = Vec::new();
+    let dev = root.join("dev");
     for (m, t) in mounts.iter().zip(targets) {
         let target = cpath(t);
+        // A mount point in the sandbox's /dev tmpfs: made once that is mounted.
+        if let Ok(rel) = t.strip_prefix(&dev) {
+            let mut at = dev.clone();
+            let n = rel.components().count();
+            for (i, c) in rel.components().enumerate() {
+                at.push(c);
+                let file = i + 1 == n
+                    && matches!(m.kind, MountKind::Bind { .. })
+                    && m.source.as_deref().is_some_and(|s| !s.is_dir());
+                out.push(if file {
+                    MountOp::Touch { path: cpath(&at) }
+                } else {
+                    MountOp::Mkdir {
+                        path: cpath(&at),
+                        mode: 0o755,
+                    }
+                });
+            }
+        }
         match &m.kind {
             MountKind::Bind { readonly } => {
                 out.push(MountOp::Mount {
@@ -263,12 +307,40 @@ mod tests {
                 target: "/run/secrets/s".into(),
                 kind: MountKind::Bind { readonly: true },
             },
+            // In the sandbox's own /dev: made in the child, not in the rootfs.
+            SandboxMount {
+                source: Some(src.path().to_path_buf()),
+                target: "/dev/../dev/pipes/EOF".into(),
+                kind: MountKind::Bind { readonly: false },
+            },
         ];
         let (targets, mut stubs) = prepare(r, &mounts).unwrap();
-        assert_eq!(targets, [r.join("x/y"), r.join("run/secrets/s")]);
+        assert_eq!(
+            targets,
+            [
+                r.join("x/y"),
+                r.join("run/secrets/s"),
+                r.join("dev/pipes/EOF")
+            ]
+        );
         assert!(r.join("x/y").is_dir() && r.join("run/secrets/s").is_file());
-        let ops = ops(&mounts, &targets);
-        assert_eq!(ops.len(), 3);
+        assert!(!r.join("dev").exists());
+        let ops = ops(r, &mounts, &targets);
+        assert_eq!(ops.len(), 3 + 3);
+        let cs = |p: &Path| CString::new(p.as_os_str().as_bytes()).unwrap();
+        assert_eq!(
+            ops[3],
+            MountOp::Mkdir {
+                path: cs(&r.join("dev/pipes")),
+                mode: 0o755
+            }
+        );
+        assert_eq!(
+            ops[4],
+            MountOp::Touch {
+                path: cs(&r.join("dev/pipes/EOF"))
+            }
+        );
         stubs.remove().unwrap();
         let left: Vec<_> = fs::read_dir(r)
             .unwrap()

@@ -264,7 +264,7 @@ pub fn run_cancellable(
             path: rootfs.clone(),
             source,
         })?;
-    mounts.extend(extra::ops(&spec.mounts, &targets));
+    mounts.extend(extra::ops(&rootfs, &spec.mounts, &targets));
 
     let result = spawn_and_wait(
         spec,

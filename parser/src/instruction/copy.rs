@@ -222,15 +222,15 @@ fn sources(cx: &Ctx<'_>, keyword: &str) -> Result<Sources, Diagnostic> {
 
 /// A word that introduces a heredoc: `[fd]<<[-]NAME`, NAME possibly quoted.
 #[derive(Debug, PartialEq, Eq)]
-struct HeredocWord {
-    name: String,
+pub(super) struct HeredocWord {
+    pub name: String,
     chomp: bool,
     expand: bool,
 }
 
 /// BuildKit's `ParseHeredoc` on one word: `^(\d*)<<(-?)\s*([^<]*)$`, where the rest must
 /// be exactly one shell word once quotes are removed. A quoted name turns expansion off.
-fn heredoc_word(word: &str) -> Option<HeredocWord> {
+pub(super) fn heredoc_word(word: &str) -> Option<HeredocWord> {
     let rest = word.trim_start_matches(|c: char| c.is_ascii_digit());
     let rest = rest.strip_prefix("<<")?;
     let (chomp, rest) = match rest.strip_prefix('-') {

@@ -53,7 +53,7 @@ pub use healthcheck::{Healthcheck, HealthcheckCmd};
 pub use kv::{Arg, ArgDef, Env, Label, Pair};
 pub use mount::{Mount, MountError, MountType, Sharing};
 pub use onbuild::Onbuild;
-pub use run::{Cmd, Entrypoint, Network, Run, Security, Shell, ShellOrExec};
+pub use run::{Cmd, Entrypoint, Network, Run, Script, Security, Shell, ShellOrExec};
 
 /// One Dockerfile instruction, typed, with its validated flags.
 ///

@@ -63,6 +63,48 @@ pub struct Run {
     pub security: Option<Security>,
 }
 
+/// What a shell-form RUN with heredocs gives its shell, as BuildKit's `dispatchRun`
+/// decides it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Script<'a> {
+    /// Text for the shell's `-c`: the command line as written, or with the heredoc
+    /// bodies put back under it so the shell reads them (`RUN cat <<EOF > /f`), or the
+    /// body alone for `RUN <<EOF` (so shells without heredocs run it too).
+    Shell(std::borrow::Cow<'a, str>),
+    /// `RUN <<EOF` whose body starts with `#!`: the body is a script file
+    /// (`/dev/pipes/NAME`, mode 0755) that is executed itself, not through the shell.
+    File { name: &'a str, content: &'a str },
+}
+
+impl Run {
+    /// The shell-form command with its heredocs, `None` in exec form.
+    pub fn script(&self) -> Option<Script<'_>> {
+        let ShellOrExec::Shell(line) = &self.cmd else {
+            return None;
+        };
+        let Some(first) = self.heredocs.first() else {
+            return Some(Script::Shell(line.into()));
+        };
+        // The whole command is one heredoc (`RUN <<EOF`, `RUN <<-"EOT"`).
+        if self.heredocs.len() == 1 && super::copy::heredoc_word(line.trim()).is_some() {
+            if first.content.starts_with("#!") {
+                return Some(Script::File {
+                    name: &first.name,
+                    content: &first.content,
+                });
+            }
+            return Some(Script::Shell(first.content.as_str().into()));
+        }
+        let mut full = line.clone();
+        for h in &self.heredocs {
+            full.push('\n');
+            full.push_str(&h.content);
+            full.push_str(&h.name);
+        }
+        Some(Script::Shell(full.into()))
+    }
+}
+
 /// `CMD <command>`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Cmd {
@@ -358,5 +400,68 @@ mod tests {
             error(&node("shell", &[], &[])),
             "SHELL requires at least one argument"
         );
+    }
+}
+
+#[cfg(test)]
+mod script_tests {
+    use super::*;
+
+    fn run(line: &str, docs: &[(&str, &str)]) -> Run {
+        Run {
+            cmd: ShellOrExec::Shell(line.into()),
+            heredocs: docs
+                .iter()
+                .map(|(name, content)| Heredoc {
+                    name: name.to_string(),
+                    content: content.to_string(),
+                    expand: true,
+                    chomp: false,
+                    file_descriptor: 0,
+                })
+                .collect(),
+            mounts: Vec::new(),
+            network: None,
+            security: None,
+        }
+    }
+
+    #[test]
+    fn heredocs_become_what_buildkit_runs() {
+        let plain = run("make all", &[]);
+        assert_eq!(plain.script(), Some(Script::Shell("make all".into())));
+        // The command is the heredoc: its body is the script.
+        let body = run("<<EOF", &[("EOF", "echo a\necho b\n")]);
+        assert_eq!(
+            body.script(),
+            Some(Script::Shell("echo a\necho b\n".into()))
+        );
+        let quoted = run("<<-\"EOT\"", &[("EOT", "echo a\n")]);
+        assert_eq!(quoted.script(), Some(Script::Shell("echo a\n".into())));
+        // With a shebang it is a file run by its interpreter.
+        let shebang = run("<<EOF", &[("EOF", "#!/usr/bin/env python3\nprint(1)\n")]);
+        assert_eq!(
+            shebang.script(),
+            Some(Script::File {
+                name: "EOF",
+                content: "#!/usr/bin/env python3\nprint(1)\n"
+            })
+        );
+        // Otherwise the shell gets the heredocs back under the command line.
+        let fed = run(
+            "cat /proc/self/fd/5 5<<A > /f <<B",
+            &[("A", "one\n"), ("B", "two\n")],
+        );
+        assert_eq!(
+            fed.script(),
+            Some(Script::Shell(
+                "cat /proc/self/fd/5 5<<A > /f <<B\none\nA\ntwo\nB".into()
+            ))
+        );
+        let exec = Run {
+            cmd: ShellOrExec::Exec(vec!["true".into()]),
+            ..plain
+        };
+        assert_eq!(exec.script(), None);
     }
 }
