@@ -6,7 +6,7 @@ use std::os::unix::fs::MetadataExt;
 use crate::build::{ctx_arg, outcomes, setup, upper};
 
 /// Layer directories of `image`'s history, newest first.
-fn layers(store: &crate::util::TestStore, image: &str) -> Vec<std::path::PathBuf> {
+pub(crate) fn layers(store: &crate::util::TestStore, image: &str) -> Vec<std::path::PathBuf> {
     store
         .run(&["history", "-q", "--no-trunc", image])
         .success()

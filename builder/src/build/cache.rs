@@ -36,6 +36,8 @@ pub enum MissReason {
     BuildArgChanged(String),
     /// A source file (context-relative path) was added, removed or changed.
     FileChanged(String),
+    /// A git source (`git URL#ref:subdir`) resolves to another commit than last time.
+    GitChanged(String),
     /// The instruction reads differently after expansion (an ENV it uses changed).
     InstructionChanged,
     /// The inputs are as last time, but the image that step made is gone (`rmi`).
@@ -50,6 +52,7 @@ impl fmt::Display for MissReason {
             MissReason::ParentChanged => f.write_str("parent changed"),
             MissReason::BuildArgChanged(n) => write!(f, "build arg {n} changed"),
             MissReason::FileChanged(p) => write!(f, "file {p} changed"),
+            MissReason::GitChanged(s) => write!(f, "{s} is at another commit"),
             MissReason::InstructionChanged => f.write_str("instruction changed"),
             MissReason::ResultRemoved => f.write_str("previous result was removed"),
         }
@@ -110,7 +113,15 @@ impl Inputs {
             return MissReason::BuildArgChanged(name);
         }
         if let Some(path) = first_difference(&last.sources, &self.sources) {
-            return MissReason::FileChanged(path);
+            // Git sources are keyed `git URL#ref:subdir` (see `build::git`).
+            let git = |m: &BTreeMap<String, String>| {
+                m.get(&path).is_some_and(|v| v.starts_with("commit "))
+            };
+            return if path.starts_with("git ") && (git(&self.sources) || git(&last.sources)) {
+                MissReason::GitChanged(path)
+            } else {
+                MissReason::FileChanged(path)
+            };
         }
         if last.text != self.text || last.extra != self.extra {
             return MissReason::InstructionChanged;

@@ -14,6 +14,7 @@
 pub mod cache;
 pub mod context;
 mod copy;
+mod git;
 pub mod interrupt;
 pub mod progress;
 mod rootfs;

@@ -167,7 +167,8 @@ pub(super) fn build_stage(
 
         // COPY/ADD sources, read now: their digests are part of the key. Downloads
         // live in store scratch dirs until the step is done.
-        let mut downloads = Vec::new();
+        let mut downloads = Scratch::default();
+        let mut git_sources: Vec<(usize, super::git::Resolved)> = Vec::new();
         let selected = match instr {
             Instruction::Copy(c) if c.parents => Err(format!(
                 "{}: COPY --parents is not supported yet",
@@ -187,13 +188,34 @@ pub(super) fn build_stage(
                 let mut out = Vec::new();
                 let mut result = Ok(());
                 for src in &a.srcs {
-                    let got = if is_remote(src) {
-                        download(cx, src, a.checksum.as_deref(), &mut downloads)
+                    let got = if let Some(parsed) = super::git::parse(src) {
+                        // Resolved to a commit now (the key); fetched only on a miss.
+                        parsed
+                            .and_then(|g| {
+                                super::git::resolve(g, a.keep_git_dir, a.checksum.as_deref())
+                            })
+                            .map(|r| {
+                                progress.log(&v, format!("{} is {}", r.key_name(), r.commit));
+                                git_sources.push((out.len(), r));
+                                Vec::new()
+                            })
+                            .map_err(|e| format!("{}: {e}", step.text))
+                    } else if is_remote(src) {
+                        download(cx, src, a.checksum.as_deref(), &mut downloads.0)
                             .map(|s| vec![s])
                             .map_err(|e| format!("{}: {e}", step.text))
                     } else {
                         select(cx.ctx, std::slice::from_ref(src), &step.text)
                     };
+                    // Excluded here already, so that the git sources' places in `out`
+                    // stay right (the pass below then changes nothing).
+                    let got = got.and_then(|s| {
+                        if a.exclude.is_empty() {
+                            Ok(s)
+                        } else {
+                            apply_exclude(s, &a.exclude)
+                        }
+                    });
                     match got {
                         Ok(s) => out.extend(s),
                         Err(e) => {
@@ -221,6 +243,9 @@ pub(super) fn build_stage(
                     .map_err(|e| e.to_string())?,
                 None => BTreeMap::new(),
             };
+            for (_, r) in &git_sources {
+                sources.insert(r.key_name(), r.key_value());
+            }
             if let Instruction::Copy(c) = instr
                 && let Some(from) = &c.from
             {
@@ -312,6 +337,20 @@ pub(super) fn build_stage(
                 progress.log(&v, format!("{secs:.3} {line}"));
             }
         };
+        let fetched = super::git::fetch_all(
+            cx.store,
+            selections,
+            git_sources,
+            |s| apply_exclude(s, exclude),
+            &mut downloads.0,
+        );
+        let selections = match fetched {
+            Ok(s) => s,
+            Err(message) => {
+                progress.failed(v, &message);
+                return Err(fail(message));
+            }
+        };
         let executed = execute(
             cx,
             &mut st,
@@ -324,9 +363,7 @@ pub(super) fn build_stage(
                 output: &mut output,
             },
         );
-        for d in downloads.drain(..) {
-            let _ = d.remove();
-        }
+        drop(downloads);
         let layer = match executed {
             Ok(layer) => layer,
             Err(message) => {
@@ -363,6 +400,19 @@ pub(super) fn build_stage(
         progress.done(v);
     }
     Ok(st.result)
+}
+
+/// Store scratch directories a step downloads or checks out into, removed when the
+/// step is done with them however it ends (cache hit, error or success).
+#[derive(Default)]
+struct Scratch(Vec<rbuild_store::commit::UpperDir>);
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        for d in self.0.drain(..) {
+            let _ = d.remove();
+        }
+    }
 }
 
 /// Whether ADD would unpack this source: a tar, plain or gzip/bzip2/xz compressed
@@ -416,12 +466,6 @@ fn download(
     use sha2::{Digest as _, Sha256};
     use std::io::{Read, Write};
     use std::os::unix::fs::PermissionsExt;
-    if url.starts_with("git@") || url.contains(".git#") || url.ends_with(".git") {
-        return Err(format!(
-            "ADD from the git repository {}: git sources are not supported yet",
-            rbuild_store::download::redact(url)
-        ));
-    }
     let shown = rbuild_store::download::redact(url);
     let name = reqwest_path_name(url);
     let dir = cx.store.new_upper_dir().map_err(|e| e.to_string())?;
@@ -525,8 +569,9 @@ fn apply_exclude(
         .collect())
 }
 
+/// An `http(s)` URL to download (git sources are told apart first).
 fn is_remote(src: &str) -> bool {
-    rbuild_store::download::is_url(src) || src.starts_with("git@")
+    rbuild_store::download::is_url(src)
 }
 
 /// What a RUN's mounts add to its cache key, as BuildKit keys them: the contents of
