@@ -170,10 +170,15 @@ pub(super) fn build_stage(
         let mut downloads = Scratch::default();
         let mut git_sources: Vec<(usize, super::git::Resolved)> = Vec::new();
         let selected = match instr {
-            Instruction::Copy(c) if c.parents => Err(format!(
-                "{}: COPY --parents is not supported yet",
-                step.text
-            )),
+            Instruction::Copy(c) if c.parents => match &c.from {
+                Some(_) => from_view(cx, stage, step).and_then(|view| {
+                    super::parents::select(&view, &c.srcs)
+                        .map_err(|e| format!("{}: {e}", step.text))
+                }),
+                None => super::parents::select(cx.ctx, &c.srcs)
+                    .map_err(|e| format!("{}: {e}", step.text)),
+            }
+            .map(Some),
             Instruction::Copy(c) if c.from.is_some() => {
                 from_view(cx, stage, step).and_then(|view| {
                     let mut out = Vec::new();
