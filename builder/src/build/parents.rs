@@ -163,9 +163,9 @@ fn add_parents<T: Tree>(
     let comps: Vec<&str> = inner.split('/').collect();
     for i in 1..comps.len() {
         let p = join(base, &comps[..i].join("/"));
-        if !kept.contains_key(&p) {
-            let e = tree.entry(&p)?;
-            kept.insert(p, e);
+        if let std::collections::btree_map::Entry::Vacant(slot) = kept.entry(p) {
+            let e = tree.entry(slot.key())?;
+            slot.insert(e);
         }
     }
     Ok(())
