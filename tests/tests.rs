@@ -8,6 +8,7 @@ mod bad_input;
 mod build;
 mod build_copy;
 mod build_git;
+mod build_link;
 mod build_mounts;
 mod build_run;
 mod crash;

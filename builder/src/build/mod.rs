@@ -16,6 +16,7 @@ pub mod context;
 mod copy;
 mod git;
 pub mod interrupt;
+mod link;
 mod parents;
 pub mod progress;
 mod rootfs;

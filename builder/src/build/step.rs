@@ -332,6 +332,27 @@ pub(super) fn build_stage(
         };
         progress.miss(&v, reason);
 
+        // A --link step's layer may come from an earlier build on another base.
+        let link_key = super::link::active(instr).then(|| {
+            let workdir = st
+                .result
+                .config
+                .config
+                .as_ref()
+                .and_then(|c| c.working_dir.clone());
+            super::link::key(&inputs, workdir.as_deref().unwrap_or("/"))
+        });
+        let reused = match &link_key {
+            Some(k) if !cx.opts.no_cache => super::link::reuse(cx.store, k)?,
+            _ => None,
+        };
+        if let Some(diff_id) = &reused {
+            progress.log(
+                &v,
+                format!("reusing the --link layer {diff_id} from an earlier build"),
+            );
+        }
+
         let mut config = st.result.config.clone();
         let started = std::time::Instant::now();
         let mut output = |bytes: &[u8]| {
@@ -342,32 +363,37 @@ pub(super) fn build_stage(
                 progress.log(&v, format!("{secs:.3} {line}"));
             }
         };
-        let fetched = super::git::fetch_all(
-            cx.store,
-            selections,
-            git_sources,
-            |s| apply_exclude(s, exclude),
-            &mut downloads.0,
-        );
-        let selections = match fetched {
-            Ok(s) => s,
-            Err(message) => {
-                progress.failed(v, &message);
-                return Err(fail(message));
-            }
+        let executed = if let Some(diff_id) = reused {
+            Ok(Some(diff_id))
+        } else {
+            let fetched = super::git::fetch_all(
+                cx.store,
+                selections,
+                git_sources,
+                |s| apply_exclude(s, exclude),
+                &mut downloads.0,
+            );
+            let selections = match fetched {
+                Ok(s) => s,
+                Err(message) => {
+                    progress.failed(v, &message);
+                    return Err(fail(message));
+                }
+            };
+            execute(
+                cx,
+                &mut st,
+                &mut config,
+                step,
+                selections.as_deref(),
+                RunSite {
+                    network,
+                    location: &location,
+                    output: &mut output,
+                },
+            )
+            .map(|layer| layer.map(|l| l.diff_id))
         };
-        let executed = execute(
-            cx,
-            &mut st,
-            &mut config,
-            step,
-            selections.as_deref(),
-            RunSite {
-                network,
-                location: &location,
-                output: &mut output,
-            },
-        );
         drop(downloads);
         let layer = match executed {
             Ok(layer) => layer,
@@ -378,8 +404,8 @@ pub(super) fn build_stage(
         };
         let created = rfc3339_now();
         config.created = Some(created.clone());
-        if let Some(l) = &layer {
-            config.rootfs.diff_ids.push(l.diff_id.clone());
+        if let Some(diff_id) = &layer {
+            config.rootfs.diff_ids.push(diff_id.clone());
         }
         config.history.push(History {
             created: Some(created),
@@ -396,6 +422,9 @@ pub(super) fn build_stage(
             },
         )?;
         cx.store.cache_put(&key, &id)?;
+        if let Some(k) = &link_key {
+            cx.store.cache_put(k, &id)?;
+        }
         cx.store.set_cache_note(&note_key, &note)?;
         st.result = StageResult {
             image: Some(id),
@@ -674,6 +703,7 @@ fn execute(
                     .map(|d| d.get().cloned().ok_or(d.raw.clone())),
                 keep_owner: c.from.is_some() && c.chown.is_none(),
                 unpack: false,
+                link: super::link::active(&step.instruction),
             },
         )
         .map(Some),
@@ -691,6 +721,7 @@ fn execute(
                     .map(|d| d.get().cloned().ok_or(d.raw.clone())),
                 keep_owner: false,
                 unpack: a.unpack != Some(false),
+                link: super::link::active(&step.instruction),
             },
         )
         .map(Some),
@@ -812,6 +843,8 @@ struct CopyArgs<'a> {
     keep_owner: bool,
     /// ADD: extract local tar archives into the destination.
     unpack: bool,
+    /// `--link`: copied into an empty layer, blind to the image's files.
+    link: bool,
 }
 
 /// The file system `COPY --from` reads: the stage's or image's layers (empty for
@@ -874,6 +907,7 @@ fn copy_layer(
         ref chmod,
         keep_owner,
         unpack,
+        link,
     } = *args;
     let chmod = chmod.clone();
     let store = cx.store;
@@ -921,9 +955,12 @@ fn copy_layer(
             layers: lower.clone(),
         };
         let owner = match chown {
+            Some(spec) if link => super::link::owner(spec)?,
             Some(spec) => view.chown_ids(spec)?,
             None => (0, 0),
         };
+        // --link copies into an empty layer: nothing of the image is seen.
+        let lower: &[std::path::PathBuf] = if link { &[] } else { &lower };
         let workdir = config
             .config
             .as_ref()
@@ -931,7 +968,7 @@ fn copy_layer(
             .unwrap_or_else(|| "/".into());
         copy_into(
             upper,
-            &lower,
+            lower,
             &CopySpec {
                 selections,
                 dest,
