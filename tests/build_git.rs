@@ -91,6 +91,155 @@ impl Drop for Daemon {
     }
 }
 
+/// Git's smart HTTP protocol on 127.0.0.1: each request is handed to `git
+/// http-backend` as a CGI program. Stopped on drop.
+struct HttpGit {
+    port: u16,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl HttpGit {
+    fn start(base: &Path) -> HttpGit {
+        use std::sync::atomic::{AtomicBool, Ordering};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        listener.set_nonblocking(true).unwrap();
+        let stop = std::sync::Arc::new(AtomicBool::new(false));
+        let flag = stop.clone();
+        let base = base.to_path_buf();
+        let thread = std::thread::spawn(move || {
+            while !flag.load(Ordering::Relaxed) {
+                match listener.accept() {
+                    Ok((stream, _)) => {
+                        stream.set_nonblocking(false).unwrap();
+                        stream
+                            .set_read_timeout(Some(Duration::from_secs(30)))
+                            .unwrap();
+                        let _ = cgi(&base, stream);
+                    }
+                    Err(_) => std::thread::sleep(Duration::from_millis(10)),
+                }
+            }
+        });
+        HttpGit {
+            port,
+            stop,
+            thread: Some(thread),
+        }
+    }
+}
+
+impl Drop for HttpGit {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// One HTTP request through `git http-backend`, answered with `Connection: close`.
+fn cgi(base: &Path, stream: std::net::TcpStream) -> std::io::Result<()> {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let mut reader = BufReader::new(stream.try_clone()?);
+    let mut request = String::new();
+    reader.read_line(&mut request)?;
+    let mut parts = request.split_whitespace();
+    let (method, target) = (parts.next().unwrap_or(""), parts.next().unwrap_or("/"));
+    let (path, query) = target.split_once('?').unwrap_or((target, ""));
+    let mut headers = std::collections::HashMap::new();
+    loop {
+        let mut line = String::new();
+        reader.read_line(&mut line)?;
+        let line = line.trim_end();
+        if line.is_empty() {
+            break;
+        }
+        if let Some((k, v)) = line.split_once(':') {
+            headers.insert(k.trim().to_ascii_lowercase(), v.trim().to_string());
+        }
+    }
+    let mut body = Vec::new();
+    if headers
+        .get("transfer-encoding")
+        .is_some_and(|v| v.contains("chunked"))
+    {
+        loop {
+            let mut size = String::new();
+            reader.read_line(&mut size)?;
+            let n = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
+            let mut chunk = vec![0; n + 2];
+            reader.read_exact(&mut chunk)?;
+            if n == 0 {
+                break;
+            }
+            body.extend_from_slice(&chunk[..n]);
+        }
+    } else if let Some(n) = headers.get("content-length").and_then(|v| v.parse().ok()) {
+        body.resize(n, 0);
+        reader.read_exact(&mut body)?;
+    }
+    let header = |k: &str| headers.get(k).cloned().unwrap_or_default();
+    let mut child = Command::new("git")
+        .arg("http-backend")
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("HOME", base)
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .env("GIT_PROJECT_ROOT", base)
+        .env("GIT_HTTP_EXPORT_ALL", "1")
+        .env("REQUEST_METHOD", method)
+        .env("PATH_INFO", path)
+        .env("QUERY_STRING", query)
+        .env("CONTENT_TYPE", header("content-type"))
+        .env("CONTENT_LENGTH", body.len().to_string())
+        .env("HTTP_CONTENT_ENCODING", header("content-encoding"))
+        .env("GIT_PROTOCOL", header("git-protocol"))
+        .env("REMOTE_ADDR", "127.0.0.1")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()?;
+    let mut stdin = child.stdin.take().unwrap();
+    let writer = std::thread::spawn(move || stdin.write_all(&body));
+    let out = child.wait_with_output()?;
+    let _ = writer.join();
+    let text = &out.stdout;
+    let split = text
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .map(|i| (i, 4))
+        .or_else(|| text.windows(2).position(|w| w == b"\n\n").map(|i| (i, 2)));
+    let (head, body) = match split {
+        Some((i, n)) => (
+            String::from_utf8_lossy(&text[..i]).into_owned(),
+            &text[i + n..],
+        ),
+        None => (String::new(), &text[..]),
+    };
+    let mut status = "200 OK".to_string();
+    let mut response = Vec::new();
+    for line in head.lines() {
+        match line.split_once(':') {
+            Some((k, v)) if k.eq_ignore_ascii_case("status") => status = v.trim().to_string(),
+            _ => response.extend_from_slice(format!("{line}\r\n").as_bytes()),
+        }
+    }
+    let mut stream = stream;
+    stream.write_all(format!("HTTP/1.1 {status}\r\n").as_bytes())?;
+    stream.write_all(&response)?;
+    stream.write_all(
+        format!(
+            "Content-Length: {}\r\nConnection: close\r\n\r\n",
+            body.len()
+        )
+        .as_bytes(),
+    )?;
+    stream.write_all(body)?;
+    stream.flush()
+}
+
 /// A repository `repo` in a fresh directory: commit one (README "one", an executable
 /// `run.sh`, `sub/inner.txt`), annotated tag `v1` on it, then commit two (README "two")
 /// on `main`. Returns the directory (the daemon's base), and the two commits.
@@ -199,13 +348,67 @@ ADD {url} /default/
     assert_eq!(o[1].1, "CACHED", "{}", run.stderr);
     assert_eq!(
         o[2].1,
-        format!("cache miss: git {url}#main:sub is at another commit"),
+        format!("cache miss: git source {url}#main:sub moved to another commit"),
         "{}",
         run.stderr
     );
     let l = layers(&store, "g");
     assert_eq!(read(l[0].join("default/README")), "three\n");
     assert_no_scratch(&store);
+}
+
+#[test]
+fn add_git_over_smart_http_with_credentials_kept_out() {
+    let (store, ctx) = setup("add-git-http");
+    let (base, _dir, one, two) = repo();
+    // A bare copy, as hosting services serve them, with the `.git` suffix that makes
+    // an http(s) URL a git source.
+    git(
+        &base.0,
+        &["clone", "-q", "--bare", "--", "repo", "served.git"],
+    );
+    let server = HttpGit::start(&base.0);
+    let url = format!("http://127.0.0.1:{}/served.git", server.port);
+    let with_user = format!(
+        "http://someone:pa55word@127.0.0.1:{}/served.git",
+        server.port
+    );
+    ctx.write(
+        "Dockerfile",
+        &format!(
+            "FROM busybox
+ADD {url}#{one} /one/
+ADD --keep-git-dir=true --exclude=sub {with_user}#main /two/
+"
+        ),
+    );
+    let run = store
+        .run(&["build", "--progress", "plain", "-t", "h", ctx_arg(&ctx)])
+        .success();
+    let l = layers(&store, "h");
+    assert_eq!(
+        std::fs::read_to_string(l[1].join("one/README")).unwrap(),
+        "one\n",
+        "{}",
+        run.stderr
+    );
+    assert_eq!(
+        std::fs::read_to_string(l[0].join("two/README")).unwrap(),
+        "two\n"
+    );
+    assert!(!l[0].join("two/sub").exists(), "--exclude applies");
+    assert_eq!(
+        std::fs::read_to_string(l[0].join("two/.git/HEAD"))
+            .unwrap()
+            .trim(),
+        two
+    );
+    // The kept .git names the repository without the password.
+    let config = std::fs::read_to_string(l[0].join("two/.git/config")).unwrap();
+    assert!(config.contains(&url), "{config}");
+    assert!(!config.contains("pa55word"), "{config}");
+    assert_no_scratch(&store);
+    drop(server);
 }
 
 #[test]

@@ -52,7 +52,11 @@ impl fmt::Display for MissReason {
             MissReason::ParentChanged => f.write_str("parent changed"),
             MissReason::BuildArgChanged(n) => write!(f, "build arg {n} changed"),
             MissReason::FileChanged(p) => write!(f, "file {p} changed"),
-            MissReason::GitChanged(s) => write!(f, "{s} is at another commit"),
+            MissReason::GitChanged(s) => write!(
+                f,
+                "git source {} moved to another commit",
+                s.strip_prefix("git ").unwrap_or(s)
+            ),
             MissReason::InstructionChanged => f.write_str("instruction changed"),
             MissReason::ResultRemoved => f.write_str("previous result was removed"),
         }

@@ -72,6 +72,15 @@ impl Resolved {
         )
     }
 
+    /// The remote (redacted) and the ref as written, for progress lines.
+    pub fn describe(&self) -> String {
+        let s = &self.source;
+        match &s.reference {
+            Some(r) => format!("{}#{r}", redact(&s.remote)),
+            None => format!("{} (default branch {})", redact(&s.remote), self.fetch),
+        }
+    }
+
     /// What the source's content is known by before it is fetched: the commit, or the
     /// ref's own object when `.git` is kept (it then holds an annotated tag too), as
     /// BuildKit keys git sources.
@@ -462,7 +471,7 @@ pub fn checkout(
     let at = Some(work.as_path());
     let in_repo = |args: &[&str]| run(remote, at, args);
     // `origin` is what relative submodule URLs are resolved against.
-    in_repo(&["remote", "add", "origin", remote])?;
+    in_repo(&["remote", "add", "--", "origin", remote])?;
     // Named refs are fetched into the same local name, as BuildKit's kept `.git` has
     // them; a commit is fetched by its ID (servers allow that for reachable commits
     // with protocol v2), else everything is fetched and the commit looked for.

@@ -200,7 +200,8 @@ pub(super) fn build_stage(
                                 super::git::resolve(g, a.keep_git_dir, a.checksum.as_deref())
                             })
                             .map(|r| {
-                                progress.log(&v, format!("{} is {}", r.key_name(), r.commit));
+                                progress
+                                    .log(&v, format!("resolved {} to {}", r.describe(), r.commit));
                                 git_sources.push((out.len(), r));
                                 Vec::new()
                             })
