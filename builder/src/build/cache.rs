@@ -4,9 +4,11 @@
 //! a version tag; the parent image ID (`scratch` for an empty base); the instruction
 //! text after expansion; the build arguments it uses (`NAME=value`, sorted, unset ones
 //! as `NAME` alone); for COPY/ADD the digest of its sources ([`super::context`]: content,
-//! mode, uid, gid, type and link target of every file, not mtimes); and for RUN the
-//! network mode. The key names the intermediate image the step made
-//! ([`rbuild_store::Store::cache_get`]).
+//! mode, uid, gid, type and link target of every file, not mtimes), a git source by
+//! the commit its ref resolves to (`build::git`); and for RUN the network mode. The
+//! key names the intermediate image the step made ([`rbuild_store::Store::cache_get`]).
+//! A `--link` step also has a key without the parent (`build::link`), which names
+//! the image whose top layer it can reuse on another parent.
 //!
 //! A **note** per step of a Dockerfile (keyed by the context, the Dockerfile, the stage,
 //! the instruction as written and which occurrence of it this is) remembers the last
