@@ -446,6 +446,16 @@ fn add_git_errors_name_the_repository_and_the_cause() {
             .stderr_contains(needle);
         assert_no_scratch(&store);
     }
+    // COPY reads no repositories, as in BuildKit.
+    ctx.write(
+        "Dockerfile",
+        &format!("FROM busybox\nCOPY {url}#main /x/\n"),
+    );
+    store
+        .run(&["build", ctx_arg(&ctx)])
+        .failure()
+        .stderr_contains("Dockerfile:2")
+        .stderr_contains("source can't be a git ref for COPY");
     // The message names the repository without its credentials (the step's text is
     // the Dockerfile's, as written), and carries git's own message.
     ctx.write(
@@ -464,4 +474,79 @@ fn add_git_errors_name_the_repository_and_the_cause() {
         .unwrap();
     let (_, message) = error.split_once("git source").unwrap();
     assert!(!message.contains("s3cret"), "{}", run.stderr);
+}
+
+#[test]
+fn add_git_checks_out_submodules_but_never_local_ones() {
+    let (store, ctx) = setup("add-git-sub");
+    let base = TempDir::new("git-sub-base");
+    let lib = base.0.join("lib");
+    std::fs::create_dir_all(&lib).unwrap();
+    git(&lib, &["init", "-q", "--initial-branch=main"]);
+    std::fs::write(lib.join("lib.txt"), "lib\n").unwrap();
+    git(&lib, &["add", "."]);
+    git(&lib, &["commit", "-q", "-m", "lib"]);
+    // `app` names lib relatively (fetched from the same server), `local` by its path
+    // on this machine (file protocol, which a build must not use).
+    for (name, url) in [
+        ("app", "../lib".to_string()),
+        ("local", lib.display().to_string()),
+    ] {
+        let dir = base.0.join(name);
+        std::fs::create_dir_all(&dir).unwrap();
+        git(&dir, &["init", "-q", "--initial-branch=main"]);
+        std::fs::write(dir.join("app.txt"), "app\n").unwrap();
+        git(
+            &dir,
+            &[
+                "-c",
+                "protocol.file.allow=always",
+                "submodule",
+                "add",
+                "-q",
+                "--",
+                &lib.display().to_string(),
+                "vendor/lib",
+            ],
+        );
+        git(
+            &dir,
+            &[
+                "config",
+                "-f",
+                ".gitmodules",
+                "submodule.vendor/lib.url",
+                &url,
+            ],
+        );
+        git(&dir, &["add", "."]);
+        git(&dir, &["commit", "-q", "-m", "app"]);
+    }
+    let daemon = Daemon::start(&base.0);
+    ctx.write(
+        "Dockerfile",
+        &format!("FROM busybox\nADD {}#main /app/\n", daemon.url("app")),
+    );
+    let run = store
+        .run(&["build", "--progress", "plain", "-t", "sub", ctx_arg(&ctx)])
+        .success();
+    let l = layers(&store, "sub");
+    assert_eq!(
+        std::fs::read_to_string(l[0].join("app/vendor/lib/lib.txt")).unwrap_or_default(),
+        "lib\n",
+        "{}",
+        run.stderr
+    );
+    assert!(!l[0].join("app/.git").exists());
+
+    ctx.write(
+        "Dockerfile",
+        &format!("FROM busybox\nADD {}#main /local/\n", daemon.url("local")),
+    );
+    store
+        .run(&["build", ctx_arg(&ctx)])
+        .failure()
+        .stderr_contains("Dockerfile:2")
+        .stderr_contains("transport 'file' not allowed");
+    assert_no_scratch(&store);
 }

@@ -188,6 +188,13 @@ pub(super) fn build_stage(
                     Ok(Some(out))
                 })
             }
+            // BuildKit's words: COPY reads only the context (or --from).
+            Instruction::Copy(c) if c.srcs.iter().any(|s| super::git::parse(s).is_some()) => {
+                Err(format!("{}: source can't be a git ref for COPY", step.text))
+            }
+            Instruction::Copy(c) if c.srcs.iter().any(|s| is_remote(s)) => {
+                Err(format!("{}: source can't be a URL for COPY", step.text))
+            }
             Instruction::Copy(c) => select(cx.ctx, &c.srcs, &step.text).map(Some),
             Instruction::Add(a) => {
                 let mut out = Vec::new();
