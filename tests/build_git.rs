@@ -355,6 +355,20 @@ ADD {url} /default/
     let l = layers(&store, "g");
     assert_eq!(read(l[0].join("default/README")), "three\n");
     assert_no_scratch(&store);
+
+    // A remote whose HEAD is detached names no default branch: HEAD itself is used.
+    git(&dir, &["checkout", "-q", "--detach", &one]);
+    let run = store
+        .run(&["build", "--progress", "plain", "-t", "g", ctx_arg(&ctx)])
+        .success();
+    let l = layers(&store, "g");
+    assert_eq!(read(l[0].join("default/README")), "one\n", "{}", run.stderr);
+    assert!(
+        run.stderr
+            .contains(&format!("(default branch HEAD) to {one}")),
+        "{}",
+        run.stderr
+    );
 }
 
 #[test]

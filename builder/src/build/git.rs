@@ -377,6 +377,8 @@ pub fn resolve(
     );
     let tag_peeled = format!("{tag}^{{}}");
     let (mut exact_sha, mut head_sha, mut tag_sha, mut peeled_sha) = (None, None, None, None);
+    // `HEAD` itself, when the remote did not say which branch it is.
+    let mut as_named = None;
     for line in listing.lines() {
         let Some((sha, name)) = line.split_once('\t') else {
             continue;
@@ -391,6 +393,9 @@ pub fn resolve(
         if name == tag_peeled {
             peeled_sha = sha.clone();
         }
+        if name == reference {
+            as_named = sha.clone();
+        }
         if name == exact {
             exact_sha = sha;
         }
@@ -402,6 +407,8 @@ pub fn resolve(
     } else if let Some(s) = tag_sha {
         let commit = peeled_sha.unwrap_or_else(|| s.clone());
         (s, tag, commit)
+    } else if let Some(s) = as_named.filter(|_| reference == "HEAD") {
+        (s.clone(), reference.clone(), s)
     } else {
         return Err(format!(
             "git source {shown}: repository does not contain ref {reference}"
@@ -476,7 +483,12 @@ pub fn checkout(
     // them; a commit is fetched by its ID (servers allow that for reachable commits
     // with protocol v2), else everything is fetched and the commit looked for.
     let named = !is_commit(&r.fetch);
-    let refspec = format!("+{0}:{0}", r.fetch);
+    let refspec = if r.fetch == "HEAD" {
+        // Into FETCH_HEAD only: HEAD is no ref to write.
+        r.fetch.clone()
+    } else {
+        format!("+{0}:{0}", r.fetch)
+    };
     let fetched = if named {
         in_repo(&[
             "fetch",
