@@ -6,7 +6,7 @@ use std::os::unix::fs::MetadataExt;
 use crate::build::{ctx_arg, outcomes, setup, upper};
 
 /// Layer directories of `image`'s history, newest first.
-fn layers(store: &crate::util::TestStore, image: &str) -> Vec<std::path::PathBuf> {
+pub(crate) fn layers(store: &crate::util::TestStore, image: &str) -> Vec<std::path::PathBuf> {
     store
         .run(&["history", "-q", "--no-trunc", image])
         .success()
@@ -349,15 +349,72 @@ fn copy_exclude_leaves_matching_sources_out() {
 }
 
 #[test]
-fn copy_parents_is_a_clear_error_until_supported() {
+fn copy_parents_keeps_parent_directories_below_the_pivot() {
+    use std::os::unix::fs::PermissionsExt;
     let (store, ctx) = setup("copy-parents");
-    ctx.write("a/b.txt", "b\n");
-    ctx.write("Dockerfile", "FROM busybox\nCOPY --parents a/b.txt /x/\n");
+    for f in [
+        "x/a.txt",
+        "y/a.txt",
+        "x/y/b.txt",
+        "src/a.txt",
+        "src/x/b.txt",
+        "src/x/y/c.txt",
+        "src/x/skip.md",
+    ] {
+        ctx.write(f, &format!("{f}\n"));
+    }
+    std::fs::set_permissions(ctx.0.join("x"), std::fs::Permissions::from_mode(0o750)).unwrap();
+    ctx.write(
+        "Dockerfile",
+        "FROM busybox AS base
+RUN mkdir -p /test/a/b/c/d/e && echo foo > /test/a/b/c/d/foo && echo bay > /test/a/b/c/d/e/bay
+
+FROM scratch
+COPY --parents x/a.txt y/a.txt /parents/
+COPY --parents ./x/./y/*.txt /pivot/
+COPY --parents ./src/**/*.txt /star/
+COPY --from=base --parents /test/a/b/./c/d /from/
+COPY --parents x/a.txt /nodir
+",
+    );
+    let run = store
+        .run(&["build", "--progress", "plain", "-t", "par", ctx_arg(&ctx)])
+        .success();
+    let l = layers(&store, "par");
+    assert_eq!(l.len(), 5, "{}", run.stderr);
+    let read = |p: std::path::PathBuf| std::fs::read_to_string(&p).unwrap_or_default();
+    // Without a pivot the whole path below the context root is kept, its directories
+    // with their own metadata.
+    assert_eq!(read(l[4].join("parents/x/a.txt")), "x/a.txt\n");
+    assert_eq!(read(l[4].join("parents/y/a.txt")), "y/a.txt\n");
+    let m = std::fs::metadata(l[4].join("parents/x")).unwrap();
+    assert_eq!((m.mode() & 0o7777, m.uid()), (0o750, 0));
+    assert!(!l[4].join("parents/a.txt").exists());
+    // `/./` keeps only what follows it.
+    assert_eq!(read(l[3].join("pivot/y/b.txt")), "x/y/b.txt\n");
+    assert!(!l[3].join("pivot/x").exists());
+    // `**` matches any number of directories, none included.
+    assert!(l[2].join("star/src/a.txt").is_file());
+    assert!(l[2].join("star/src/x/b.txt").is_file());
+    assert!(l[2].join("star/src/x/y/c.txt").is_file());
+    assert!(!l[2].join("star/src/x/skip.md").exists());
+    // From another stage, with a pivot.
+    assert_eq!(read(l[1].join("from/c/d/foo")), "foo\n");
+    assert_eq!(read(l[1].join("from/c/d/e/bay")), "bay\n");
+    assert!(!l[1].join("from/test").exists() && !l[1].join("from/a").exists());
+    // The destination is a directory even without a trailing slash.
+    assert_eq!(read(l[0].join("nodir/x/a.txt")), "x/a.txt\n");
+
+    // A path without wildcards must exist; one with wildcards may match nothing.
+    ctx.write(
+        "Dockerfile",
+        "FROM busybox\nCOPY --parents nothere*/f /x/\nCOPY --parents x/missing.txt /x/\n",
+    );
     store
         .run(&["build", ctx_arg(&ctx)])
         .failure()
-        .stderr_contains("Dockerfile:2")
-        .stderr_contains("--parents is not supported yet");
+        .stderr_contains("Dockerfile:3")
+        .stderr_contains("\"/x/missing.txt\": not found");
 }
 
 #[test]

@@ -7,6 +7,8 @@ mod archive;
 mod bad_input;
 mod build;
 mod build_copy;
+mod build_git;
+mod build_link;
 mod build_mounts;
 mod build_onbuild;
 mod build_progress;

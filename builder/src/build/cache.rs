@@ -4,9 +4,11 @@
 //! a version tag; the parent image ID (`scratch` for an empty base); the instruction
 //! text after expansion; the build arguments it uses (`NAME=value`, sorted, unset ones
 //! as `NAME` alone); for COPY/ADD the digest of its sources ([`super::context`]: content,
-//! mode, uid, gid, type and link target of every file, not mtimes); and for RUN the
-//! network mode. The key names the intermediate image the step made
-//! ([`rbuild_store::Store::cache_get`]).
+//! mode, uid, gid, type and link target of every file, not mtimes), a git source by
+//! the commit its ref resolves to (`build::git`); and for RUN the network mode. The
+//! key names the intermediate image the step made ([`rbuild_store::Store::cache_get`]).
+//! A `--link` step also has a key without the parent (`build::link`), which names
+//! the image whose top layer it can reuse on another parent.
 //!
 //! A **note** per step of a Dockerfile (keyed by the context, the Dockerfile, the stage,
 //! the instruction as written and which occurrence of it this is) remembers the last
@@ -36,6 +38,8 @@ pub enum MissReason {
     BuildArgChanged(String),
     /// A source file (context-relative path) was added, removed or changed.
     FileChanged(String),
+    /// A git source (`git URL#ref:subdir`) resolves to another commit than last time.
+    GitChanged(String),
     /// The instruction reads differently after expansion (an ENV it uses changed).
     InstructionChanged,
     /// The inputs are as last time, but the image that step made is gone (`rmi`).
@@ -50,6 +54,11 @@ impl fmt::Display for MissReason {
             MissReason::ParentChanged => f.write_str("parent changed"),
             MissReason::BuildArgChanged(n) => write!(f, "build arg {n} changed"),
             MissReason::FileChanged(p) => write!(f, "file {p} changed"),
+            MissReason::GitChanged(s) => write!(
+                f,
+                "git source {} moved to another commit",
+                s.strip_prefix("git ").unwrap_or(s)
+            ),
             MissReason::InstructionChanged => f.write_str("instruction changed"),
             MissReason::ResultRemoved => f.write_str("previous result was removed"),
         }
@@ -110,7 +119,15 @@ impl Inputs {
             return MissReason::BuildArgChanged(name);
         }
         if let Some(path) = first_difference(&last.sources, &self.sources) {
-            return MissReason::FileChanged(path);
+            // Git sources are keyed `git URL#ref:subdir` (see `build::git`).
+            let git = |m: &BTreeMap<String, String>| {
+                m.get(&path).is_some_and(|v| v.starts_with("commit "))
+            };
+            return if path.starts_with("git ") && (git(&self.sources) || git(&last.sources)) {
+                MissReason::GitChanged(path)
+            } else {
+                MissReason::FileChanged(path)
+            };
         }
         if last.text != self.text || last.extra != self.extra {
             return MissReason::InstructionChanged;

@@ -118,6 +118,11 @@ impl Context {
             .collect()
     }
 
+    /// One path's own entry (no contents), as a literal source names it.
+    pub fn entry(&self, src: &str) -> Result<Entry, ContextError> {
+        self.lookup(&clean(src))
+    }
+
     /// A path named literally, symlinks in it resolved inside the context.
     fn lookup(&self, rel: &str) -> Result<Entry, ContextError> {
         if self.excluded(rel) {

@@ -220,6 +220,20 @@ impl RootView {
         Ok(out)
     }
 
+    /// One path's own entry (no contents), symlinks resolved inside the root.
+    pub fn entry(&self, src: &str) -> Result<Entry, String> {
+        let rel = super::context::clean(src);
+        let comps = self.resolve(&format!("/{rel}"), true)?;
+        let found = self
+            .lookup(&comps)
+            .ok_or_else(|| format!("\"/{rel}\": not found"))?;
+        Ok(Entry {
+            rel: if rel.is_empty() { ".".into() } else { rel },
+            path: found.host,
+            meta: found.meta,
+        })
+    }
+
     /// Everything below directory `comps` (shown as `rel`), sorted, parents first.
     fn walk(&self, comps: &[String], rel: &str, out: &mut Vec<Entry>) {
         for name in self.read_dir(comps) {

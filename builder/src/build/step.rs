@@ -191,12 +191,18 @@ pub(super) fn build_stage(
 
         // COPY/ADD sources, read now: their digests are part of the key. Downloads
         // live in store scratch dirs until the step is done.
-        let mut downloads = Vec::new();
+        let mut downloads = Scratch::default();
+        let mut git_sources: Vec<(usize, super::git::Resolved)> = Vec::new();
         let selected = match instr {
-            Instruction::Copy(c) if c.parents => Err(format!(
-                "{}: COPY --parents is not supported yet",
-                step.text
-            )),
+            Instruction::Copy(c) if c.parents => match &c.from {
+                Some(_) => from_view(cx, stage, step).and_then(|view| {
+                    super::parents::select(&view, &c.srcs)
+                        .map_err(|e| format!("{}: {e}", step.text))
+                }),
+                None => super::parents::select(cx.ctx, &c.srcs)
+                    .map_err(|e| format!("{}: {e}", step.text)),
+            }
+            .map(Some),
             Instruction::Copy(c) if c.from.is_some() => {
                 from_view(cx, stage, step).and_then(|view| {
                     let mut out = Vec::new();
@@ -206,18 +212,47 @@ pub(super) fn build_stage(
                     Ok(Some(out))
                 })
             }
+            // BuildKit's words: COPY reads only the context (or --from).
+            Instruction::Copy(c) if c.srcs.iter().any(|s| super::git::parse(s).is_some()) => {
+                Err(format!("{}: source can't be a git ref for COPY", step.text))
+            }
+            Instruction::Copy(c) if c.srcs.iter().any(|s| is_remote(s)) => {
+                Err(format!("{}: source can't be a URL for COPY", step.text))
+            }
             Instruction::Copy(c) => select(cx.ctx, &c.srcs, &step.text).map(Some),
             Instruction::Add(a) => {
                 let mut out = Vec::new();
                 let mut result = Ok(());
                 for src in &a.srcs {
-                    let got = if is_remote(src) {
-                        download(cx, src, a.checksum.as_deref(), &mut downloads)
+                    let got = if let Some(parsed) = super::git::parse(src) {
+                        // Resolved to a commit now (the key); fetched only on a miss.
+                        parsed
+                            .and_then(|g| {
+                                super::git::resolve(g, a.keep_git_dir, a.checksum.as_deref())
+                            })
+                            .map(|r| {
+                                progress
+                                    .log(&v, format!("resolved {} to {}", r.describe(), r.commit));
+                                git_sources.push((out.len(), r));
+                                Vec::new()
+                            })
+                            .map_err(|e| format!("{}: {e}", step.text))
+                    } else if is_remote(src) {
+                        download(cx, src, a.checksum.as_deref(), &mut downloads.0)
                             .map(|s| vec![s])
                             .map_err(|e| format!("{}: {e}", step.text))
                     } else {
                         select(cx.ctx, std::slice::from_ref(src), &step.text)
                     };
+                    // Excluded here already, so that the git sources' places in `out`
+                    // stay right (the pass below then changes nothing).
+                    let got = got.and_then(|s| {
+                        if a.exclude.is_empty() {
+                            Ok(s)
+                        } else {
+                            apply_exclude(s, &a.exclude)
+                        }
+                    });
                     match got {
                         Ok(s) => out.extend(s),
                         Err(e) => {
@@ -245,6 +280,9 @@ pub(super) fn build_stage(
                     .map_err(|e| e.to_string())?,
                 None => BTreeMap::new(),
             };
+            for (_, r) in &git_sources {
+                sources.insert(r.key_name(), r.key_value());
+            }
             if let Instruction::Copy(c) = instr
                 && let Some(from) = &c.from
             {
@@ -331,24 +369,62 @@ pub(super) fn build_stage(
         };
         progress.miss(&v, reason);
 
+        // A --link step's layer may come from an earlier build on another base.
+        let link_key = super::link::active(instr).then(|| {
+            let workdir = st
+                .result
+                .config
+                .config
+                .as_ref()
+                .and_then(|c| c.working_dir.clone());
+            super::link::key(&inputs, workdir.as_deref().unwrap_or("/"))
+        });
+        let reused = match &link_key {
+            Some(k) if !cx.opts.no_cache => super::link::reuse(cx.store, k)?,
+            _ => None,
+        };
+        if let Some(diff_id) = &reused {
+            progress.log(
+                &v,
+                format!("reusing the --link layer {diff_id} from an earlier build"),
+            );
+        }
+
         let mut config = st.result.config.clone();
         let started = std::time::Instant::now();
         let mut output = |bytes: &[u8]| progress.output(&v, started.elapsed(), bytes);
-        let executed = execute(
-            cx,
-            &mut st,
-            &mut config,
-            step,
-            selections.as_deref(),
-            RunSite {
-                network,
-                location: &location,
-                output: &mut output,
-            },
-        );
-        for d in downloads.drain(..) {
-            let _ = d.remove();
-        }
+        let executed = if let Some(diff_id) = reused {
+            Ok(Some(diff_id))
+        } else {
+            let fetched = super::git::fetch_all(
+                cx.store,
+                selections,
+                git_sources,
+                |s| apply_exclude(s, exclude),
+                &mut downloads.0,
+            );
+            let selections = match fetched {
+                Ok(s) => s,
+                Err(message) => {
+                    progress.failed(v, &message);
+                    return Err(fail(message));
+                }
+            };
+            execute(
+                cx,
+                &mut st,
+                &mut config,
+                step,
+                selections.as_deref(),
+                RunSite {
+                    network,
+                    location: &location,
+                    output: &mut output,
+                },
+            )
+            .map(|layer| layer.map(|l| l.diff_id))
+        };
+        drop(downloads);
         let layer = match executed {
             Ok(layer) => layer,
             Err(message) => {
@@ -366,8 +442,8 @@ pub(super) fn build_stage(
         };
         let created = rfc3339_now();
         config.created = Some(created.clone());
-        if let Some(l) = &layer {
-            config.rootfs.diff_ids.push(l.diff_id.clone());
+        if let Some(diff_id) = &layer {
+            config.rootfs.diff_ids.push(diff_id.clone());
         }
         config.history.push(History {
             created: Some(created),
@@ -384,6 +460,9 @@ pub(super) fn build_stage(
             },
         )?;
         cx.store.cache_put(&key, &id)?;
+        if let Some(k) = &link_key {
+            cx.store.cache_put(k, &id)?;
+        }
         cx.store.set_cache_note(&note_key, &note)?;
         st.result = StageResult {
             image: Some(id),
@@ -393,6 +472,19 @@ pub(super) fn build_stage(
         progress.done(v);
     }
     Ok(st.result)
+}
+
+/// Store scratch directories a step downloads or checks out into, removed when the
+/// step is done with them however it ends (cache hit, error or success).
+#[derive(Default)]
+struct Scratch(Vec<rbuild_store::commit::UpperDir>);
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        for d in self.0.drain(..) {
+            let _ = d.remove();
+        }
+    }
 }
 
 /// Whether ADD would unpack this source: a tar, plain or gzip/bzip2/xz compressed
@@ -446,12 +538,6 @@ fn download(
     use sha2::{Digest as _, Sha256};
     use std::io::{Read, Write};
     use std::os::unix::fs::PermissionsExt;
-    if url.starts_with("git@") || url.contains(".git#") || url.ends_with(".git") {
-        return Err(format!(
-            "ADD from the git repository {}: git sources are not supported yet",
-            rbuild_store::download::redact(url)
-        ));
-    }
     let shown = rbuild_store::download::redact(url);
     let name = reqwest_path_name(url);
     let dir = cx.store.new_upper_dir().map_err(|e| e.to_string())?;
@@ -555,8 +641,9 @@ fn apply_exclude(
         .collect())
 }
 
+/// An `http(s)` URL to download (git sources are told apart first).
 fn is_remote(src: &str) -> bool {
-    rbuild_store::download::is_url(src) || src.starts_with("git@")
+    rbuild_store::download::is_url(src)
 }
 
 /// What a RUN's heredoc bodies add to its key: each name with its body's digest.
@@ -668,6 +755,7 @@ fn execute(
                     .map(|d| d.get().cloned().ok_or(d.raw.clone())),
                 keep_owner: c.from.is_some() && c.chown.is_none(),
                 unpack: false,
+                link: super::link::active(&step.instruction),
             },
         )
         .map(Some),
@@ -685,6 +773,7 @@ fn execute(
                     .map(|d| d.get().cloned().ok_or(d.raw.clone())),
                 keep_owner: false,
                 unpack: a.unpack != Some(false),
+                link: super::link::active(&step.instruction),
             },
         )
         .map(Some),
@@ -820,6 +909,8 @@ struct CopyArgs<'a> {
     keep_owner: bool,
     /// ADD: extract local tar archives into the destination.
     unpack: bool,
+    /// `--link`: copied into an empty layer, blind to the image's files.
+    link: bool,
 }
 
 /// The file system `COPY --from` reads: the stage's or image's layers (empty for
@@ -888,6 +979,7 @@ fn copy_layer(
         ref chmod,
         keep_owner,
         unpack,
+        link,
     } = *args;
     let chmod = chmod.clone();
     let store = cx.store;
@@ -935,9 +1027,12 @@ fn copy_layer(
             layers: lower.clone(),
         };
         let owner = match chown {
+            Some(spec) if link => super::link::owner(spec)?,
             Some(spec) => view.chown_ids(spec)?,
             None => (0, 0),
         };
+        // --link copies into an empty layer: nothing of the image is seen.
+        let lower: &[std::path::PathBuf] = if link { &[] } else { &lower };
         let workdir = config
             .config
             .as_ref()
@@ -945,7 +1040,7 @@ fn copy_layer(
             .unwrap_or_else(|| "/".into());
         copy_into(
             upper,
-            &lower,
+            lower,
             &CopySpec {
                 selections,
                 dest,

@@ -70,7 +70,7 @@ pub fn format(e: &Event, time: DateTime<Utc>) -> String {
         Event::Miss { id, reason } => {
             let (arg, path) = match reason {
                 MissReason::BuildArgChanged(a) => (Some(a.as_str()), None),
-                MissReason::FileChanged(p) => (None, Some(p.as_str())),
+                MissReason::FileChanged(p) | MissReason::GitChanged(p) => (None, Some(p.as_str())),
                 _ => (None, None),
             };
             Kind::Miss {
@@ -118,6 +118,7 @@ fn miss_kind(r: &MissReason) -> &'static str {
         MissReason::ParentChanged => "parent_changed",
         MissReason::BuildArgChanged(_) => "build_arg_changed",
         MissReason::FileChanged(_) => "file_changed",
+        MissReason::GitChanged(_) => "git_changed",
         MissReason::InstructionChanged => "instruction_changed",
         MissReason::ResultRemoved => "result_removed",
     }
