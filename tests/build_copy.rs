@@ -429,3 +429,71 @@ fn add_copies_a_compressed_file_that_holds_no_tar_as_it_is() {
     let copied = upper(&store, "gzplain").join("data/notes.gz");
     assert_eq!(std::fs::read(&copied).unwrap(), gz);
 }
+
+#[test]
+fn copy_heredocs_make_files() {
+    let (store, ctx) = setup("copy-heredoc");
+    let dockerfile = "FROM busybox
+ARG NAME=world
+COPY <<EOF /hello.txt
+hello ${NAME}
+EOF
+COPY <<'EOT' <<B /dir/
+raw ${NAME}
+EOT
+b
+B
+COPY --chmod=755 <<EOF /run.sh
+#!/bin/sh
+EOF
+";
+    ctx.write("Dockerfile", dockerfile);
+    store.run(&["build", "-t", "hd", ctx_arg(&ctx)]).success();
+    let top = layers(&store, "hd");
+    let find = |rel: &str| {
+        top.iter()
+            .map(|l| l.join(rel))
+            .find(|p| p.exists())
+            .unwrap_or_else(|| panic!("{rel} in no layer"))
+    };
+    let read = |rel: &str| std::fs::read_to_string(find(rel)).unwrap();
+    // Unquoted delimiters expand the build's variables; quoted ones do not.
+    assert_eq!(read("hello.txt"), "hello world\n");
+    assert_eq!(read("dir/EOT"), "raw ${NAME}\n");
+    assert_eq!(read("dir/B"), "b\n");
+    let mode = |rel: &str| std::fs::metadata(find(rel)).unwrap().mode() & 0o7777;
+    assert_eq!(mode("hello.txt"), 0o644);
+    assert_eq!(mode("run.sh"), 0o755);
+
+    // Unchanged, all cached; another value for the argument changes the first COPY.
+    let again = store.run(&["build", "-t", "hd", ctx_arg(&ctx)]).success();
+    assert!(
+        outcomes(&again.stderr).iter().all(|(_, o)| o == "CACHED"),
+        "{}",
+        again.stderr
+    );
+    let other = store
+        .run(&[
+            "build",
+            "--build-arg",
+            "NAME=you",
+            "-t",
+            "hd",
+            ctx_arg(&ctx),
+        ])
+        .success();
+    let o = outcomes(&other.stderr);
+    assert!(o[1].1.starts_with("cache miss"), "{o:?}");
+    let top = layers(&store, "hd");
+    let hello = top
+        .iter()
+        .map(|l| l.join("hello.txt"))
+        .find(|p| p.exists())
+        .unwrap();
+    assert_eq!(std::fs::read_to_string(hello).unwrap(), "hello you\n");
+    // No scratch dir is left behind.
+    assert_eq!(
+        std::fs::read_dir(store.root().join("tmp")).unwrap().count(),
+        0
+    );
+}

@@ -16,6 +16,7 @@ pub mod context;
 mod copy;
 pub mod failure;
 mod git;
+mod inline;
 pub mod interrupt;
 mod link;
 mod parents;

@@ -274,6 +274,23 @@ pub(super) fn build_stage(
             Some(sel) if !exclude.is_empty() => apply_exclude(sel, exclude).map(Some),
             other => Ok(other),
         });
+        // Heredoc sources, after the others (so git sources keep their places).
+        let heredocs = match instr {
+            Instruction::Copy(c) => c.heredocs.as_slice(),
+            Instruction::Add(a) => a.heredocs.as_slice(),
+            _ => &[],
+        };
+        let selected = selected.and_then(|sel| match sel {
+            Some(mut sel) if !heredocs.is_empty() => {
+                sel.extend(super::inline::materialize(
+                    cx.store,
+                    heredocs,
+                    &mut downloads.0,
+                )?);
+                Ok(Some(sel))
+            }
+            other => Ok(other),
+        });
         let selected = selected.and_then(|sel| {
             let mut sources = match &sel {
                 Some(s) => context::digests_cached(s, Some(&context_digests(cx)))

@@ -1,0 +1,56 @@
+//! COPY/ADD heredoc sources (`COPY <<EOF /etc/motd`): each becomes a file named after
+//! its heredoc, mode 0644, written now (BuildKit's `Mkfile`), in a store scratch dir
+//! the step removes when it ends. Being files, they are keyed on their content and
+//! copied like any other source.
+
+use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
+
+use rbuild_parser::instruction::InlineSource;
+use rbuild_store::Store;
+use rbuild_store::commit::UpperDir;
+
+use super::context::{Entry, Selection};
+
+/// Writes `sources` into one new scratch dir (added to `scratch`) and selects them.
+pub(super) fn materialize(
+    store: &Store,
+    sources: &[InlineSource],
+    scratch: &mut Vec<UpperDir>,
+) -> Result<Vec<Selection>, String> {
+    if sources.is_empty() {
+        return Ok(Vec::new());
+    }
+    let dir = store.new_upper_dir().map_err(|e| e.to_string())?;
+    let root = dir.upper.clone();
+    scratch.push(dir);
+    let mut out = Vec::new();
+    for s in sources {
+        if s.name.contains('/') || s.name == "." || s.name == ".." {
+            return Err(format!("heredoc name {:?} can't name a file", s.name));
+        }
+        let path = root.join(&s.name);
+        let err = |e: std::io::Error| format!("writing the heredoc {}: {e}", s.name);
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o644)
+            .open(&path)
+            .map_err(err)?;
+        f.write_all(s.content.as_bytes()).map_err(err)?;
+        drop(f);
+        let meta = std::fs::symlink_metadata(&path).map_err(err)?;
+        out.push(Selection {
+            top: Entry {
+                rel: s.name.clone(),
+                path,
+                meta,
+            },
+            children: Vec::new(),
+            keep_owner: false,
+            // Never unpacked by ADD, like a download.
+            remote: true,
+        });
+    }
+    Ok(out)
+}
