@@ -505,6 +505,12 @@ fn errors_name_the_dockerfile_line() {
         .run(&["build", "-f", df.to_str().unwrap(), ctx_arg(&ctx)])
         .failure()
         .stderr_contains("other.Dockerfile:2");
+    // What rbuild will not do is refused, not silently weakened.
+    ctx.write("Dockerfile", "FROM busybox\nRUN --security=insecure true\n");
+    store
+        .run(&["build", ctx_arg(&ctx)])
+        .failure()
+        .stderr_contains("Dockerfile:2: RUN --security=insecure: granting entitlement security.insecure is not allowed");
 }
 
 #[test]

@@ -801,6 +801,15 @@ fn execute(
                     step.text
                 ));
             };
+            // BuildKit refuses it unless the daemon and the build grant the entitlement;
+            // rbuild grants no entitlements, so it never runs a RUN unconfined.
+            if run.security == Some(rbuild_parser::instruction::Security::Insecure) {
+                return Err(
+                    "RUN --security=insecure: granting entitlement security.insecure is not \
+                     allowed (rbuild runs every RUN in its sandbox)"
+                        .to_string(),
+                );
+            }
             let mut script_file = None;
             let cmd = match run.script() {
                 None => match &run.cmd {
