@@ -243,3 +243,22 @@ fn secrets_are_readable_in_run_and_nowhere_else() {
         run.stderr
     );
 }
+
+#[test]
+fn ssh_mounts_without_an_agent_are_left_out_unless_required() {
+    let (store, ctx) = setup("mount-ssh");
+    ctx.write(
+        "Dockerfile",
+        "FROM busybox\nRUN --mount=type=ssh echo \"sock=${SSH_AUTH_SOCK:-none}\" > /ssh\n",
+    );
+    store.run(&["build", ctx_arg(&ctx)]).success();
+    assert_eq!(in_some_layer(&store, "ssh").unwrap(), b"sock=none\n");
+    ctx.write(
+        "Dockerfile",
+        "FROM busybox\nRUN --mount=type=ssh,id=gh,required=true true\n",
+    );
+    store
+        .run(&["build", ctx_arg(&ctx)])
+        .failure()
+        .stderr_contains("Dockerfile:2: no SSH key \"gh\" forwarded from the client");
+}

@@ -18,6 +18,8 @@
 //!   the rootfs (mode 0400 unless `mode=`, owner `uid`/`gid`), or given as the variable
 //!   `env=` (and only then also a file when a target is given). A missing secret is an
 //!   error with `required=true` and skipped otherwise, as in BuildKit.
+//! - `type=ssh`: no agent is forwarded, so as in BuildKit without one: an error with
+//!   `required=true`, left out otherwise.
 
 use std::collections::BTreeMap;
 use std::fs::{self, File};
@@ -136,7 +138,15 @@ pub(super) fn prepare(inp: &Inputs<'_>, mounts: &[Mount]) -> Result<Prepared, St
             }
             MountType::Bind => bind(inp, m, &mut p)?,
             MountType::Secret => secret(inp, m, &mut p)?,
-            MountType::Ssh => return Err("RUN --mount=type=ssh is not supported yet".into()),
+            // rbuild forwards no SSH agent (it has no `--ssh`): like BuildKit with none
+            // forwarded, a required mount fails and an optional one is left out.
+            MountType::Ssh if m.required => {
+                return Err(format!(
+                    "no SSH key {:?} forwarded from the client (rbuild does not forward SSH agents)",
+                    m.id.as_deref().unwrap_or("default")
+                ));
+            }
+            MountType::Ssh => {}
         }
     }
     Ok(p)
