@@ -56,9 +56,13 @@ median() { printf '%s\n' "$@" | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1
 # --- machine --------------------------------------------------------------------------
 echo "machine: $(nproc) cores, $(free -g | awk '/Mem:/{print $2}') GiB RAM, $(uname -r)," \
   "$(findmnt -no FSTYPE -T "$work") on ${BENCH_DIR:-/var/tmp}"
-echo "tools: $("$rbuild" --version 2>/dev/null || echo rbuild) (release) |" \
-  "$(use buildah && buildah --version) |" \
-  "$(use buildkit && echo "dockerd $(dockerd --version | sed 's/Docker version //') + CLI $("$docker" --version | sed 's/Docker version //')")"
+versions="$("$rbuild" --version 2>/dev/null || echo rbuild) (release)"
+if use buildah; then versions+=" | $(buildah --version)"; fi
+if use buildkit; then
+  versions+=" | dockerd $(dockerd --version | sed 's/Docker version //')"
+  versions+=" + CLI $("$docker" --version | sed 's/Docker version //')"
+fi
+echo "tools: $versions"
 
 # --- bases: busybox (~2 MB) and busybox + 200 MB --------------------------------------
 "$repo/fixtures/busybox-rootfs.sh" busybox.tar
@@ -219,9 +223,12 @@ done
 # --- table ----------------------------------------------------------------------------
 ratio() { echo "scale=3; $1 / $2" | bc -l | sed 's/^\./0./'; }
 verdict() { [ "$(echo "$1 <= $2" | bc -l)" = 1 ] && echo "met" || echo "MISSED"; }
-echo
-echo "| case | rbuild | buildah | BuildKit | rbuild/buildah | rbuild/BuildKit | target | result |"
-echo "| --- | --- | --- | --- | --- | --- | --- | --- |"
+has() { [ -n "${res[$1,rbuild]:-}" ] && [ -n "${res[$1,buildah]:-}" ] && [ -n "${res[$1,buildkit]:-}" ]; }
+if has a || has b || has c || has d || has e2; then
+  echo
+  echo "| case | rbuild | buildah | BuildKit | rbuild/buildah | rbuild/BuildKit | target | result |"
+  echo "| --- | --- | --- | --- | --- | --- | --- | --- |"
+fi
 row() { # case label target-text checks...
   local c=$1 label=$2 target=$3; shift 3
   local r=${res[$c,rbuild]} b=${res[$c,buildah]} k=${res[$c,buildkit]}
@@ -236,7 +243,6 @@ row() { # case label target-text checks...
   [ "$target" = "-" ] && out="-"
   printf '| %s | %.2f s | %.2f s | %.2f s | %s | %s | %s | %s |\n' "$label" "$r" "$b" "$k" "$rb_ba" "$rb_bk" "$target" "$out"
 }
-has() { [ -n "${res[$1,rbuild]:-}" ] && [ -n "${res[$1,buildah]:-}" ] && [ -n "${res[$1,buildkit]:-}" ]; }
 has a && row a "(a) cold, 10 steps, 5 RUN" "≤ 0.5× buildah, ≤ 1.0× BuildKit" ba:0.5 bk:1.0
 has b && row b "(b) (a) fully cached" "≤ 0.5× BuildKit" bk:0.5
 has c && row c "(c) cold COPY 20k files + 4×100 MB" "≤ 1.0× BuildKit" bk:1.0
