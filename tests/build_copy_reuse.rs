@@ -159,6 +159,16 @@ fn a_path_two_sources_wrote_is_linked_only_from_the_one_that_won() {
     ctx.write("a/x", "from a\n");
     ctx.write("a/y", "y\n");
     ctx.write("b/x", "from b\n");
+    // A directory of a's replaced by a file of b's: the file keeps its own mtime (the
+    // directory's is not set on whatever is at its path at the end).
+    ctx.write("a/z/f", "f\n");
+    let z = ctx.write("b/z", "file z\n");
+    fs::File::options()
+        .write(true)
+        .open(&z)
+        .unwrap()
+        .set_modified(UNIX_EPOCH + Duration::from_secs(1_500_000_000))
+        .unwrap();
     let_settle();
     store.run(&["build", "-t", "one", ctx_arg(&ctx)]).success();
     let one = upper(&store, "one");
@@ -173,6 +183,15 @@ fn a_path_two_sources_wrote_is_linked_only_from_the_one_that_won() {
         fs::metadata(one.join("dst/y")).unwrap().ino()
     );
     assert_eq!(fs::read_to_string(one.join("dst/x")).unwrap(), "from b\n");
+    for tree in [&one, &two] {
+        let m = fs::symlink_metadata(tree.join("dst/z")).unwrap();
+        assert!(m.is_file());
+        assert_eq!(m.mtime(), 1_500_000_000, "{}", tree.display());
+    }
+    assert_eq!(
+        fs::metadata(two.join("dst/z")).unwrap().ino(),
+        fs::metadata(one.join("dst/z")).unwrap().ino()
+    );
     assert_tree_hashes_to_its_name(&one);
     assert_tree_hashes_to_its_name(&two);
 }

@@ -359,6 +359,9 @@ impl Writer<'_> {
         }
         .map_err(|err| format!("replacing {}: {err}", host.display()))?;
         self.changed(target, true);
+        // Directories that are gone get no mtime at the end: their path may now name a
+        // file, perhaps one linked from the previous layer.
+        self.dir_times.retain(|(p, _)| !p.starts_with(host));
         Ok(())
     }
 
@@ -476,10 +479,14 @@ fn set_owner_mode(path: &Path, uid: u32, gid: u32, mode: Option<u32>) -> Result<
     Ok(())
 }
 
+/// Sets a directory's mtime (files get theirs through the descriptor they are written
+/// with). Never through a symlink, never on anything but a directory.
 fn set_mtime(path: &Path, t: SystemTime) -> Result<(), String> {
-    // Opening read-only is enough for futimens as the owner or root; it works for
-    // directories too.
-    fs::File::open(path)
+    // Opening read-only is enough for futimens as the owner or root.
+    fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(nix::libc::O_DIRECTORY | nix::libc::O_NOFOLLOW)
+        .open(path)
         .and_then(|f| f.set_modified(t))
         .map_err(|e| format!("setting mtime of {}: {e}", path.display()))
 }
