@@ -3,8 +3,9 @@
 # Docker BuildKit (a private dockerd started here), all FROM the same locally made busybox
 # base (no network pulls), and prints medians of ROUNDS runs and the ratios rbuild/other.
 #
-#   bench/build.sh      (ROUNDS=3, BENCH_DIR=/var/tmp; ONLY="a b c d e" to pick;
-#                        RBUILD=path/to/rbuild to skip the release build)
+#   bench/build.sh      (ROUNDS=3, BENCH_DIR=/var/tmp; ONLY="a b c d e" to pick cases,
+#                        TOOLS="rbuild buildah buildkit" to pick tools (ratios need all
+#                        three); RBUILD=path/to/rbuild to skip the release build)
 #
 # Cases: (a) cold 10-step build with 5 small RUNs; (b) the same, fully cached; (c) cold
 # build COPYing 20,000 small files + 4 x 100 MB; (d) (c) again after one small file
@@ -18,9 +19,11 @@ repo=$PWD
 
 rounds=${ROUNDS:-3}
 only=${ONLY:-a b c d e}
-command -v buildah >/dev/null || apt-get install -y -q buildah >/dev/null
+tools=${TOOLS:-rbuild buildah buildkit}
+use() { [[ " $tools " == *" $1 "* ]]; }
+if use buildah; then command -v buildah >/dev/null || apt-get install -y -q buildah >/dev/null; fi
 docker=/usr/bin/docker # Debian's CLI: BuildKit built in (a newer CLI needs buildx)
-[ -x "$docker" ] || docker=$(command -v docker)
+if use buildkit && [ ! -x "$docker" ]; then docker=$(command -v docker); fi
 if [ -n "${RBUILD:-}" ]; then
   rbuild=$(realpath "$RBUILD") # a given binary (e.g. while cargo holds the target dir)
 else
@@ -53,8 +56,13 @@ median() { printf '%s\n' "$@" | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1
 # --- machine --------------------------------------------------------------------------
 echo "machine: $(nproc) cores, $(free -g | awk '/Mem:/{print $2}') GiB RAM, $(uname -r)," \
   "$(findmnt -no FSTYPE -T "$work") on ${BENCH_DIR:-/var/tmp}"
-echo "tools: $("$rbuild" --version 2>/dev/null || echo rbuild) (release) |" \
-  "$(buildah --version) | dockerd $(dockerd --version | sed 's/Docker version //') + CLI $("$docker" --version | sed 's/Docker version //')"
+versions="$("$rbuild" --version 2>/dev/null || echo rbuild) (release)"
+if use buildah; then versions+=" | $(buildah --version)"; fi
+if use buildkit; then
+  versions+=" | dockerd $(dockerd --version | sed 's/Docker version //')"
+  versions+=" + CLI $("$docker" --version | sed 's/Docker version //')"
+fi
+echo "tools: $versions"
 
 # --- bases: busybox (~2 MB) and busybox + 200 MB --------------------------------------
 "$repo/fixtures/busybox-rootfs.sh" busybox.tar
@@ -79,22 +87,27 @@ rb save -o base200.tar bench-base:200mb
 rm -f busybox.tar big.tar
 
 ba() { buildah --root "$work/buildah" --runroot "$work/buildah-run" --storage-driver overlay "$@"; }
-ba pull -q docker-archive:base2.tar >/dev/null
-ba pull -q docker-archive:base200.tar >/dev/null
+if use buildah; then
+  ba pull -q docker-archive:base2.tar >/dev/null
+  ba pull -q docker-archive:base200.tar >/dev/null
+fi
 
 # dockerd on a private socket and data root.
-dockerd --iptables=false --bridge=none -H "unix://$dsock" --data-root /tmp/bench-d \
-  --exec-root /tmp/bench-d-exec --pidfile /tmp/bench-d-exec.pid >"$log/dockerd.log" 2>&1 &
-dpid=$!
-export DOCKER_HOST=unix://$dsock DOCKER_BUILDKIT=1
-for _ in $(seq 1 100); do "$docker" version >/dev/null 2>&1 && break; sleep 0.2; done
 dk() { "$docker" "$@"; }
-dk load -q -i base2.tar >/dev/null
-dk load -q -i base200.tar >/dev/null
-if dk build --help 2>&1 | grep -q -- '--progress'; then
-  buildkit="BuildKit (dockerd $(dk version -f '{{.Server.Version}}'))"
-else
-  buildkit="LEGACY builder: this docker has no BuildKit"
+buildkit="not measured"
+if use buildkit; then
+  dockerd --iptables=false --bridge=none -H "unix://$dsock" --data-root /tmp/bench-d \
+    --exec-root /tmp/bench-d-exec --pidfile /tmp/bench-d-exec.pid >"$log/dockerd.log" 2>&1 &
+  dpid=$!
+  export DOCKER_HOST=unix://$dsock DOCKER_BUILDKIT=1
+  for _ in $(seq 1 100); do "$docker" version >/dev/null 2>&1 && break; sleep 0.2; done
+  dk load -q -i base2.tar >/dev/null
+  dk load -q -i base200.tar >/dev/null
+  if dk build --help 2>&1 | grep -q -- '--progress'; then
+    buildkit="BuildKit (dockerd $(dk version -f '{{.Server.Version}}'))"
+  else
+    buildkit="LEGACY builder: this docker has no BuildKit"
+  fi
 fi
 echo "docker builder: $buildkit"
 
@@ -180,11 +193,16 @@ measure() { # case tool runner tag ctx [opts...]   (ROUNDS runs, median)
   res[$c,$tool]=$(median "${ts[@]}")
   printf '  %-4s %-8s runs: %s  median %.2fs\n' "$c" "$tool" "$(printf '%.2f ' "${ts[@]}")" "${res[$c,$tool]}"
 }
-each() { # case tag ctx [opts...]: all three tools
+each() { # case tag ctx [opts...]: each tool picked
   local c=$1; shift
-  measure "$c" rbuild run_rb "$@"
-  measure "$c" buildah run_ba "$@"
-  measure "$c" buildkit run_dk "$@"
+  if use rbuild; then measure "$c" rbuild run_rb "$@"; fi
+  if use buildah; then measure "$c" buildah run_ba "$@"; fi
+  if use buildkit; then measure "$c" buildkit run_dk "$@"; fi
+}
+prime() { # tag ctx: one uncounted build per tool picked
+  if use rbuild; then run_rb "$@" >/dev/null; fi
+  if use buildah; then run_ba "$@" >/dev/null; fi
+  if use buildkit; then run_dk "$@" >/dev/null; fi
 }
 
 echo "running (${rounds} rounds each)..."
@@ -192,10 +210,10 @@ tstart=$(now)
 for c in $only; do
   case $c in
     a) each a bench-a ctx-a --no-cache ;;
-    b) run_rb bench-a ctx-a >/dev/null; run_ba bench-a ctx-a >/dev/null; run_dk bench-a ctx-a >/dev/null
+    b) prime bench-a ctx-a
        each b bench-a ctx-a ;;
     c) each c bench-c ctx-c --no-cache ;;
-    d) run_rb bench-c ctx-c >/dev/null; run_ba bench-c ctx-c >/dev/null; run_dk bench-c ctx-c >/dev/null
+    d) prime bench-c ctx-c
        each d bench-c ctx-c ;;
     e) each e2 bench-e2 ctx-e2mb --no-cache
        each e200 bench-e200 ctx-e200mb --no-cache ;;
@@ -205,9 +223,12 @@ done
 # --- table ----------------------------------------------------------------------------
 ratio() { echo "scale=3; $1 / $2" | bc -l | sed 's/^\./0./'; }
 verdict() { [ "$(echo "$1 <= $2" | bc -l)" = 1 ] && echo "met" || echo "MISSED"; }
-echo
-echo "| case | rbuild | buildah | BuildKit | rbuild/buildah | rbuild/BuildKit | target | result |"
-echo "| --- | --- | --- | --- | --- | --- | --- | --- |"
+has() { [ -n "${res[$1,rbuild]:-}" ] && [ -n "${res[$1,buildah]:-}" ] && [ -n "${res[$1,buildkit]:-}" ]; }
+if has a || has b || has c || has d || has e2; then
+  echo
+  echo "| case | rbuild | buildah | BuildKit | rbuild/buildah | rbuild/BuildKit | target | result |"
+  echo "| --- | --- | --- | --- | --- | --- | --- | --- |"
+fi
 row() { # case label target-text checks...
   local c=$1 label=$2 target=$3; shift 3
   local r=${res[$c,rbuild]} b=${res[$c,buildah]} k=${res[$c,buildkit]}
@@ -222,7 +243,6 @@ row() { # case label target-text checks...
   [ "$target" = "-" ] && out="-"
   printf '| %s | %.2f s | %.2f s | %.2f s | %s | %s | %s | %s |\n' "$label" "$r" "$b" "$k" "$rb_ba" "$rb_bk" "$target" "$out"
 }
-has() { [ -n "${res[$1,rbuild]:-}" ]; }
 has a && row a "(a) cold, 10 steps, 5 RUN" "≤ 0.5× buildah, ≤ 1.0× BuildKit" ba:0.5 bk:1.0
 has b && row b "(b) (a) fully cached" "≤ 0.5× BuildKit" bk:0.5
 has c && row c "(c) cold COPY 20k files + 4×100 MB" "≤ 1.0× BuildKit" bk:1.0

@@ -7,6 +7,7 @@ mod archive;
 mod bad_input;
 mod build;
 mod build_copy;
+mod build_copy_reuse;
 mod build_git;
 mod build_link;
 mod build_mounts;

@@ -102,6 +102,20 @@ impl Store {
     /// The layer is recorded but no image uses it yet, so GC would remove it: keep
     /// holding [`Store::write_lock`] until the image that uses it is created.
     pub fn add_layer_dir(&self, dir: &Path) -> Result<CommittedLayer, StoreError> {
+        self.add_layer_dir_sharing(dir, &HashSet::new())
+    }
+
+    /// [`Store::add_layer_dir`] for a directory some of whose files are hard links to
+    /// files of committed layers (a COPY reusing its previous layer's unchanged files;
+    /// layer trees are immutable, DESIGN.md builder step 5): those, named by (dev, ino)
+    /// in `shared`, are durable already and are not fsynced again — only the new
+    /// directory entries pointing at them need to be, and the directories are. A file
+    /// with a single link is fsynced whatever `shared` says.
+    pub fn add_layer_dir_sharing(
+        &self,
+        dir: &Path,
+        shared: &HashSet<(u64, u64)>,
+    ) -> Result<CommittedLayer, StoreError> {
         let _lock = self.write_lock()?;
         self.check_given_out(dir)?;
         // The diff ID: the tar the layer would be, streamed into the hasher only.
@@ -114,9 +128,10 @@ impl Store {
         let diff_id = written.diff_id;
         // Data written through overlay (or copied) may sit in the page cache; a crash
         // after the row is recorded must not leave a recorded layer with holes. Each
-        // file and dir of the new tree is fsynced, many at once — not syncfs(2), whose
-        // cost is every dirty page of the file system, other builds' included.
-        let (size, empty) = measure_and_sync(dir)?;
+        // file (but those `shared` with committed layers) and dir of the new tree is
+        // fsynced, many at once — not syncfs(2), whose cost is every dirty page of the
+        // file system, other builds' included.
+        let (size, empty) = measure_and_sync(dir, shared)?;
         let committed = |existed| CommittedLayer {
             diff_id: diff_id.clone(),
             size,
@@ -181,16 +196,19 @@ impl Store {
 }
 
 /// Sum of regular file sizes, each inode once (hard links are one file), and whether the
-/// directory is empty; fsyncs every file and directory of it.
+/// directory is empty; fsyncs every file and directory of it but the files in `shared`
+/// (linked from committed layers: their data and inode are on disk already; the new
+/// names for them are made durable by syncing the directories that hold them).
 ///
 /// The fsyncs run on [`SYNC_THREADS`] threads at once: one after another, each would wait
 /// for its own journal commit (20,000 small files took tens of seconds), while concurrent
 /// ones share commits (ext4's jbd2 and XFS batch them), and a file whose changes an
 /// earlier commit already carried returns at once. Still per file, so unlike syncfs(2) it
 /// never waits for other builds' dirty pages.
-fn measure_and_sync(dir: &Path) -> Result<(u64, bool), StoreError> {
+fn measure_and_sync(dir: &Path, shared: &HashSet<(u64, u64)>) -> Result<(u64, bool), StoreError> {
     fn walk(
         dir: &Path,
+        shared: &HashSet<(u64, u64)>,
         seen: &mut HashSet<(u64, u64)>,
         total: &mut u64,
         to_sync: &mut Vec<PathBuf>,
@@ -199,10 +217,12 @@ fn measure_and_sync(dir: &Path) -> Result<(u64, bool), StoreError> {
             let entry = entry?;
             let m = entry.metadata()?;
             if m.is_dir() {
-                walk(&entry.path(), seen, total, to_sync)?;
+                walk(&entry.path(), shared, seen, total, to_sync)?;
             } else if m.is_file() && (m.nlink() == 1 || seen.insert((m.dev(), m.ino()))) {
                 *total += m.len();
-                to_sync.push(entry.path());
+                if m.nlink() == 1 || !shared.contains(&(m.dev(), m.ino())) {
+                    to_sync.push(entry.path());
+                }
             }
         }
         // Children first: a directory is synced after the files in it (in the same batch
@@ -216,7 +236,7 @@ fn measure_and_sync(dir: &Path) -> Result<(u64, bool), StoreError> {
         .is_none();
     let mut total = 0;
     let mut to_sync = Vec::new();
-    walk(dir, &mut HashSet::new(), &mut total, &mut to_sync)
+    walk(dir, shared, &mut HashSet::new(), &mut total, &mut to_sync)
         .map_err(io_err(format!("reading {}", dir.display())))?;
     sync_all_parallel(&to_sync).map_err(io_err(format!("syncing {}", dir.display())))?;
     Ok((total, empty))

@@ -341,11 +341,17 @@ pub fn digests_cached(
     sel: &[Selection],
     cache: Option<&Path>,
 ) -> Result<BTreeMap<String, String>, ContextError> {
-    let racy_after = std::time::SystemTime::now()
+    digests_cached_before(sel, cache, racy_after())
+}
+
+/// Seconds since the epoch before which a file's mtime and ctime must be for a digest
+/// read now to be trusted as its content's later on, as long as its stat stays the same
+/// (a write in the same clock tick as the read would not move them).
+pub fn racy_after() -> i64 {
+    std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs() as i64 - RACY_SECS)
-        .unwrap_or(i64::MIN);
-    digests_cached_before(sel, cache, racy_after)
+        .unwrap_or(i64::MIN)
 }
 
 /// [`digests_cached`], remembering only files with mtime and ctime before `racy_after`

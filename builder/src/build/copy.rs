@@ -8,9 +8,20 @@
 //! relative `dest` is under WORKDIR. Copied entries keep their mode (or get `--chmod`)
 //! and mtime, and are owned by `--chown` (default 0:0), as are the directories the copy
 //! creates. Destination paths resolve symlinks inside the image root ([`RootView`]).
+//!
+//! Re-running a COPY mostly copies what the step's previous layer already holds: layer
+//! trees are immutable once committed (DESIGN.md, builder step 5), so a regular file
+//! whose source has the same digest as the one the previous layer's file was copied
+//! from, and whose metadata there is exactly what this copy would give it, is hard-linked
+//! from that layer instead ([`Previous`]). Nothing ever writes through such a link: the
+//! metadata is compared first and left alone, and a later entry at the same path unlinks
+//! it before writing. The layer tar is the same either way (a tar carries no link count;
+//! each old inode is linked at one path only, so no hard-link entries appear).
 
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fs;
-use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::io;
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
@@ -33,6 +44,35 @@ pub struct CopySpec<'a> {
     pub chmod: Option<&'a Chmod>,
     /// Several sources or a wildcard: `dest` must be a directory.
     pub multiple: bool,
+    /// Content digests ([`super::context::entry_digest`]) of the source files by host
+    /// path, where known: what [`Copied::files`] records and [`Previous`] is matched on.
+    pub digests: &'a HashMap<PathBuf, String>,
+    /// The layer this step made last time, to hard-link unchanged files from.
+    pub previous: Option<&'a Previous>,
+    /// Seconds since the epoch, taken before the sources were digested: a source whose
+    /// mtime or ctime is not older may have changed in the same clock tick as it was
+    /// read, so its digest is not recorded for it.
+    pub racy_after: i64,
+}
+
+/// A committed layer tree and, for its regular files, the digest of the source each was
+/// copied from ([`Copied::files`] of the copy that made it).
+pub struct Previous {
+    /// `layers/<id>/diff`: immutable, and kept while the build holds the store lock.
+    pub tree: PathBuf,
+    pub files: BTreeMap<String, String>,
+}
+
+/// What a copy wrote, beyond the files themselves.
+#[derive(Debug, Default)]
+pub struct Copied {
+    /// Regular files of the new tree (path below the root, no leading `/`) → digest of
+    /// the source whose content they have, for the next build's [`Previous`]. Files whose
+    /// source changed while it was read are left out.
+    pub files: BTreeMap<String, String>,
+    /// (dev, ino) of the files hard-linked from [`Previous::tree`]: already durable, so
+    /// the commit need not fsync them.
+    pub linked: HashSet<(u64, u64)>,
 }
 
 struct Writer<'a> {
@@ -43,11 +83,23 @@ struct Writer<'a> {
     chmod: Option<&'a Chmod>,
     /// Directories whose mtime is set last (adding entries changes it), in creation order.
     dir_times: Vec<(PathBuf, SystemTime)>,
+    digests: Option<&'a HashMap<PathBuf, String>>,
+    previous: Option<&'a Previous>,
+    /// Directories of the previous tree known to be real directories (not symlinks).
+    previous_dirs: HashSet<String>,
+    racy_after: i64,
+    copied: Copied,
+    /// Resolved parent directories by image path, valid while nothing is put at a path
+    /// their resolution looked up (`looked_up`); cleared when something is.
+    resolved: HashMap<String, Vec<String>>,
+    looked_up: HashSet<Vec<String>>,
+    /// Directories of the upper dir this copy made or found to be directories.
+    made_dirs: HashSet<Vec<String>>,
 }
 
 /// Writes what `spec` copies into `upper`, an empty directory that becomes the layer;
 /// `lower` are the image's layer directories, top first.
-pub fn copy_into(upper: &Path, lower: &[PathBuf], spec: &CopySpec<'_>) -> Result<(), String> {
+pub fn copy_into(upper: &Path, lower: &[PathBuf], spec: &CopySpec<'_>) -> Result<Copied, String> {
     let dest_abs = if spec.dest.starts_with('/') {
         spec.dest.to_string()
     } else {
@@ -72,6 +124,14 @@ pub fn copy_into(upper: &Path, lower: &[PathBuf], spec: &CopySpec<'_>) -> Result
         keep_owner: spec.keep_owner,
         chmod: spec.chmod,
         dir_times: Vec::new(),
+        digests: Some(spec.digests),
+        previous: spec.previous,
+        previous_dirs: HashSet::new(),
+        racy_after: spec.racy_after,
+        copied: Copied::default(),
+        resolved: HashMap::new(),
+        looked_up: HashSet::new(),
+        made_dirs: HashSet::new(),
     };
     for sel in spec.selections {
         w.keep_owner = spec.keep_owner || sel.keep_owner;
@@ -110,7 +170,7 @@ pub fn copy_into(upper: &Path, lower: &[PathBuf], spec: &CopySpec<'_>) -> Result
     for (path, time) in w.dir_times.iter().rev() {
         set_mtime(path, *time)?;
     }
-    Ok(())
+    Ok(w.copied)
 }
 
 impl Writer<'_> {
@@ -123,10 +183,17 @@ impl Writer<'_> {
     /// Makes every directory of `comps` exist in the upper dir: copied from the lower
     /// layers' metadata where they have it, else new (0755, owned by the copy's owner).
     fn ensure_dirs(&mut self, comps: &[String]) -> Result<(), String> {
+        if self.made_dirs.contains(comps) {
+            return Ok(());
+        }
         for i in 1..=comps.len() {
+            if self.made_dirs.contains(&comps[..i]) {
+                continue;
+            }
             let host = self.host(&comps[..i]);
             if let Ok(m) = fs::symlink_metadata(&host) {
                 if m.is_dir() {
+                    self.made_dirs.insert(comps[..i].to_vec());
                     continue;
                 }
                 return Err(format!("/{}: not a directory", comps[..i].join("/")));
@@ -147,33 +214,73 @@ impl Writer<'_> {
             if let Some(t) = mtime {
                 self.dir_times.push((host, t));
             }
+            self.made_dirs.insert(comps[..i].to_vec());
         }
         Ok(())
     }
 
+    /// The components of `image_path` with every symlink but the last resolved (as
+    /// [`RootView::resolve`] with `follow_last` false), the parent's resolution reused
+    /// from earlier entries of this copy where nothing it depends on has changed since.
+    fn resolve_target(&mut self, image_path: &str) -> Result<Vec<String>, String> {
+        let Some((parent, name)) = image_path.rsplit_once('/') else {
+            return self.view.resolve(image_path, false);
+        };
+        if matches!(name, "" | "." | "..") {
+            return self.view.resolve(image_path, false);
+        }
+        let mut comps = match self.resolved.get(parent) {
+            Some(c) => c.clone(),
+            None => {
+                let mut seen = Vec::new();
+                let c = self.view.resolve_noting(
+                    if parent.is_empty() { "/" } else { parent },
+                    true,
+                    &mut |p| seen.push(p.to_vec()),
+                )?;
+                self.looked_up.extend(seen);
+                self.resolved.insert(parent.to_string(), c.clone());
+                c
+            }
+        };
+        comps.push(name.to_string());
+        Ok(comps)
+    }
+
+    /// Something was put at or removed from `target`: resolutions that looked it up no
+    /// longer hold, nor does what is known of the upper dir's directories below it.
+    fn changed(&mut self, target: &[String], removed: bool) {
+        if self.looked_up.contains(target) {
+            self.resolved.clear();
+            self.looked_up.clear();
+        }
+        if removed {
+            self.made_dirs.retain(|d| !d.starts_with(target));
+        }
+    }
+
     /// Copies one entry to `image_path` (absolute, possibly through symlinks).
     fn place(&mut self, e: &Entry, image_path: &str) -> Result<(), String> {
-        let mut comps = self.view.resolve(image_path, false)?;
-        let Some(name) = comps.pop() else {
+        let target = self.resolve_target(image_path)?;
+        let Some((_, parent)) = target.split_last() else {
             // Copying a directory's contents onto `/` itself.
             return Ok(());
         };
-        let parent = self.view.resolve(&format!("/{}", comps.join("/")), true)?;
-        self.ensure_dirs(&parent)?;
-        let mut target = parent;
-        target.push(name);
+        self.ensure_dirs(parent)?;
         let host = self.host(&target);
         let ft = e.meta.file_type();
-        let existing = fs::symlink_metadata(&host).ok();
+        self.changed(&target, false);
+        // A regular file is created exclusively and the path cleared only if that finds
+        // something there (one syscall less per file than looking first).
+        let existing = if ft.is_file() {
+            None
+        } else {
+            fs::symlink_metadata(&host).ok()
+        };
         if let Some(m) = &existing
             && !(m.is_dir() && ft.is_dir())
         {
-            if m.is_dir() {
-                fs::remove_dir_all(&host)
-            } else {
-                fs::remove_file(&host)
-            }
-            .map_err(|err| format!("replacing {}: {err}", host.display()))?;
+            self.clear(&target, &host, m)?;
         }
         let (uid, gid) = if self.keep_owner {
             (e.meta.uid(), e.meta.gid())
@@ -186,6 +293,10 @@ impl Writer<'_> {
             None => src_mode,
         };
         let read_err = |err: std::io::Error| format!("copying {}: {err}", e.rel);
+        let key = target.join("/");
+        if !ft.is_file() {
+            self.copied.files.remove(&key);
+        }
         if ft.is_dir() {
             if existing.is_none() {
                 fs::create_dir(&host).map_err(read_err)?;
@@ -199,10 +310,29 @@ impl Writer<'_> {
             std::os::unix::fs::symlink(&link, &host).map_err(read_err)?;
             set_owner_mode(&host, uid, gid, None)?;
         } else if ft.is_file() {
-            fs::copy(&e.path, &host).map_err(read_err)?;
-            set_owner_mode(&host, uid, gid, Some(mode(false)))?;
-            if let Ok(t) = e.meta.modified() {
-                set_mtime(&host, t)?;
+            let mode = mode(false);
+            let digest = self.digests.and_then(|d| d.get(&e.path));
+            if let Some(digest) = digest
+                && self.link_previous(e, &target, digest, (uid, gid, mode), &host)?
+            {
+                self.copied.files.insert(key, digest.clone());
+                return Ok(());
+            }
+            let stable = match copy_file(e, &host, uid, gid, mode) {
+                Err(err) if err.kind() == io::ErrorKind::AlreadyExists => {
+                    self.clear_any(&target, &host)?;
+                    copy_file(e, &host, uid, gid, mode)
+                }
+                other => other,
+            }
+            .map_err(read_err)?;
+            match digest {
+                Some(d) if stable && !self.is_racy(&e.meta) => {
+                    self.copied.files.insert(key, d.clone());
+                }
+                _ => {
+                    self.copied.files.remove(&key);
+                }
             }
         } else {
             return Err(format!(
@@ -212,6 +342,129 @@ impl Writer<'_> {
         }
         Ok(())
     }
+}
+
+impl Writer<'_> {
+    /// Whether `m` changed too recently for its digest to be trusted as its content's.
+    fn is_racy(&self, m: &fs::Metadata) -> bool {
+        m.mtime() >= self.racy_after || m.ctime() >= self.racy_after
+    }
+
+    /// Removes what is at `target` in the upper dir (`host`), whose lstat is `m`.
+    fn clear(&mut self, target: &[String], host: &Path, m: &fs::Metadata) -> Result<(), String> {
+        if m.is_dir() {
+            fs::remove_dir_all(host)
+        } else {
+            fs::remove_file(host)
+        }
+        .map_err(|err| format!("replacing {}: {err}", host.display()))?;
+        self.changed(target, true);
+        // Directories that are gone get no mtime at the end: their path may now name a
+        // file, perhaps one linked from the previous layer.
+        self.dir_times.retain(|(p, _)| !p.starts_with(host));
+        Ok(())
+    }
+
+    fn clear_any(&mut self, target: &[String], host: &Path) -> Result<(), String> {
+        match fs::symlink_metadata(host) {
+            Ok(m) => self.clear(target, host, &m),
+            Err(_) => Ok(()),
+        }
+    }
+
+    /// Hard-links `target` (components below the root) from the previous tree into
+    /// `host` when the file there was copied from a source with `digest` and already has
+    /// the size, mode, owner and mtime this copy would give it, and no xattrs. False (and
+    /// nothing done) otherwise, or when linking fails.
+    fn link_previous(
+        &mut self,
+        e: &Entry,
+        target: &[String],
+        digest: &str,
+        (uid, gid, mode): (u32, u32, u32),
+        host: &Path,
+    ) -> Result<bool, String> {
+        let Some(prev) = self.previous else {
+            return Ok(false);
+        };
+        let key = target.join("/");
+        if prev.files.get(&key).map(String::as_str) != Some(digest) {
+            return Ok(false);
+        }
+        // Every parent in the previous tree must be a real directory: the path is read
+        // there as it is in the new tree, never through a symlink.
+        let mut old = prev.tree.clone();
+        for i in 1..target.len() {
+            old.push(&target[i - 1]);
+            let dir = target[..i].join("/");
+            if self.previous_dirs.contains(&dir) {
+                continue;
+            }
+            if !fs::symlink_metadata(&old).is_ok_and(|m| m.is_dir()) {
+                return Ok(false);
+            }
+            self.previous_dirs.insert(dir);
+        }
+        old.push(&target[target.len() - 1]);
+        let Ok(m) = fs::symlink_metadata(&old) else {
+            return Ok(false);
+        };
+        let same = m.is_file()
+            && m.len() == e.meta.len()
+            && m.mode() & 0o7777 == mode
+            && (m.uid(), m.gid()) == (uid, gid)
+            && (m.mtime(), m.mtime_nsec()) == (e.meta.mtime(), e.meta.mtime_nsec())
+            && !self.copied.linked.contains(&(m.dev(), m.ino()))
+            && xattr::list(&old).is_ok_and(|mut names| names.next().is_none());
+        if !same {
+            return Ok(false);
+        }
+        let linked = match fs::hard_link(&old, host) {
+            Err(err) if err.kind() == io::ErrorKind::AlreadyExists => {
+                self.clear_any(target, host)?;
+                fs::hard_link(&old, host)
+            }
+            other => other,
+        };
+        if linked.is_err() {
+            // EMLINK and the like: a copy will do.
+            return Ok(false);
+        }
+        self.copied.linked.insert((m.dev(), m.ino()));
+        Ok(true)
+    }
+}
+
+/// Copies the regular file `e` to the new path `host` with the given owner and mode and
+/// the source's mtime, all through the open descriptors. Returns whether the source's
+/// stat after the copy is the one `e` was selected (and digested) with, i.e. the copy
+/// has the content that digest describes.
+fn copy_file(e: &Entry, host: &Path, uid: u32, gid: u32, mode: u32) -> io::Result<bool> {
+    let mut src = fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(nix::libc::O_NOFOLLOW)
+        .open(&e.path)?;
+    let mut dst = fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(host)?;
+    // copy_file_range(2) underneath (std's File-to-File specialisation): in-kernel, or
+    // a reflink where the file system can.
+    io::copy(&mut src, &mut dst)?;
+    // fchown before fchmod: chown clears setuid/setgid.
+    std::os::unix::fs::fchown(&dst, Some(uid), Some(gid))?;
+    dst.set_permissions(fs::Permissions::from_mode(mode))?;
+    if let Ok(t) = e.meta.modified() {
+        dst.set_modified(t)?;
+    }
+    let after = src.metadata()?;
+    let before = &e.meta;
+    Ok(
+        (after.dev(), after.ino(), after.len()) == (before.dev(), before.ino(), before.len())
+            && (after.mtime(), after.mtime_nsec()) == (before.mtime(), before.mtime_nsec())
+            && (after.ctime(), after.ctime_nsec()) == (before.ctime(), before.ctime_nsec()),
+    )
 }
 
 /// chown (not following symlinks), then chmod: chown clears setuid bits, so the mode
@@ -226,10 +479,14 @@ fn set_owner_mode(path: &Path, uid: u32, gid: u32, mode: Option<u32>) -> Result<
     Ok(())
 }
 
+/// Sets a directory's mtime (files get theirs through the descriptor they are written
+/// with). Never through a symlink, never on anything but a directory.
 fn set_mtime(path: &Path, t: SystemTime) -> Result<(), String> {
-    // Opening read-only is enough for futimens as the owner or root; it works for
-    // directories too.
-    fs::File::open(path)
+    // Opening read-only is enough for futimens as the owner or root.
+    fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(nix::libc::O_DIRECTORY | nix::libc::O_NOFOLLOW)
+        .open(path)
         .and_then(|f| f.set_modified(t))
         .map_err(|e| format!("setting mtime of {}: {e}", path.display()))
 }
@@ -252,6 +509,14 @@ pub fn mkdir_into(
         keep_owner: false,
         chmod: None,
         dir_times: Vec::new(),
+        digests: None,
+        previous: None,
+        previous_dirs: HashSet::new(),
+        racy_after: i64::MIN,
+        copied: Copied::default(),
+        resolved: HashMap::new(),
+        looked_up: HashSet::new(),
+        made_dirs: HashSet::new(),
     };
     let comps = w.view.resolve(path, true)?;
     match w.view.lookup(&comps) {
@@ -305,10 +570,31 @@ mod tests {
     }
 
     fn copy(fx: &Fixture, srcs: &[&str], dest: &str, workdir: &str) -> Result<(), String> {
+        copy_reusing(fx, srcs, dest, workdir, None).map(|_| ())
+    }
+
+    fn copy_reusing(
+        fx: &Fixture,
+        srcs: &[&str],
+        dest: &str,
+        workdir: &str,
+        previous: Option<&Previous>,
+    ) -> Result<Copied, String> {
         let mut sel = Vec::new();
         for s in srcs {
             sel.extend(fx.ctx.select(s).unwrap());
         }
+        let digests: HashMap<PathBuf, String> = sel
+            .iter()
+            .flat_map(|s| std::iter::once(&s.top).chain(&s.children))
+            .filter(|e| e.meta.is_file())
+            .map(|e| {
+                (
+                    e.path.clone(),
+                    super::super::context::entry_digest(e).unwrap(),
+                )
+            })
+            .collect();
         copy_into(
             &fx.upper,
             std::slice::from_ref(&fx.lower),
@@ -320,8 +606,61 @@ mod tests {
                 keep_owner: false,
                 chmod: None,
                 multiple: srcs.len() > 1,
+                digests: &digests,
+                previous,
+                // Nothing is too recent to be noted.
+                racy_after: i64::MAX,
             },
         )
+    }
+
+    #[test]
+    fn links_from_the_previous_tree_only_what_matches_exactly() {
+        let fx = fixture();
+        let ctx = fx.ctx.root().to_path_buf();
+        fs::write(ctx.join("d/same"), "same").unwrap();
+        fs::write(ctx.join("d/mode"), "mode").unwrap();
+        fs::write(ctx.join("d/content"), "new").unwrap();
+        // A first copy notes what each file came from.
+        let first = copy_reusing(&fx, &["d"], "/p/", "/", None).unwrap();
+        assert_eq!(first.files.len(), 4, "{:?}", first.files);
+        assert!(first.linked.is_empty());
+        let prev_dir = tempfile::tempdir().unwrap();
+        let tree = prev_dir.path().join("diff");
+        fs::rename(&fx.upper, &tree).unwrap();
+        fs::create_dir(&fx.upper).unwrap();
+        // The previous tree's `mode` differs from what this copy gives it; its
+        // `content` was noted from another source.
+        fs::set_permissions(tree.join("p/mode"), fs::Permissions::from_mode(0o600)).unwrap();
+        let mut files = first.files.clone();
+        files.insert("p/content".into(), "0".repeat(64));
+        let prev = Previous {
+            tree: tree.clone(),
+            files,
+        };
+        let again = copy_reusing(&fx, &["d"], "/p/", "/", Some(&prev)).unwrap();
+        let ino = |p: PathBuf| fs::symlink_metadata(p).unwrap().ino();
+        assert_eq!(ino(fx.upper.join("p/same")), ino(tree.join("p/same")));
+        assert_eq!(ino(fx.upper.join("p/e/g")), ino(tree.join("p/e/g")));
+        assert_ne!(ino(fx.upper.join("p/mode")), ino(tree.join("p/mode")));
+        assert_ne!(ino(fx.upper.join("p/content")), ino(tree.join("p/content")));
+        assert_eq!(again.linked.len(), 2);
+        assert_eq!(again.files, first.files, "what each path came from");
+        assert_eq!(
+            fs::metadata(tree.join("p/mode")).unwrap().mode() & 0o7777,
+            0o600,
+            "the previous tree was not touched"
+        );
+
+        // A previous tree whose parent is a symlink is not read through.
+        fs::remove_dir_all(&fx.upper).unwrap();
+        fs::create_dir(&fx.upper).unwrap();
+        let moved = prev_dir.path().join("elsewhere");
+        fs::rename(tree.join("p"), &moved).unwrap();
+        std::os::unix::fs::symlink(&moved, tree.join("p")).unwrap();
+        let third = copy_reusing(&fx, &["d"], "/p/", "/", Some(&prev)).unwrap();
+        assert!(third.linked.is_empty());
+        assert_ne!(ino(fx.upper.join("p/same")), ino(moved.join("same")));
     }
 
     #[test]

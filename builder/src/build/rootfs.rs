@@ -75,6 +75,17 @@ impl RootView {
     /// the image root: `..` stops at `/` and an absolute link target starts again at the
     /// image root, never the host's. The last component is followed when `follow_last`.
     pub fn resolve(&self, path: &str, follow_last: bool) -> Result<Vec<String>, String> {
+        self.resolve_noting(path, follow_last, &mut |_| {})
+    }
+
+    /// [`RootView::resolve`], telling `looked_up` every path (components) it looked up:
+    /// the result stays right as long as nothing is put at any of them.
+    pub fn resolve_noting(
+        &self,
+        path: &str,
+        follow_last: bool,
+        looked_up: &mut dyn FnMut(&[String]),
+    ) -> Result<Vec<String>, String> {
         let mut todo: Vec<String> = path.split('/').rev().map(str::to_string).collect();
         let mut done: Vec<String> = Vec::new();
         let mut hops = 0;
@@ -92,6 +103,7 @@ impl RootView {
             if last && !follow_last {
                 break;
             }
+            looked_up(&done);
             let Some(found) = self.lookup(&done) else {
                 continue;
             };

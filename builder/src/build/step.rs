@@ -1,7 +1,8 @@
 //! One stage's steps: the cache lookup, running a step on a miss (metadata, COPY/ADD,
 //! RUN through [`RunStep`](super::RunStep)), and committing its intermediate image.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use rbuild_parser::instruction::{Chmod, Instruction, Network, Script, ShellOrExec};
@@ -13,7 +14,7 @@ use rbuild_store::{Digest, ImageConfig, NewImage, Store, platform};
 
 use super::cache::{Inputs, MissReason, step_id};
 use super::context::{self, Context};
-use super::copy::{CopySpec, copy_into, mkdir_into};
+use super::copy::{CopySpec, Previous, copy_into, mkdir_into};
 use super::failure::{StepFailure, source_excerpt};
 use super::progress::Progress;
 use super::{BuildError, BuildOptions, NetworkMode, RunRequest, StageResult};
@@ -274,6 +275,8 @@ pub(super) fn build_stage(
             Some(sel) if !exclude.is_empty() => apply_exclude(sel, exclude).map(Some),
             other => Ok(other),
         });
+        // Taken before the sources are read: see `CopySpec::racy_after`.
+        let racy_after = context::racy_after();
         // Heredoc sources, after the others (so git sources keep their places).
         let heredocs = match instr {
             Instruction::Copy(c) => c.heredocs.as_slice(),
@@ -297,6 +300,26 @@ pub(super) fn build_stage(
                     .map_err(|e| e.to_string())?,
                 None => BTreeMap::new(),
             };
+            // By host path, for the files whose path names them alone (an ADD download
+            // is named after its URL and could share a name with a context file).
+            let entries: Vec<&context::Entry> = sel
+                .iter()
+                .flatten()
+                .flat_map(|s| std::iter::once(&s.top).chain(&s.children))
+                .filter(|e| e.meta.is_file())
+                .collect();
+            let mut paths_of: HashMap<&str, Vec<&std::path::Path>> = HashMap::new();
+            for e in &entries {
+                let paths = paths_of.entry(e.rel.as_str()).or_default();
+                if !paths.contains(&e.path.as_path()) {
+                    paths.push(&e.path);
+                }
+            }
+            let by_path: HashMap<PathBuf, String> = entries
+                .iter()
+                .filter(|e| paths_of[e.rel.as_str()].len() == 1)
+                .filter_map(|e| Some((e.path.clone(), sources.get(&e.rel)?.clone())))
+                .collect();
             for (_, r) in &git_sources {
                 sources.insert(r.key_name(), r.key_value());
             }
@@ -310,9 +333,9 @@ pub(super) fn build_stage(
                     .map(|(k, v)| (format!("--from={from}:/{k}"), v))
                     .collect();
             }
-            Ok((sel, sources))
+            Ok((sel, sources, by_path))
         });
-        let (selections, sources) = match selected {
+        let (selections, sources, digests) = match selected {
             Ok(x) => x,
             Err(message) => {
                 progress.failed(v, &message);
@@ -433,6 +456,11 @@ pub(super) fn build_stage(
                 &mut config,
                 step,
                 selections.as_deref(),
+                &CopySite {
+                    digests: &digests,
+                    note_key: &note_key,
+                    racy_after,
+                },
                 RunSite {
                     network,
                     location: &location,
@@ -733,6 +761,14 @@ struct RunSite<'a> {
     output: &'a mut dyn FnMut(&[u8]),
 }
 
+/// What a COPY/ADD needs besides its sources: their digests by host path, where this
+/// step's notes are, and when the sources began to be read.
+struct CopySite<'a> {
+    digests: &'a HashMap<PathBuf, String>,
+    note_key: &'a str,
+    racy_after: i64,
+}
+
 /// Runs one step on a miss: changes `config`, and returns the layer it made, if any.
 fn execute(
     cx: &Cx<'_>,
@@ -740,6 +776,7 @@ fn execute(
     config: &mut ImageConfig,
     step: &rbuild_parser::stages::Step,
     selections: Option<&[context::Selection]>,
+    copy_site: &CopySite<'_>,
     site: RunSite<'_>,
 ) -> Result<Option<CommittedLayer>, String> {
     let RunSite {
@@ -762,6 +799,7 @@ fn execute(
             cx,
             config,
             selections.unwrap_or_default(),
+            copy_site,
             &CopyArgs {
                 srcs: &c.srcs,
                 dest: &c.dest,
@@ -780,6 +818,7 @@ fn execute(
             cx,
             config,
             selections.unwrap_or_default(),
+            copy_site,
             &CopyArgs {
                 srcs: &a.srcs,
                 dest: &a.dest,
@@ -991,11 +1030,34 @@ fn from_view(
     })
 }
 
+/// The layer a COPY/ADD step made last time and what its files were copied from, kept
+/// as a note beside the step's own (`<note key>/files`).
+#[derive(serde::Serialize, serde::Deserialize)]
+struct LayerFiles {
+    layer: Digest,
+    files: BTreeMap<String, String>,
+}
+
+fn layer_files_key(note_key: &str) -> String {
+    format!("{note_key}/files")
+}
+
+/// The step's previous layer, if its note is readable and the layer is still stored
+/// (the build's store lock keeps it so until the build ends).
+fn previous_layer(cx: &Cx<'_>, note_key: &str) -> Option<Previous> {
+    let note = cx.store.cache_note(&layer_files_key(note_key)).ok()??;
+    let LayerFiles { layer, files } = serde_json::from_str(&note).ok()?;
+    cx.store.layer_size(&layer).ok()??;
+    let tree = cx.store.layer_dir(&layer);
+    tree.is_dir().then_some(Previous { tree, files })
+}
+
 /// COPY/ADD from the context (or another stage's or image's files) into a new layer.
 fn copy_layer(
     cx: &Cx<'_>,
     config: &ImageConfig,
     selections: &[context::Selection],
+    site: &CopySite<'_>,
     args: &CopyArgs<'_>,
 ) -> Result<CommittedLayer, String> {
     let CopyArgs {
@@ -1064,7 +1126,14 @@ fn copy_layer(
             .as_ref()
             .and_then(|c| c.working_dir.clone())
             .unwrap_or_else(|| "/".into());
-        copy_into(
+        // `--no-cache` copies everything afresh (the files of the layer it makes are
+        // still noted for the next build).
+        let previous = if cx.opts.no_cache {
+            None
+        } else {
+            previous_layer(cx, site.note_key)
+        };
+        let copied = copy_into(
             upper,
             lower,
             &CopySpec {
@@ -1075,9 +1144,24 @@ fn copy_layer(
                 keep_owner,
                 chmod: chmod.as_ref(),
                 multiple: srcs.len() > 1 || srcs.iter().any(|s| s.contains(['*', '?', '['])),
+                digests: site.digests,
+                previous: previous.as_ref(),
+                racy_after: site.racy_after,
             },
         )?;
-        layer_from_dir(store, upper)
+        let layer = store
+            .add_layer_dir_sharing(upper, &copied.linked)
+            .map_err(|e| e.to_string())?;
+        // Only what a stored layer holds is ever noted.
+        let note = LayerFiles {
+            layer: layer.diff_id.clone(),
+            files: copied.files,
+        };
+        let note = serde_json::to_string(&note).expect("layer files serialize");
+        store
+            .set_cache_note(&layer_files_key(site.note_key), &note)
+            .map_err(|e| e.to_string())?;
+        Ok(layer)
     })();
     let _ = dirs.remove();
     for s in staged {
