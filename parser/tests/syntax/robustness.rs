@@ -1,6 +1,6 @@
 //! Hostile and huge inputs: the parser must give a located error or the right tree,
-//! quickly (well under a second each, even in a debug build), never panic and never
-//! recurse deeply.
+//! quickly (well under a second each in a debug build on an idle machine), never panic
+//! and never recurse deeply.
 
 use std::time::{Duration, Instant};
 
@@ -8,7 +8,10 @@ use proptest::prelude::*;
 use rbuild_parser::ParseError;
 use rbuild_parser::syntax::{Args, Dockerfile, dump, parse};
 
-const BUDGET: Duration = Duration::from_secs(1);
+/// Wall-clock time per parse. A quadratic parser would take minutes on these inputs;
+/// 3 s leaves room for a 2-core CI machine running the whole suite (1 s was missed
+/// there at 1.3 s under load).
+const BUDGET: Duration = Duration::from_secs(3);
 
 /// Parses `src`, failing the test if that takes longer than the budget.
 fn timed(src: &[u8]) -> Result<Dockerfile, ParseError> {
