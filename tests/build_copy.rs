@@ -446,6 +446,11 @@ B
 COPY --chmod=755 <<EOF /run.sh
 #!/bin/sh
 EOF
+COPY <<EOF <<EOF /same/
+one
+EOF
+two
+EOF
 ";
     ctx.write("Dockerfile", dockerfile);
     store.run(&["build", "-t", "hd", ctx_arg(&ctx)]).success();
@@ -461,6 +466,9 @@ EOF
     assert_eq!(read("hello.txt"), "hello world\n");
     assert_eq!(read("dir/EOT"), "raw ${NAME}\n");
     assert_eq!(read("dir/B"), "b\n");
+    // Two heredocs of one name build (each has its own scratch file); BuildKit's
+    // parseSourcesAndDest gives each the first body of that name, and so does ours.
+    assert_eq!(read("same/EOF"), "one\n");
     let mode = |rel: &str| std::fs::metadata(find(rel)).unwrap().mode() & 0o7777;
     assert_eq!(mode("hello.txt"), 0o644);
     assert_eq!(mode("run.sh"), 0o755);

@@ -257,6 +257,11 @@ RUN cat > /c <<'Y'
 $HOME
 Y
 RUN --mount=type=bind,source=bound.txt,target=/dev/pipes/bound cat /dev/pipes/bound > /d
+SHELL [\"/bin/sh\", \"-c\", \"echo via-shell > /shell-used; exec \\\"$0\\\"\"]
+RUN <<EOF
+#!/bin/sh
+echo run > /shebang-ran
+EOF
 "
         )
     };
@@ -268,6 +273,9 @@ RUN --mount=type=bind,source=bound.txt,target=/dev/pipes/bound cat /dev/pipes/bo
         in_some_layer(&store, "s").unwrap(),
         b"script /dev/pipes/EOF\n"
     );
+    // A script file is run through the SHELL, as BuildKit runs it.
+    assert_eq!(in_some_layer(&store, "shell-used").unwrap(), b"via-shell\n");
+    assert_eq!(in_some_layer(&store, "shebang-ran").unwrap(), b"run\n");
     // The shell reads the heredoc itself: the quoted one is not expanded.
     assert_eq!(in_some_layer(&store, "c").unwrap(), b"$HOME\n");
     // Mounts in the sandbox's /dev work, and leave nothing in a layer.

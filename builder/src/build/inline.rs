@@ -1,6 +1,6 @@
 //! COPY/ADD heredoc sources (`COPY <<EOF /etc/motd`): each becomes a file named after
-//! its heredoc, mode 0644, written now (BuildKit's `Mkfile`), in a store scratch dir
-//! the step removes when it ends. Being files, they are keyed on their content and
+//! its heredoc, mode 0644, written now (BuildKit's `Mkfile`), in a directory of its own
+//! in a store scratch dir the step removes when it ends. Being files, they are keyed on their content and
 //! copied like any other source.
 
 use std::io::Write;
@@ -25,11 +25,14 @@ pub(super) fn materialize(
     let root = dir.upper.clone();
     scratch.push(dir);
     let mut out = Vec::new();
-    for s in sources {
+    for (i, s) in sources.iter().enumerate() {
         if s.name.contains('/') || s.name == "." || s.name == ".." {
             return Err(format!("heredoc name {:?} can't name a file", s.name));
         }
-        let path = root.join(&s.name);
+        // One directory each: two heredocs may share a name.
+        let own = root.join(i.to_string());
+        std::fs::create_dir(&own).map_err(|e| format!("writing the heredoc {}: {e}", s.name))?;
+        let path = own.join(&s.name);
         let err = |e: std::io::Error| format!("writing the heredoc {}: {e}", s.name);
         let mut f = std::fs::OpenOptions::new()
             .write(true)

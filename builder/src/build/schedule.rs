@@ -14,6 +14,8 @@ struct Board<T, E> {
     results: Vec<Option<T>>,
     /// The first error.
     failed: Option<E>,
+    /// The first panic, resumed when every stage thread is done.
+    panicked: Option<Box<dyn std::any::Any + Send>>,
 }
 
 /// Runs `work(index, results so far)` for every stage in `order`, each once all of
@@ -36,29 +38,39 @@ where
     let board = Mutex::new(Board {
         results: vec![None; stages],
         failed: None,
+        panicked: None,
     });
     let changed = Condvar::new();
     let lock = || board.lock().unwrap_or_else(|p| p.into_inner());
 
     let one = |index: usize| {
         let mut b = lock();
-        while b.failed.is_none() && deps[index].iter().any(|d| b.results[*d].is_none()) {
+        while b.failed.is_none()
+            && b.panicked.is_none()
+            && deps[index].iter().any(|d| b.results[*d].is_none())
+        {
             b = changed.wait(b).unwrap_or_else(|p| p.into_inner());
         }
-        if b.failed.is_some() {
+        if b.failed.is_some() || b.panicked.is_some() {
             return;
         }
         let seen = b.results.clone();
         drop(b);
-        let outcome = work(index, &seen);
+        // A panicking stage must still wake the stages waiting for it (they then stop),
+        // or the build would hang; the panic goes on once every thread is done.
+        let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| work(index, &seen)));
         let mut b = lock();
         match outcome {
-            Ok(r) => b.results[index] = Some(r),
-            Err(e) => {
+            Ok(Ok(r)) => b.results[index] = Some(r),
+            Ok(Err(e)) => {
                 if b.failed.is_none() {
                     b.failed = Some(e);
                     abort.store(true, Ordering::SeqCst);
                 }
+            }
+            Err(panic) => {
+                abort.store(true, Ordering::SeqCst);
+                b.panicked.get_or_insert(panic);
             }
         }
         drop(b);
@@ -79,6 +91,9 @@ where
         });
     }
     let b = board.into_inner().unwrap_or_else(|p| p.into_inner());
+    if let Some(panic) = b.panicked {
+        std::panic::resume_unwind(panic);
+    }
     match b.failed {
         Some(e) => Err(e),
         None => Ok(b.results),
@@ -157,5 +172,27 @@ mod tests {
             Ok::<_, ()>(std::thread::current().id() == me)
         });
         assert_eq!(r.unwrap(), vec![Some(true)]);
+    }
+
+    #[test]
+    fn a_panicking_stage_stops_the_build_instead_of_hanging_it() {
+        let deps = vec![vec![], vec![0]];
+        let abort = AtomicBool::new(false);
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let r = std::panic::catch_unwind(|| {
+                run(&[0, 1], &deps, &abort, 2, |i, _: &[Option<()>]| {
+                    if i == 0 {
+                        panic!("stage 0 broke");
+                    }
+                    Ok::<_, String>(())
+                })
+            });
+            let _ = tx.send(r.is_err());
+        });
+        let panicked = rx
+            .recv_timeout(Duration::from_secs(10))
+            .expect("the build hung after a stage panicked");
+        assert!(panicked, "the panic was swallowed");
     }
 }

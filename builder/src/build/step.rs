@@ -850,27 +850,32 @@ fn execute(
                 );
             }
             let mut script_file = None;
+            let shell = || {
+                cc.shell
+                    .clone()
+                    .filter(|s| !s.is_empty())
+                    .unwrap_or_else(|| vec!["/bin/sh".into(), "-c".into()])
+            };
             let cmd = match run.script() {
                 None => match &run.cmd {
                     ShellOrExec::Exec(a) => a.clone(),
                     ShellOrExec::Shell(_) => unreachable!("a shell-form RUN has a script"),
                 },
                 Some(Script::Shell(text)) => {
-                    let mut v = cc
-                        .shell
-                        .clone()
-                        .filter(|s| !s.is_empty())
-                        .unwrap_or_else(|| vec!["/bin/sh".into(), "-c".into()]);
+                    let mut v = shell();
                     v.push(text.into_owned());
                     v
                 }
-                // BuildKit runs a `RUN <<EOF` script with a shebang as a file.
+                // BuildKit writes a `RUN <<EOF` script with a shebang to a file and has
+                // the SHELL run that file (`/bin/sh -c /dev/pipes/EOF`).
                 Some(Script::File { name, content }) => {
                     if name.contains('/') || name == "." || name == ".." {
                         return Err(format!("heredoc name {name:?} can't name a file"));
                     }
                     script_file = Some((name.to_string(), content.to_string()));
-                    vec![format!("/dev/pipes/{name}")]
+                    let mut v = shell();
+                    v.push(format!("/dev/pipes/{name}"));
+                    v
                 }
             };
             let mut env = cc.env.clone().unwrap_or_default();

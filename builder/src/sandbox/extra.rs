@@ -16,7 +16,7 @@ use std::path::{Component, Path, PathBuf};
 
 use nix::mount::MsFlags;
 
-use super::mounts::{MountOp, Need};
+use super::mounts::{DEV_LINKS, MountOp, Need};
 pub use super::stubs::Stubs;
 
 /// One extra mount.
@@ -118,6 +118,14 @@ pub fn prepare(root: &Path, mounts: &[SandboxMount]) -> io::Result<(Vec<PathBuf>
         // The sandbox's own /dev is a tmpfs mounted over the image's: a mount point in
         // it is made there, in the child (see `ops`), not in the rootfs.
         if let Some(rel) = under_sandbox_dev(&m.target) {
+            // Its symlinks point out of the rootfs until pivot_root: not through them.
+            let first = rel.components().next().map(|c| c.as_os_str());
+            if first.is_some_and(|f| f == "ptmx" || DEV_LINKS.iter().any(|(l, _)| f == *l)) {
+                return Err(io::Error::other(format!(
+                    "mount target {:?} is under a symlink of the sandbox's /dev",
+                    m.target
+                )));
+            }
             out.push(root.join("dev").join(rel));
             continue;
         }
@@ -325,6 +333,15 @@ mod tests {
         );
         assert!(r.join("x/y").is_dir() && r.join("run/secrets/s").is_file());
         assert!(!r.join("dev").exists());
+        for bad in ["/dev/fd/3", "/dev/stdout", "/dev/ptmx"] {
+            let m = SandboxMount {
+                source: Some(src.path().to_path_buf()),
+                target: bad.into(),
+                kind: MountKind::Bind { readonly: true },
+            };
+            let err = prepare(r, &[m]).map(|_| ()).unwrap_err();
+            assert!(err.to_string().contains("symlink"), "{bad}: {err}");
+        }
         let ops = ops(r, &mounts, &targets);
         assert_eq!(ops.len(), 3 + 3);
         let cs = |p: &Path| CString::new(p.as_os_str().as_bytes()).unwrap();

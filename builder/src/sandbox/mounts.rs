@@ -18,6 +18,15 @@ pub enum Need {
     BestEffort,
 }
 
+/// The symlinks of the sandbox's `/dev` (besides `ptmx`), as Docker makes them.
+pub const DEV_LINKS: [(&str, &str); 5] = [
+    ("fd", "/proc/self/fd"),
+    ("stdin", "/proc/self/fd/0"),
+    ("stdout", "/proc/self/fd/1"),
+    ("stderr", "/proc/self/fd/2"),
+    ("core", "/proc/kcore"),
+];
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum MountOp {
     /// mount(2) with these exact arguments.
@@ -281,13 +290,7 @@ pub fn plan(rootfs: &Path, etc_files: &[(&Path, &str)]) -> Vec<MountOp> {
         None,
         Need::BestEffort,
     ));
-    for (link, target) in [
-        ("fd", "/proc/self/fd"),
-        ("stdin", "/proc/self/fd/0"),
-        ("stdout", "/proc/self/fd/1"),
-        ("stderr", "/proc/self/fd/2"),
-        ("core", "/proc/kcore"),
-    ] {
+    for (link, target) in DEV_LINKS {
         out.push(MountOp::Symlink {
             target: c(target),
             link: under(rootfs, &format!("dev/{link}")),
