@@ -262,3 +262,19 @@ fn ssh_mounts_without_an_agent_are_left_out_unless_required() {
         .failure()
         .stderr_contains("Dockerfile:2: no SSH key \"gh\" forwarded from the client");
 }
+
+#[test]
+fn one_locked_cache_mounted_twice_in_a_step_does_not_wait_for_itself() {
+    let (store, ctx) = setup("mount-cache-twice");
+    ctx.write(
+        "Dockerfile",
+        "FROM busybox\n\
+         RUN --mount=type=cache,id=z,sharing=locked,target=/x \
+         --mount=type=cache,id=z,sharing=locked,target=/y \
+         touch /x/f && ls /y > /seen\n",
+    );
+    let started = std::time::Instant::now();
+    store.run(&["build", ctx_arg(&ctx)]).success();
+    assert!(started.elapsed() < std::time::Duration::from_secs(30));
+    assert_eq!(in_some_layer(&store, "seen").unwrap(), b"f\n");
+}

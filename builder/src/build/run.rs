@@ -21,6 +21,8 @@ pub struct SandboxRunner<'a> {
 
 impl RunStep for SandboxRunner<'_> {
     fn run(&self, store: &Store, req: RunRequest<'_>) -> Result<Option<CommittedLayer>, String> {
+        let abort = req.abort;
+        let stop = || self.cancel.load(Ordering::Relaxed) || abort.load(Ordering::Relaxed);
         let snapshot = Snapshot::prepare(store, &req.parent_layers).map_err(|e| e.to_string())?;
         // After the snapshot, so the mounts' snapshots and locks go first on drop.
         let prepared = super::run_mounts::prepare(
@@ -30,6 +32,7 @@ impl RunStep for SandboxRunner<'_> {
                 secrets: req.secrets,
                 sources: req.mount_sources,
                 workdir: &req.workdir,
+                cancel: &stop,
             },
             &req.mounts,
         )?;
@@ -65,10 +68,9 @@ impl RunStep for SandboxRunner<'_> {
             mounts,
         };
         let output = RefCell::new(req.output);
-        let abort = req.abort;
         let outcome = sandbox::run_cancellable(
             &spec,
-            &|| self.cancel.load(Ordering::Relaxed) || abort.load(Ordering::Relaxed),
+            &stop,
             |b| (output.borrow_mut())(b),
             |b| (output.borrow_mut())(b),
         );

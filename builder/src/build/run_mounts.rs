@@ -42,6 +42,8 @@ pub(super) struct Prepared {
     pub env: Vec<String>,
     /// Locks, temporary dirs and snapshots, released on drop.
     _keep: Vec<Keep>,
+    /// The cache directories this step holds a lock on.
+    locked: Vec<PathBuf>,
 }
 
 enum Keep {
@@ -60,6 +62,8 @@ pub(super) struct Inputs<'a> {
     pub secrets: &'a BTreeMap<String, Vec<u8>>,
     pub sources: &'a MountSources,
     pub workdir: &'a str,
+    /// Whether to stop waiting for a cache lock (Ctrl-C, or another stage failed).
+    pub cancel: &'a (dyn Fn() -> bool + Sync),
 }
 
 /// The directory name of a cache id: readable characters kept, the rest `_`, plus a
@@ -112,6 +116,23 @@ fn flock(f: &File, op: libc::c_int) -> std::io::Result<()> {
         Ok(())
     } else {
         Err(std::io::Error::last_os_error())
+    }
+}
+
+/// flock(2) `op` on `f`, waiting for it as long as `cancel` says to; polled, so a
+/// cache another build holds for long never makes the step deaf to Ctrl-C.
+fn wait_lock(f: &File, op: libc::c_int, cancel: &dyn Fn() -> bool) -> Result<(), String> {
+    loop {
+        match flock(f, op | libc::LOCK_NB) {
+            Ok(()) => return Ok(()),
+            Err(e) if e.raw_os_error() == Some(libc::EWOULDBLOCK) => {
+                if cancel() {
+                    return Err("interrupted while waiting for a cache mount's lock".into());
+                }
+                std::thread::sleep(std::time::Duration::from_millis(50));
+            }
+            Err(e) => return Err(format!("locking the cache mount: {e}")),
+        }
     }
 }
 
@@ -214,15 +235,27 @@ fn cache(inp: &Inputs<'_>, m: &Mount, p: &mut Prepared) -> Result<(), String> {
             let _ = fs::remove_dir_all(&made);
         }
     }
+    // A step that mounts one cache twice holds its lock once (a second flock on
+    // another descriptor would wait for the first forever).
+    if p.locked.contains(&dir) {
+        p.mounts.push(SandboxMount {
+            source: Some(dir),
+            target,
+            kind: MountKind::Bind {
+                readonly: m.readonly,
+            },
+        });
+        return Ok(());
+    }
     let lock = File::open(&dir).map_err(io(format!("opening {}", dir.display())))?;
     let sharing = m.sharing.unwrap_or(Sharing::Shared);
     let source = match sharing {
         Sharing::Shared => {
-            flock(&lock, libc::LOCK_SH).map_err(io("locking the cache mount"))?;
+            wait_lock(&lock, libc::LOCK_SH, inp.cancel)?;
             dir
         }
         Sharing::Locked => {
-            flock(&lock, libc::LOCK_EX).map_err(io("locking the cache mount"))?;
+            wait_lock(&lock, libc::LOCK_EX, inp.cancel)?;
             dir
         }
         Sharing::Private => match flock(&lock, libc::LOCK_EX | libc::LOCK_NB) {
@@ -236,6 +269,7 @@ fn cache(inp: &Inputs<'_>, m: &Mount, p: &mut Prepared) -> Result<(), String> {
             }
         },
     };
+    p.locked.push(source.clone());
     p._keep.push(Keep::Lock(lock));
     p.mounts.push(SandboxMount {
         source: Some(source),
