@@ -1,6 +1,7 @@
 //! End-to-end tests: each runs the real `rbuild` binary.
 
 mod imagetar;
+mod registry_util;
 mod util;
 
 mod archive;
@@ -25,5 +26,6 @@ mod interop;
 mod outline;
 mod parse;
 mod prune;
+mod registry;
 mod rmi;
 mod system;
