@@ -490,16 +490,7 @@ pub fn checkout(
         format!("+{0}:{0}", r.fetch)
     };
     let fetched = if named {
-        in_repo(&[
-            "fetch",
-            "-q",
-            "--depth=1",
-            "--no-tags",
-            "--",
-            remote,
-            &refspec,
-        ])
-        .map(drop)
+        shallow_fetch(remote, at, &refspec)
     } else {
         fetch_commit(remote, at, &r.commit)
     };
@@ -581,21 +572,18 @@ pub fn fetch_all(
     Ok(Some(sels))
 }
 
-fn fetch_commit(remote: &str, at: Option<&Path>, commit: &str) -> Result<(), String> {
-    let shallow = run(
+/// `git fetch --depth=1` of one refspec or commit, without tags.
+fn shallow_fetch(remote: &str, at: Option<&Path>, what: &str) -> Result<(), String> {
+    run(
         remote,
         at,
-        &[
-            "fetch",
-            "-q",
-            "--depth=1",
-            "--no-tags",
-            "--",
-            remote,
-            commit,
-        ],
-    );
-    if shallow.is_ok() {
+        &["fetch", "-q", "--depth=1", "--no-tags", "--", remote, what],
+    )
+    .map(drop)
+}
+
+fn fetch_commit(remote: &str, at: Option<&Path>, commit: &str) -> Result<(), String> {
+    if shallow_fetch(remote, at, commit).is_ok() {
         return Ok(());
     }
     run(
