@@ -66,6 +66,18 @@ const MIGRATIONS: &[&str] = &[
         updated_at INTEGER NOT NULL
     );
     ",
+    // 3: where blobs are known to live in registries (pulled from or pushed to), so a
+    // push to another repository of the same registry can mount them instead of
+    // uploading (docker's "v2 metadata" service).
+    "
+    CREATE TABLE blob_sources (
+        digest     TEXT NOT NULL,
+        registry   TEXT NOT NULL,
+        repository TEXT NOT NULL,
+        seen_at    INTEGER NOT NULL,
+        PRIMARY KEY (digest, registry, repository)
+    );
+    ",
 ];
 
 #[derive(Debug, thiserror::Error)]

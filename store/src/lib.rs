@@ -4,6 +4,7 @@
 #![forbid(unsafe_code)]
 
 pub mod archive;
+pub mod blob_sources;
 pub mod blobs;
 pub mod build_cache;
 pub mod check;
