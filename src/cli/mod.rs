@@ -13,9 +13,11 @@ mod outline;
 mod parse;
 mod progress;
 mod prune;
+mod registry;
 mod rmi;
 mod system;
 mod tag;
+mod transfer;
 
 use std::process::ExitCode;
 

@@ -6,6 +6,7 @@
 
 pub mod auth;
 mod error;
+pub mod progress;
 pub mod transport;
 
 pub use error::RegistryError;
