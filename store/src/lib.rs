@@ -28,6 +28,7 @@ mod mounts;
 pub mod platform;
 pub mod prune;
 pub mod reference;
+pub mod registry;
 pub mod remove;
 mod store;
 pub mod unpack;
