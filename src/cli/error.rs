@@ -17,6 +17,10 @@ pub enum CliError {
     Store(#[from] rbuild_builder::store::StoreError),
     #[error(transparent)]
     Archive(#[from] rbuild_builder::store::archive::ArchiveError),
+    #[error(transparent)]
+    Creds(#[from] rbuild_builder::store::registry::creds::CredsError),
+    #[error(transparent)]
+    Settings(#[from] rbuild_builder::store::registry::settings::SettingsError),
     /// A usage mistake caught after clap (a bad filter, a bad reference), said plainly.
     #[error("{0}")]
     Usage(String),
