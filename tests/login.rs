@@ -337,3 +337,82 @@ fn broken_config_is_named_and_left_alone() {
         .failure()
         .stderr_contains("not valid JSON");
 }
+
+/// On a terminal (a pty from util-linux `script`), login prompts for what is missing
+/// and reads the password without echoing it.
+#[test]
+fn login_prompts_on_a_terminal_without_echoing_the_password() {
+    use std::io::{Read, Write};
+    use std::sync::{Arc, Mutex};
+    use std::time::{Duration, Instant};
+    assert!(
+        Path::new("/usr/bin/script").exists(),
+        "/usr/bin/script is missing: install Debian's bsdutils"
+    );
+    let env = Env::new("login-tty");
+    let root = env.dir.0.join("root");
+    let command = format!(
+        "{} --root {} login localhost:5000",
+        env!("CARGO_BIN_EXE_rbuild"),
+        root.display()
+    );
+    let mut child = Command::new("/usr/bin/script")
+        .args(["-qec", &command, "/dev/null"])
+        .env("DOCKER_CONFIG", env.dir.0.join("docker"))
+        .env("HOME", env.dir.0.join("home"))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let seen = Arc::new(Mutex::new(String::new()));
+    let reader = {
+        let seen = seen.clone();
+        let mut out = child.stdout.take().unwrap();
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 1024];
+            while let Ok(n) = out.read(&mut buf) {
+                if n == 0 {
+                    break;
+                }
+                seen.lock()
+                    .unwrap()
+                    .push_str(&String::from_utf8_lossy(&buf[..n]));
+            }
+        })
+    };
+    let wait_for = |needle: &str| {
+        let start = Instant::now();
+        while !seen.lock().unwrap().contains(needle) {
+            assert!(
+                start.elapsed() < Duration::from_secs(20),
+                "no {needle:?} from rbuild login; output so far:\n{}",
+                seen.lock().unwrap()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    };
+    let mut stdin = child.stdin.take().unwrap();
+    wait_for("Username: ");
+    stdin.write_all(b"ttyuser\n").unwrap();
+    wait_for("Password: ");
+    // rpassword prints the prompt just before it turns echo off; a person types slower
+    // than that, and so does this test.
+    std::thread::sleep(Duration::from_millis(500));
+    stdin.write_all(b"pw-tty-Hq31\n").unwrap();
+    wait_for("Login Succeeded");
+    drop(stdin);
+    let status = child.wait().unwrap();
+    reader.join().unwrap();
+    let output = seen.lock().unwrap().clone();
+    assert!(status.success(), "{output}");
+    assert!(
+        output.contains("ttyuser"),
+        "the user name is echoed: {output}"
+    );
+    assert!(!output.contains("pw-tty-Hq31"), "password echoed: {output}");
+    assert_eq!(
+        env.json()["auths"]["localhost:5000"]["auth"],
+        base64("ttyuser:pw-tty-Hq31")
+    );
+}

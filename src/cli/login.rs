@@ -22,6 +22,7 @@ pub struct LoginArgs {
     /// Take the password from standard input.
     #[arg(long)]
     password_stdin: bool,
+    /// Registry host[:port].
     #[arg(value_name = "SERVER")]
     server: Option<String>,
 }
@@ -29,6 +30,7 @@ pub struct LoginArgs {
 /// Log out from a registry (docker.io when SERVER is not given).
 #[derive(Debug, Args)]
 pub struct LogoutArgs {
+    /// Registry host[:port].
     #[arg(value_name = "SERVER")]
     server: Option<String>,
 }
