@@ -167,10 +167,10 @@ impl DockerConfig {
         let key = server_key(registry);
         if let Some(name) = helper_name(&doc, registry) {
             let helper = self.helper(&name);
-            if let Answer::Ok(out) = helper.run("get", key.as_bytes(), "")? {
-                if let Some(cred) = parse_helper_answer(&helper, &out)? {
-                    return Ok(Some(cred));
-                }
+            if let Answer::Ok(out) = helper.run("get", key.as_bytes(), "")?
+                && let Some(cred) = parse_helper_answer(&helper, &out)?
+            {
+                return Ok(Some(cred));
             }
         }
         match find_entry(&doc, registry, &self.path)? {
