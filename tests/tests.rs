@@ -23,6 +23,7 @@ mod images;
 mod import;
 mod inspect;
 mod interop;
+mod login;
 mod outline;
 mod parse;
 mod prune;

@@ -5,8 +5,10 @@
 //! [`runtime`] and `block_on`.
 
 pub mod auth;
+pub mod creds;
 mod error;
 pub mod progress;
+pub mod settings;
 pub mod transport;
 
 pub use error::RegistryError;
