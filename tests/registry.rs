@@ -2,7 +2,8 @@
 
 use std::time::{Duration, Instant};
 
-use crate::registry_util::{HttpResponse, Registry, RegistryAuth, http_request};
+use crate::fault_proxy::{EvilServer, Fault, FaultProxy};
+use crate::registry_util::{HttpResponse, Registry, RegistryAuth, http_get, http_raw};
 use crate::token_server::{self, basic_auth};
 
 /// The harness itself: the registry starts on its own port and speaks distribution v2.
@@ -28,6 +29,24 @@ fn registry_harness_answers_v2() {
 }
 
 /// `sha256:HEX` of `data`, as the registry names blobs.
+/// GET with extra headers; panics when no answer comes.
+fn http_request(addr: &str, path: &str, headers: &[(&str, &str)]) -> HttpResponse {
+    crate::registry_util::http_request("GET", addr, path, headers, b"")
+        .unwrap_or_else(|e| panic!("GET {addr}{path}: {e}"))
+}
+
+/// Any method with a body; panics when no answer comes.
+fn http_request_body(
+    method: &str,
+    addr: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> HttpResponse {
+    crate::registry_util::http_request(method, addr, path, headers, body)
+        .unwrap_or_else(|e| panic!("{method} {addr}{path}: {e}"))
+}
+
 fn digest(data: &[u8]) -> String {
     use sha2::{Digest, Sha256};
     let hex: String = Sha256::digest(data)
@@ -49,14 +68,13 @@ fn location_path(location: &str) -> &str {
 /// `?digest=`), with `auth` as the `Authorization` header when given; returns its digest.
 fn push_blob(addr: &str, repo: &str, data: &[u8], auth: Option<&str>) -> String {
     let headers: Vec<(&str, &str)> = auth.map(|a| ("Authorization", a)).into_iter().collect();
-    let start = http_request(
+    let start = http_request_body(
         "POST",
         addr,
         &format!("/v2/{repo}/blobs/uploads/"),
         &headers,
         b"",
-    )
-    .unwrap();
+    );
     assert_eq!(start.status, 202, "POST upload: {start:?}");
     let location = start
         .header("Location")
@@ -71,14 +89,13 @@ fn push_blob(addr: &str, repo: &str, data: &[u8], auth: Option<&str>) -> String 
     let sep = if path.contains('?') { '&' } else { '?' };
     let mut put_headers = headers.clone();
     put_headers.push(("Content-Type", "application/octet-stream"));
-    let put = http_request(
+    let put = http_request_body(
         "PUT",
         addr,
         &format!("{path}{sep}digest={d}"),
         &put_headers,
         data,
-    )
-    .unwrap();
+    );
     assert_eq!(put.status, 201, "PUT upload: {put:?}");
     assert_eq!(
         put.header("Docker-Content-Digest"),
@@ -101,21 +118,20 @@ fn registry_htpasswd_asks_for_basic_credentials() {
         "{res:?}"
     );
     let good = basic_auth("alice", "s3cret");
-    let res = http_request("GET", &reg.addr, "/v2/", &[("Authorization", &good)], b"").unwrap();
+    let res = http_request_body("GET", &reg.addr, "/v2/", &[("Authorization", &good)], b"");
     assert_eq!(res.status, 200, "{res:?}\nlog:\n{}", reg.log());
     let bad = basic_auth("alice", "wrong");
-    let res = http_request("GET", &reg.addr, "/v2/", &[("Authorization", &bad)], b"").unwrap();
+    let res = http_request_body("GET", &reg.addr, "/v2/", &[("Authorization", &bad)], b"");
     assert_eq!(res.status, 401, "{res:?}");
     // And the credentials are good for a push.
     let d = push_blob(&reg.addr, "hp/x", b"htpasswd blob", Some(&good));
-    let res = http_request(
+    let res = http_request_body(
         "GET",
         &reg.addr,
         &format!("/v2/hp/x/blobs/{d}"),
         &[("Authorization", &good)],
         b"",
-    )
-    .unwrap();
+    );
     assert_eq!(
         (res.status, res.body.as_slice()),
         (200, &b"htpasswd blob"[..]),
@@ -142,7 +158,7 @@ fn fetch_token(reg: &Registry, scopes: &[&str], creds: Option<(&str, &str)>) -> 
         .map(|a| ("Authorization", a))
         .into_iter()
         .collect();
-    http_request("GET", addr, &query, &headers, b"").unwrap()
+    http_request_body("GET", addr, &query, &headers, b"")
 }
 
 fn token_of(res: &HttpResponse) -> String {
@@ -178,31 +194,29 @@ fn registry_token_mode_accepts_tokens_from_the_test_token_server() {
         Some(("bob", "hunter2")),
     ));
     let bearer = format!("Bearer {token}");
-    let res = http_request("GET", &reg.addr, "/v2/", &[("Authorization", &bearer)], b"").unwrap();
+    let res = http_request_body("GET", &reg.addr, "/v2/", &[("Authorization", &bearer)], b"");
     assert_eq!(res.status, 200, "{res:?}\nlog:\n{}", reg.log());
     let d = push_blob(&reg.addr, "tk/x", b"token blob", Some(&bearer));
-    let res = http_request(
+    let res = http_request_body(
         "GET",
         &reg.addr,
         &format!("/v2/tk/x/blobs/{d}"),
         &[("Authorization", &bearer)],
         b"",
-    )
-    .unwrap();
+    );
     assert_eq!(
         (res.status, res.body.as_slice()),
         (200, &b"token blob"[..]),
         "{res:?}"
     );
     // The token is for tk/x only: another repository gets a challenge naming the scope.
-    let res = http_request(
+    let res = http_request_body(
         "GET",
         &reg.addr,
         &format!("/v2/tk/other/blobs/{d}"),
         &[("Authorization", &bearer)],
         b"",
-    )
-    .unwrap();
+    );
     assert_eq!(res.status, 401, "{res:?}");
     assert!(
         res.header("WWW-Authenticate")
@@ -219,21 +233,20 @@ fn registry_token_mode_accepts_tokens_from_the_test_token_server() {
         "Bearer {}",
         token_of(&fetch_token(&reg, &["repository:tk/x:pull"], None))
     );
-    let res = http_request(
+    let res = http_request_body(
         "GET",
         &reg.addr,
         &format!("/v2/tk/x/blobs/{d}"),
         &[("Authorization", &anon)],
         b"",
-    )
-    .unwrap();
+    );
     assert_eq!(res.status, 401, "anonymous token must not pull: {res:?}");
     // No scope at all (what `docker login` asks for): still a token for `/v2/`.
     let bare = format!(
         "Bearer {}",
         token_of(&fetch_token(&reg, &[], Some(("bob", "hunter2"))))
     );
-    let res = http_request("GET", &reg.addr, "/v2/", &[("Authorization", &bare)], b"").unwrap();
+    let res = http_request_body("GET", &reg.addr, "/v2/", &[("Authorization", &bare)], b"");
     assert_eq!(res.status, 200, "{res:?}");
 
     let log = reg.token_requests();
@@ -253,6 +266,12 @@ fn registry_token_mode_accepts_tokens_from_the_test_token_server() {
             (None, &["repository:tk/x:pull".to_string()][..], 200),
             (Some("bob"), &[][..], 200),
         ]
+    );
+    assert!(
+        log[0]
+            .query
+            .contains("scope=repository%3Atk/x%3Apull%2Cpush"),
+        "{log:?}"
     );
     assert!(
         log.iter()
@@ -278,8 +297,7 @@ fn registry_token_expiry_is_enforced_by_the_registry() {
     let v: serde_json::Value = serde_json::from_slice(&res.body).unwrap();
     assert_eq!(v["expires_in"], 2, "{v}");
     let bearer = format!("Bearer {}", token_of(&res));
-    let get =
-        || http_request("GET", &reg.addr, "/v2/", &[("Authorization", &bearer)], b"").unwrap();
+    let get = || http_request_body("GET", &reg.addr, "/v2/", &[("Authorization", &bearer)], b"");
     let first = get();
     assert_eq!(
         first.status,
@@ -305,6 +323,236 @@ fn registry_token_expiry_is_enforced_by_the_registry() {
         "Bearer {}",
         token_of(&fetch_token(&reg, &[], Some(("bob", "hunter2"))))
     );
-    let res = http_request("GET", &reg.addr, "/v2/", &[("Authorization", &bearer)], b"").unwrap();
+    let res = http_request_body("GET", &reg.addr, "/v2/", &[("Authorization", &bearer)], b"");
     assert_eq!(res.status, 200, "{res:?}");
+}
+
+/// A blob of `len` bytes that is not all one value, so a flipped byte shows.
+fn sample_blob(len: usize) -> Vec<u8> {
+    (0..len).map(|i| (i * 7 + i / 251) as u8).collect()
+}
+
+/// `Status` answers instead of the registry for as many requests as asked, then the
+/// proxy forwards again; the observer log says which requests were faulted.
+#[test]
+fn fault_proxy_status_faults_then_forwards() {
+    let reg = Registry::start("proxy-status", RegistryAuth::Anonymous);
+    let proxy = FaultProxy::start(&reg.addr);
+    proxy.fail("GET", "/v2/", 1, Fault::status(503));
+    proxy.fail(
+        "",
+        "/v2/",
+        1,
+        Fault::Status(429, vec![("Retry-After".into(), "1".into())]),
+    );
+    let statuses: Vec<(u16, Option<String>)> = (0..3)
+        .map(|_| {
+            let r = http_get(proxy.addr(), "/v2/").unwrap();
+            (r.status, r.header("Retry-After").map(str::to_string))
+        })
+        .collect();
+    assert_eq!(
+        statuses,
+        vec![(503, None), (429, Some("1".into())), (200, None)]
+    );
+    let seen = proxy.seen();
+    let faults: Vec<(Option<u16>, bool)> =
+        seen.iter().map(|s| (s.status, s.fault.is_some())).collect();
+    assert_eq!(
+        faults,
+        vec![(Some(503), true), (Some(429), true), (Some(200), false)],
+        "{seen:?}"
+    );
+    // The forwarded answer is the registry's own.
+    let r = http_get(proxy.addr(), "/v2/").unwrap();
+    assert_eq!(
+        r.header("Docker-Distribution-API-Version"),
+        Some("registry/2.0"),
+        "{r:?}"
+    );
+    // A rule for another method or path leaves this one alone.
+    proxy.fail("PUT", "/v2/", 1, Fault::status(500));
+    proxy.fail("GET", "/blobs/", 1, Fault::status(500));
+    assert_eq!(http_get(proxy.addr(), "/v2/").unwrap().status, 200);
+}
+
+/// `DropAfter` cuts a blob download short; a `Range: bytes=N-` retry through the proxy
+/// gets the registry's 206 with the rest, which joins up to the whole blob.
+#[test]
+fn fault_proxy_drop_after_then_range_resumes() {
+    let reg = Registry::start("proxy-drop", RegistryAuth::Anonymous);
+    let blob = sample_blob(300_000);
+    let d = push_blob(&reg.addr, "drop/x", &blob, None);
+    let proxy = FaultProxy::start(&reg.addr);
+    proxy.fail("GET", &format!("/blobs/{d}"), 1, Fault::DropAfter(100_000));
+    let path = format!("/v2/drop/x/blobs/{d}");
+    let cut = http_get(proxy.addr(), &path).unwrap();
+    assert_eq!(cut.status, 200, "{cut:?}");
+    assert_eq!(cut.header("Content-Length"), Some("300000"));
+    assert_eq!(cut.body.len(), 100_000, "the body was not cut where asked");
+    assert_eq!(cut.body[..], blob[..100_000]);
+    // Registry 2.8 serves blob ranges (Go's http.ServeContent): 206 and the rest.
+    let rest = http_request(proxy.addr(), &path, &[("Range", "bytes=100000-")]);
+    assert_eq!(rest.status, 206, "{:?}", rest.headers);
+    assert_eq!(
+        rest.header("Content-Range"),
+        Some("bytes 100000-299999/300000")
+    );
+    let mut joined = cut.body;
+    joined.extend_from_slice(&rest.body);
+    assert_eq!(digest(&joined), d);
+    let seen = proxy.seen();
+    assert_eq!(seen.len(), 2, "{seen:?}");
+    assert!(
+        seen.iter().all(|s| s.path == path && s.query.is_empty()),
+        "{seen:?}"
+    );
+    assert!(
+        matches!(seen[0].fault, Some(Fault::DropAfter(100_000))),
+        "{seen:?}"
+    );
+    assert_eq!(seen[1].range.as_deref(), Some("bytes=100000-"), "{seen:?}");
+    assert!(seen[1].fault.is_none(), "{seen:?}");
+}
+
+/// `CorruptBody` keeps the length and breaks the digest, once.
+#[test]
+fn fault_proxy_corrupt_body_breaks_the_digest_once() {
+    let reg = Registry::start("proxy-corrupt", RegistryAuth::Anonymous);
+    let blob = sample_blob(50_000);
+    let d = push_blob(&reg.addr, "corrupt/x", &blob, None);
+    let proxy = FaultProxy::start(&reg.addr);
+    proxy.fail("GET", "/blobs/sha256:", 1, Fault::CorruptBody);
+    let path = format!("/v2/corrupt/x/blobs/{d}");
+    let bad = http_get(proxy.addr(), &path).unwrap();
+    assert_eq!(
+        (bad.status, bad.body.len()),
+        (200, blob.len()),
+        "{:?}",
+        bad.headers
+    );
+    assert_eq!(bad.header("Docker-Content-Digest"), Some(d.as_str()));
+    assert_ne!(
+        digest(&bad.body),
+        d,
+        "the corrupted body still matches its digest"
+    );
+    let good = http_get(proxy.addr(), &path).unwrap();
+    assert_eq!(digest(&good.body), d);
+}
+
+/// `Stall` never answers (the client's own timeout ends the wait); the next request is
+/// forwarded.
+#[test]
+fn fault_proxy_stall_never_answers() {
+    let reg = Registry::start("proxy-stall", RegistryAuth::Anonymous);
+    let proxy = FaultProxy::start(&reg.addr);
+    proxy.fail("", "/v2/", 1, Fault::Stall);
+    let start = Instant::now();
+    let err = http_raw(
+        proxy.addr(),
+        format!("GET /v2/ HTTP/1.1\r\nHost: {}\r\n\r\n", proxy.addr()).as_bytes(),
+        Duration::from_millis(500),
+    )
+    .expect_err("a stalled request got an answer");
+    assert!(
+        matches!(
+            err.kind(),
+            std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+        ),
+        "{err:?}"
+    );
+    assert!(start.elapsed() >= Duration::from_millis(450));
+    assert_eq!(http_get(proxy.addr(), "/v2/").unwrap().status, 200);
+    let seen = proxy.seen();
+    assert_eq!(seen[0].status, None, "{seen:?}");
+    // Dropping the proxy ends the stalled connection's thread and closes its socket.
+    drop(proxy);
+}
+
+/// `Redirect` sends the client to another host; the evil server there records whether
+/// credentials came along.
+#[test]
+fn fault_proxy_redirects_to_the_evil_server() {
+    let reg = Registry::start("proxy-redirect", RegistryAuth::Anonymous);
+    let evil = EvilServer::start();
+    assert!(evil.addr().starts_with("127.0.0.2:"), "{}", evil.addr());
+    let proxy = FaultProxy::start(&reg.addr);
+    let target = format!("http://{}/steal", evil.addr());
+    proxy.fail("GET", "/blobs/", 1, Fault::Redirect(target.clone()));
+    let res = http_request(
+        proxy.addr(),
+        "/v2/r/x/blobs/sha256:0000",
+        &[("Authorization", "Basic dTpw")],
+    );
+    assert_eq!(res.status, 307, "{res:?}");
+    assert_eq!(res.header("Location"), Some(target.as_str()));
+    // A well-behaved client follows without credentials; a leaky one sends them.
+    let polite = http_get(evil.addr(), "/steal").unwrap();
+    assert_eq!(polite.status, 401);
+    assert_eq!(
+        polite.header("WWW-Authenticate"),
+        Some("Basic realm=\"evil\"")
+    );
+    let _ = http_request(evil.addr(), "/steal", &[("Authorization", "Basic dTpw")]);
+    let seen: Vec<bool> = evil.seen().iter().map(|s| s.authorization).collect();
+    assert_eq!(seen, vec![false, true]);
+    let proxied = proxy.seen();
+    assert!(proxied[0].authorization, "{proxied:?}");
+}
+
+/// Uploads go through the proxy: the registry's `Location` names the proxy (the client's
+/// `Host` is passed on), and a chunked PATCH body arrives whole.
+#[test]
+fn fault_proxy_forwards_uploads_and_keeps_locations_at_the_proxy() {
+    let reg = Registry::start("proxy-upload", RegistryAuth::Anonymous);
+    let proxy = FaultProxy::start(&reg.addr);
+    let addr = proxy.addr().to_string();
+    let start = http_request_body("POST", &addr, "/v2/up/x/blobs/uploads/", &[], b"");
+    assert_eq!(start.status, 202, "{start:?}");
+    let location = start.header("Location").unwrap().to_string();
+    assert!(
+        location.starts_with(&format!("http://{addr}/")),
+        "{location}"
+    );
+    let blob = sample_blob(200_000);
+    let mut chunked = format!(
+        "PATCH {} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/octet-stream\r\nTransfer-Encoding: chunked\r\n\r\n",
+        location_path(&location)
+    )
+    .into_bytes();
+    for part in blob.chunks(65_536) {
+        chunked.extend_from_slice(format!("{:x}\r\n", part.len()).as_bytes());
+        chunked.extend_from_slice(part);
+        chunked.extend_from_slice(b"\r\n");
+    }
+    chunked.extend_from_slice(b"0\r\n\r\n");
+    let patched = http_raw(&addr, &chunked, Duration::from_secs(10)).unwrap();
+    assert_eq!(patched.status, 202, "{patched:?}\nlog:\n{}", reg.log());
+    assert_eq!(patched.header("Range"), Some("0-199999"), "{patched:?}");
+    let location = patched.header("Location").unwrap();
+    assert!(
+        location.starts_with(&format!("http://{addr}/")),
+        "{location}"
+    );
+    let d = digest(&blob);
+    let put = http_request_body(
+        "PUT",
+        &addr,
+        &format!("{}&digest={d}", location_path(location)),
+        &[],
+        b"",
+    );
+    assert_eq!(put.status, 201, "{put:?}");
+    let got = http_get(&reg.addr, &format!("/v2/up/x/blobs/{d}")).unwrap();
+    assert_eq!(digest(&got.body), d);
+    let methods: Vec<String> = proxy
+        .seen()
+        .iter()
+        .map(|s| format!("{} {:?}", s.method, s.status))
+        .collect();
+    assert_eq!(
+        methods,
+        vec!["POST Some(202)", "PATCH Some(202)", "PUT Some(201)"]
+    );
 }
