@@ -71,7 +71,16 @@ pub enum BodyKind {
 }
 
 /// Reads a request head; `None` when the peer closed before sending one.
+///
+/// A TLS ClientHello (first byte 0x16) is refused at once: clients told a registry is
+/// insecure (skopeo's `--tls-verify=false`) try HTTPS first and fall back to HTTP when
+/// the connection closes, whereas waiting for a request line would hang both sides.
 pub fn read_request_head(r: &mut impl BufRead) -> io::Result<Option<RequestHead>> {
+    match r.fill_buf()?.first() {
+        None => return Ok(None),
+        Some(0x16) => return Err(io::Error::other("TLS handshake on a plain HTTP port")),
+        Some(_) => {}
+    }
     let mut line = String::new();
     if r.read_line(&mut line)? == 0 {
         return Ok(None);

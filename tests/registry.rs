@@ -1,10 +1,13 @@
 //! Registry client (issue 5), against a real `docker-registry` on 127.0.0.1.
 
+use std::io::Write;
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use crate::fault_proxy::{EvilServer, Fault, FaultProxy};
 use crate::registry_util::{HttpResponse, Registry, RegistryAuth, http_get, http_raw};
 use crate::token_server::{self, basic_auth};
+use crate::util::TempDir;
 
 /// The harness itself: the registry starts on its own port and speaks distribution v2.
 #[test]
@@ -555,4 +558,147 @@ fn fault_proxy_forwards_uploads_and_keeps_locations_at_the_proxy() {
         methods,
         vec!["POST Some(202)", "PATCH Some(202)", "PUT Some(201)"]
     );
+}
+
+/// Writes an OCI layout at `dir` holding one image tagged `1`: a gzip layer with one
+/// file, its config and manifest. Returns the manifest's bytes.
+fn tiny_oci_layout(dir: &Path) -> Vec<u8> {
+    let blobs = dir.join("blobs/sha256");
+    std::fs::create_dir_all(&blobs).unwrap();
+    let put = |data: &[u8]| -> (String, usize) {
+        let d = digest(data);
+        std::fs::write(blobs.join(d.trim_start_matches("sha256:")), data).unwrap();
+        (d, data.len())
+    };
+    let mut tar = tar::Builder::new(Vec::new());
+    let content = b"hello from the registry harness\n";
+    let mut header = tar::Header::new_gnu();
+    header.set_size(content.len() as u64);
+    header.set_mode(0o644);
+    header.set_mtime(0);
+    header.set_cksum();
+    tar.append_data(&mut header, "hello.txt", &content[..])
+        .unwrap();
+    let tar = tar.into_inner().unwrap();
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    gz.write_all(&tar).unwrap();
+    let (layer, layer_size) = put(&gz.finish().unwrap());
+    let config = serde_json::json!({
+        "architecture": "amd64",
+        "os": "linux",
+        "config": {},
+        "rootfs": {"type": "layers", "diff_ids": [digest(&tar)]},
+    });
+    let (config, config_size) = put(config.to_string().as_bytes());
+    let manifest = serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": config, "size": config_size},
+        "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip", "digest": layer, "size": layer_size}],
+    })
+    .to_string()
+    .into_bytes();
+    let (m, m_size) = put(&manifest);
+    let index = serde_json::json!({
+        "schemaVersion": 2,
+        "manifests": [{
+            "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "digest": m,
+            "size": m_size,
+            "annotations": {"org.opencontainers.image.ref.name": "1"},
+        }],
+    });
+    std::fs::write(dir.join("index.json"), index.to_string()).unwrap();
+    std::fs::write(dir.join("oci-layout"), r#"{"imageLayoutVersion":"1.0.0"}"#).unwrap();
+    manifest
+}
+
+/// Runs skopeo; a missing binary fails naming the package.
+fn skopeo(args: &[&str]) -> std::process::Output {
+    std::process::Command::new("skopeo")
+        .arg("--insecure-policy")
+        .args(args)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap_or_else(|e| panic!("running skopeo: {e} (apt-get install skopeo)"))
+}
+
+/// A real client pushes and pulls through the proxy to the token registry: proof that
+/// the token server speaks the protocol docker-style clients expect, and that the proxy
+/// forwards a whole push (HEAD, POST, PATCH/PUT with bodies, manifest PUT) faithfully.
+#[test]
+fn skopeo_pushes_through_the_proxy_to_the_token_registry() {
+    let reg = Registry::start("skopeo-token", RegistryAuth::token("carol", "pw"));
+    let proxy = FaultProxy::start(&reg.addr);
+    let layout = TempDir::new("skopeo-layout");
+    let manifest = tiny_oci_layout(&layout.0);
+    let src = format!("oci:{}:1", layout.0.display());
+    let dest = format!("docker://{}/sk/x:1", proxy.addr());
+    let out = skopeo(&[
+        "copy",
+        "--dest-tls-verify=false",
+        "--dest-creds",
+        "carol:pw",
+        &src,
+        &dest,
+    ]);
+    assert!(
+        out.status.success(),
+        "skopeo copy failed:\n{}\nproxy saw: {:#?}\nregistry log:\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        proxy.seen(),
+        reg.log()
+    );
+    let out = skopeo(&[
+        "inspect",
+        "--raw",
+        "--tls-verify=false",
+        "--creds",
+        "carol:pw",
+        &dest,
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&manifest),
+        "the registry holds another manifest than the one pushed"
+    );
+
+    let tokens = reg.token_requests();
+    assert!(!tokens.is_empty());
+    assert!(
+        tokens
+            .iter()
+            .all(|t| t.basic_user.as_deref() == Some("carol") && t.status == 200),
+        "{tokens:#?}"
+    );
+    assert!(
+        tokens
+            .iter()
+            .any(|t| t.scopes.iter().any(|s| s == "repository:sk/x:pull,push")),
+        "{tokens:#?}"
+    );
+    let seen = proxy.seen();
+    let manifest_put = seen
+        .iter()
+        .find(|s| s.method == "PUT" && s.path == "/v2/sk/x/manifests/1")
+        .unwrap_or_else(|| panic!("no manifest PUT through the proxy: {seen:#?}"));
+    assert_eq!(manifest_put.status, Some(201), "{seen:#?}");
+    assert!(manifest_put.authorization, "{seen:#?}");
+
+    // Without credentials the token grants nothing, so the push fails.
+    let out = skopeo(&[
+        "copy",
+        "--dest-tls-verify=false",
+        "--dest-no-creds",
+        &src,
+        &format!("docker://{}/sk/x:2", proxy.addr()),
+    ]);
+    assert!(!out.status.success(), "an anonymous push succeeded");
+    let last = reg.token_requests().pop().unwrap();
+    assert_eq!(last.basic_user, None, "{last:?}");
 }
