@@ -1,10 +1,11 @@
 //! Registry client (issue 5), against a real `docker-registry` on 127.0.0.1.
 
-use std::io::Write;
-use std::path::Path;
 use std::time::{Duration, Instant};
 
 use crate::fault_proxy::{EvilServer, Fault, FaultProxy};
+use crate::registry_seed::{
+    digest, location_path, push_blob, sample_blob, seed_image, skopeo, tiny_oci_layout,
+};
 use crate::registry_util::{HttpResponse, Registry, RegistryAuth, http_get, http_raw};
 use crate::token_server::{self, basic_auth};
 use crate::util::TempDir;
@@ -31,7 +32,6 @@ fn registry_harness_answers_v2() {
     );
 }
 
-/// `sha256:HEX` of `data`, as the registry names blobs.
 /// GET with extra headers; panics when no answer comes.
 fn http_request(addr: &str, path: &str, headers: &[(&str, &str)]) -> HttpResponse {
     crate::registry_util::http_request("GET", addr, path, headers, b"")
@@ -48,64 +48,6 @@ fn http_request_body(
 ) -> HttpResponse {
     crate::registry_util::http_request(method, addr, path, headers, body)
         .unwrap_or_else(|e| panic!("{method} {addr}{path}: {e}"))
-}
-
-fn digest(data: &[u8]) -> String {
-    use sha2::{Digest, Sha256};
-    let hex: String = Sha256::digest(data)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
-    format!("sha256:{hex}")
-}
-
-/// The path and query of an upload `Location`, which distribution 2.8 makes absolute.
-fn location_path(location: &str) -> &str {
-    match location.strip_prefix("http://") {
-        Some(rest) => &rest[rest.find('/').unwrap_or(rest.len())..],
-        None => location,
-    }
-}
-
-/// Pushes `data` as a blob of `repo` with a monolithic upload (POST, then PUT
-/// `?digest=`), with `auth` as the `Authorization` header when given; returns its digest.
-fn push_blob(addr: &str, repo: &str, data: &[u8], auth: Option<&str>) -> String {
-    let headers: Vec<(&str, &str)> = auth.map(|a| ("Authorization", a)).into_iter().collect();
-    let start = http_request_body(
-        "POST",
-        addr,
-        &format!("/v2/{repo}/blobs/uploads/"),
-        &headers,
-        b"",
-    );
-    assert_eq!(start.status, 202, "POST upload: {start:?}");
-    let location = start
-        .header("Location")
-        .expect("Location on 202")
-        .to_string();
-    assert!(
-        location.contains(addr),
-        "upload Location {location} does not point at {addr} (the address the client used)"
-    );
-    let d = digest(data);
-    let path = location_path(&location);
-    let sep = if path.contains('?') { '&' } else { '?' };
-    let mut put_headers = headers.clone();
-    put_headers.push(("Content-Type", "application/octet-stream"));
-    let put = http_request_body(
-        "PUT",
-        addr,
-        &format!("{path}{sep}digest={d}"),
-        &put_headers,
-        data,
-    );
-    assert_eq!(put.status, 201, "PUT upload: {put:?}");
-    assert_eq!(
-        put.header("Docker-Content-Digest"),
-        Some(d.as_str()),
-        "{put:?}"
-    );
-    d
 }
 
 /// htpasswd mode: anonymous requests are challenged with Basic, the user gets in, a wrong
@@ -139,6 +81,22 @@ fn registry_htpasswd_asks_for_basic_credentials() {
         (res.status, res.body.as_slice()),
         (200, &b"htpasswd blob"[..]),
         "{res:?}"
+    );
+    // A real client logs in the same way and leaves an image the user can read back.
+    let manifest = seed_image(&reg.addr, "hp/img:1", Some("alice:s3cret"));
+    let res = http_request(
+        &reg.addr,
+        "/v2/hp/img/manifests/1",
+        &[
+            ("Authorization", &good),
+            ("Accept", "application/vnd.oci.image.manifest.v1+json"),
+        ],
+    );
+    assert_eq!(res.status, 200, "{res:?}");
+    assert_eq!(res.body, manifest);
+    assert_eq!(
+        res.header("Docker-Content-Digest"),
+        Some(digest(&manifest).as_str())
     );
 }
 
@@ -328,11 +286,6 @@ fn registry_token_expiry_is_enforced_by_the_registry() {
     );
     let res = http_request_body("GET", &reg.addr, "/v2/", &[("Authorization", &bearer)], b"");
     assert_eq!(res.status, 200, "{res:?}");
-}
-
-/// A blob of `len` bytes that is not all one value, so a flipped byte shows.
-fn sample_blob(len: usize) -> Vec<u8> {
-    (0..len).map(|i| (i * 7 + i / 251) as u8).collect()
 }
 
 /// `Status` answers instead of the registry for as many requests as asked, then the
@@ -560,69 +513,6 @@ fn fault_proxy_forwards_uploads_and_keeps_locations_at_the_proxy() {
     );
 }
 
-/// Writes an OCI layout at `dir` holding one image tagged `1`: a gzip layer with one
-/// file, its config and manifest. Returns the manifest's bytes.
-fn tiny_oci_layout(dir: &Path) -> Vec<u8> {
-    let blobs = dir.join("blobs/sha256");
-    std::fs::create_dir_all(&blobs).unwrap();
-    let put = |data: &[u8]| -> (String, usize) {
-        let d = digest(data);
-        std::fs::write(blobs.join(d.trim_start_matches("sha256:")), data).unwrap();
-        (d, data.len())
-    };
-    let mut tar = tar::Builder::new(Vec::new());
-    let content = b"hello from the registry harness\n";
-    let mut header = tar::Header::new_gnu();
-    header.set_size(content.len() as u64);
-    header.set_mode(0o644);
-    header.set_mtime(0);
-    header.set_cksum();
-    tar.append_data(&mut header, "hello.txt", &content[..])
-        .unwrap();
-    let tar = tar.into_inner().unwrap();
-    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
-    gz.write_all(&tar).unwrap();
-    let (layer, layer_size) = put(&gz.finish().unwrap());
-    let config = serde_json::json!({
-        "architecture": "amd64",
-        "os": "linux",
-        "config": {},
-        "rootfs": {"type": "layers", "diff_ids": [digest(&tar)]},
-    });
-    let (config, config_size) = put(config.to_string().as_bytes());
-    let manifest = serde_json::json!({
-        "schemaVersion": 2,
-        "mediaType": "application/vnd.oci.image.manifest.v1+json",
-        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": config, "size": config_size},
-        "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip", "digest": layer, "size": layer_size}],
-    })
-    .to_string()
-    .into_bytes();
-    let (m, m_size) = put(&manifest);
-    let index = serde_json::json!({
-        "schemaVersion": 2,
-        "manifests": [{
-            "mediaType": "application/vnd.oci.image.manifest.v1+json",
-            "digest": m,
-            "size": m_size,
-            "annotations": {"org.opencontainers.image.ref.name": "1"},
-        }],
-    });
-    std::fs::write(dir.join("index.json"), index.to_string()).unwrap();
-    std::fs::write(dir.join("oci-layout"), r#"{"imageLayoutVersion":"1.0.0"}"#).unwrap();
-    manifest
-}
-
-/// Runs skopeo; a missing binary fails naming the package.
-fn skopeo(args: &[&str]) -> std::process::Output {
-    std::process::Command::new("skopeo")
-        .arg("--insecure-policy")
-        .args(args)
-        .stdin(std::process::Stdio::null())
-        .output()
-        .unwrap_or_else(|e| panic!("running skopeo: {e} (apt-get install skopeo)"))
-}
-
 /// A real client pushes and pulls through the proxy to the token registry: proof that
 /// the token server speaks the protocol docker-style clients expect, and that the proxy
 /// forwards a whole push (HEAD, POST, PATCH/PUT with bodies, manifest PUT) faithfully.
@@ -701,4 +591,22 @@ fn skopeo_pushes_through_the_proxy_to_the_token_registry() {
     assert!(!out.status.success(), "an anonymous push succeeded");
     let last = reg.token_requests().pop().unwrap();
     assert_eq!(last.basic_user, None, "{last:?}");
+}
+
+/// Large blobs pass through the proxy both ways intact (it streams; nothing is held whole).
+#[test]
+fn fault_proxy_carries_a_large_blob_both_ways() {
+    let reg = Registry::start("proxy-large", RegistryAuth::Anonymous);
+    let proxy = FaultProxy::start(&reg.addr);
+    let blob = sample_blob(64 << 20);
+    let t = Instant::now();
+    let d = push_blob(proxy.addr(), "large/x", &blob, None);
+    let up = t.elapsed();
+    let t = Instant::now();
+    let got = http_request(proxy.addr(), &format!("/v2/large/x/blobs/{d}"), &[]);
+    let down = t.elapsed();
+    assert_eq!(got.status, 200);
+    assert_eq!(got.body.len(), blob.len());
+    assert_eq!(digest(&got.body), d);
+    eprintln!("64 MiB through the proxy: push {up:?}, pull {down:?}");
 }

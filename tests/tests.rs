@@ -3,6 +3,7 @@
 mod fault_proxy;
 mod http_wire;
 mod imagetar;
+mod registry_seed;
 mod registry_util;
 mod token_server;
 mod util;
