@@ -110,7 +110,9 @@ fn fetch_token(reg: &Registry, scopes: &[&str], creds: Option<(&str, &str)>) -> 
     for s in scopes {
         query.push_str(&format!(
             "&scope={}",
-            s.replace(':', "%3A").replace(',', "%2C")
+            s.replace(':', "%3A")
+                .replace(',', "%2C")
+                .replace(' ', "%20")
         ));
     }
     let auth = creds.map(|(u, p)| basic_auth(u, p));
@@ -120,6 +122,16 @@ fn fetch_token(reg: &Registry, scopes: &[&str], creds: Option<(&str, &str)>) -> 
         .into_iter()
         .collect();
     http_request_body("GET", addr, &query, &headers, b"")
+}
+
+/// The claims of a JWT, unverified: the registry's acceptance is the verification.
+fn jwt_claims(token: &str) -> serde_json::Value {
+    use base64::Engine;
+    let part = token.split('.').nth(1).expect("a JWT has three parts");
+    let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(part)
+        .unwrap();
+    serde_json::from_slice(&raw).unwrap()
 }
 
 fn token_of(res: &HttpResponse) -> String {
@@ -154,6 +166,15 @@ fn registry_token_mode_accepts_tokens_from_the_test_token_server() {
         &["repository:tk/x:pull,push"],
         Some(("bob", "hunter2")),
     ));
+    let claims = jwt_claims(&token);
+    assert_eq!(claims["iss"], token_server::ISSUER, "{claims}");
+    assert_eq!(claims["aud"], token_server::SERVICE, "{claims}");
+    assert_eq!(claims["sub"], "bob", "{claims}");
+    assert_eq!(
+        claims["access"],
+        serde_json::json!([{"type": "repository", "name": "tk/x", "actions": ["pull", "push"]}]),
+        "{claims}"
+    );
     let bearer = format!("Bearer {token}");
     let res = http_request_body("GET", &reg.addr, "/v2/", &[("Authorization", &bearer)], b"");
     assert_eq!(res.status, 200, "{res:?}\nlog:\n{}", reg.log());
@@ -210,6 +231,42 @@ fn registry_token_mode_accepts_tokens_from_the_test_token_server() {
     let res = http_request_body("GET", &reg.addr, "/v2/", &[("Authorization", &bare)], b"");
     assert_eq!(res.status, 200, "{res:?}");
 
+    // Several scopes, as repeated parameters and space-separated in one.
+    let multi = token_of(&fetch_token(
+        &reg,
+        &[
+            "repository:a/b:pull",
+            "repository:c:pull,push registry:catalog:*",
+        ],
+        Some(("bob", "hunter2")),
+    ));
+    let names: Vec<String> = jwt_claims(&multi)["access"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| {
+            format!(
+                "{}:{}:{}",
+                a["type"].as_str().unwrap(),
+                a["name"].as_str().unwrap(),
+                a["actions"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|x| x.as_str().unwrap())
+                    .collect::<Vec<_>>()
+                    .join(",")
+            )
+        })
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "repository:a/b:pull",
+            "repository:c:pull,push",
+            "registry:catalog:*"
+        ]
+    );
     let log = reg.token_requests();
     let summary: Vec<(Option<&str>, &[String], u16)> = log
         .iter()
@@ -226,6 +283,15 @@ fn registry_token_mode_accepts_tokens_from_the_test_token_server() {
             (Some("bob"), &["repository:tk/x:pull".to_string()][..], 401),
             (None, &["repository:tk/x:pull".to_string()][..], 200),
             (Some("bob"), &[][..], 200),
+            (
+                Some("bob"),
+                &[
+                    "repository:a/b:pull".to_string(),
+                    "repository:c:pull,push".to_string(),
+                    "registry:catalog:*".to_string()
+                ][..],
+                200
+            ),
         ]
     );
     assert!(
@@ -238,6 +304,31 @@ fn registry_token_mode_accepts_tokens_from_the_test_token_server() {
         log.iter()
             .all(|r| r.service.as_deref() == Some(token_server::SERVICE)),
         "{log:?}"
+    );
+    assert!(
+        log.iter().all(|r| r.method == "GET" && r.path == "/token"),
+        "{log:?}"
+    );
+    // The OAuth2 POST form is not offered: 404, which clients take as "use GET".
+    let realm = reg.token_server().realm();
+    let token_addr = realm
+        .trim_start_matches("http://")
+        .split('/')
+        .next()
+        .unwrap();
+    let res = http_request_body(
+        "POST",
+        token_addr,
+        "/token",
+        &[("Content-Type", "application/x-www-form-urlencoded")],
+        b"grant_type=password&username=bob&password=hunter2&service=x",
+    );
+    assert_eq!(res.status, 404, "{res:?}");
+    let last = reg.token_requests().pop().unwrap();
+    assert_eq!(
+        (last.method.as_str(), last.status),
+        ("POST", 404),
+        "{last:?}"
     );
 }
 

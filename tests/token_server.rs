@@ -35,6 +35,9 @@ const REGISTRY_LEEWAY_SECS: u64 = 60;
 /// client asked once for pull,push" or "no credentials were sent to the realm").
 #[derive(Debug, Clone)]
 pub struct TokenRequest {
+    pub method: String,
+    /// `/token` for the realm; anything else was answered 404.
+    pub path: String,
     /// The raw query string.
     pub query: String,
     pub service: Option<String>,
@@ -42,7 +45,8 @@ pub struct TokenRequest {
     pub scopes: Vec<String>,
     /// The user name from `Authorization: Basic`, if that header was sent.
     pub basic_user: Option<String>,
-    /// What the server answered: 200, or 401 for wrong credentials.
+    /// What the server answered: 200, 401 for wrong credentials, 404 for anything but
+    /// `GET /token`.
     pub status: u16,
 }
 
@@ -141,7 +145,11 @@ fn handle(state: &State, stream: TcpStream) {
         return;
     };
     let _ = discard_body(&mut reader, &head);
+    let basic = head.header("authorization").and_then(parse_basic);
+    // Only the GET form of the spec. containerd-style clients try the OAuth2 POST form
+    // first and fall back to GET on 404, as they must with many registries.
     if head.method != "GET" || head.path() != "/token" {
+        log(state, &head, None, Vec::new(), basic, 404);
         let _ = respond(&mut out, 404, &[], b"not found\n");
         return;
     }
@@ -151,11 +159,16 @@ fn handle(state: &State, stream: TcpStream) {
         let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
         match k {
             "service" => service = Some(percent_decode(v)),
-            "scope" => scopes.push(percent_decode(v)),
+            // One parameter may also hold several scopes, space-separated (OAuth2 style).
+            "scope" => scopes.extend(
+                percent_decode(v)
+                    .split(' ')
+                    .filter(|s| !s.is_empty())
+                    .map(str::to_string),
+            ),
             _ => {}
         }
     }
-    let basic = head.header("authorization").and_then(parse_basic);
     let authenticated = match &basic {
         None => false,
         Some((u, p)) if *u == state.user && *p == state.password => true,
@@ -213,6 +226,8 @@ fn log(
     status: u16,
 ) {
     state.log.lock().unwrap().push(TokenRequest {
+        method: head.method.clone(),
+        path: head.path().to_string(),
         query: head.query().to_string(),
         service,
         scopes,
