@@ -127,6 +127,21 @@ impl FaultProxy {
     pub fn seen(&self) -> Vec<Seen> {
         self.state.seen.lock().unwrap().clone()
     }
+
+    /// How many requests so far had this method (empty for any) and a path containing
+    /// `path_contains`: e.g. how often a client retried a blob.
+    pub fn count(&self, method: &str, path_contains: &str) -> usize {
+        self.state
+            .seen
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|s| {
+                (method.is_empty() || s.method.eq_ignore_ascii_case(method))
+                    && s.path.contains(path_contains)
+            })
+            .count()
+    }
 }
 
 /// Takes one use of the first rule matching `head`.

@@ -1,5 +1,6 @@
 //! Registry client (issue 5), against a real `docker-registry` on 127.0.0.1.
 
+use std::io::{Read, Write};
 use std::time::{Duration, Instant};
 
 use crate::fault_proxy::{EvilServer, Fault, FaultProxy};
@@ -513,8 +514,38 @@ fn fault_proxy_stall_never_answers() {
     assert_eq!(http_get(proxy.addr(), "/v2/").unwrap().status, 200);
     let seen = proxy.seen();
     assert_eq!(seen[0].status, None, "{seen:?}");
-    // Dropping the proxy ends the stalled connection's thread and closes its socket.
+    assert_eq!(proxy.count("GET", "/v2/"), 2);
+
+    // Dropping the proxy closes a connection it is stalling: the client sees the end of
+    // the stream at once instead of waiting out its timeout.
+    proxy.fail("", "/v2/", 1, Fault::Stall);
+    let mut held = std::net::TcpStream::connect(proxy.addr()).unwrap();
+    held.set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    write!(held, "GET /v2/ HTTP/1.1\r\nHost: {}\r\n\r\n", proxy.addr()).unwrap();
+    while proxy.count("", "/v2/") < 3 {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let addr = proxy.addr().to_string();
+    let start = Instant::now();
     drop(proxy);
+    let mut rest = Vec::new();
+    let n = held.read_to_end(&mut rest).unwrap_or(0);
+    assert_eq!(
+        n,
+        0,
+        "a stalled connection got {:?}",
+        String::from_utf8_lossy(&rest)
+    );
+    assert!(
+        start.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        start.elapsed()
+    );
+    assert!(
+        std::net::TcpStream::connect(&addr).is_err(),
+        "the proxy still accepts on {addr} after drop"
+    );
 }
 
 /// `Redirect` sends the client to another host; the evil server there records whether
