@@ -5,7 +5,9 @@
 //! [`runtime`] and `block_on`.
 
 pub mod auth;
+pub mod catalog;
 mod error;
+pub mod search;
 pub mod transport;
 
 pub use error::RegistryError;
