@@ -17,6 +17,8 @@ pub enum CliError {
     Store(#[from] rbuild_builder::store::StoreError),
     #[error(transparent)]
     Archive(#[from] rbuild_builder::store::archive::ArchiveError),
+    #[error(transparent)]
+    Registry(#[from] rbuild_builder::store::registry::RegistryError),
     /// A usage mistake caught after clap (a bad filter, a bad reference), said plainly.
     #[error("{0}")]
     Usage(String),

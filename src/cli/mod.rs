@@ -13,7 +13,9 @@ mod outline;
 mod parse;
 mod progress;
 mod prune;
+mod registry;
 mod rmi;
+mod search;
 mod system;
 mod tag;
 
@@ -68,6 +70,7 @@ enum Command {
     History(history::HistoryArgs),
     Save(archive::SaveArgs),
     Load(archive::LoadArgs),
+    Search(search::SearchArgs),
     #[command(subcommand)]
     Image(image::ImageCommand),
     #[command(subcommand)]
@@ -106,5 +109,6 @@ pub fn run(cli: Cli) -> Result<ExitCode, CliError> {
         Command::System(cmd) => system::run(&cli.global, cmd),
         Command::Save(args) => archive::save(&cli.global, args),
         Command::Load(args) => archive::load(&cli.global, args),
+        Command::Search(args) => search::run(&cli.global, args),
     }
 }

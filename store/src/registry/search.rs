@@ -68,15 +68,16 @@ pub struct Found {
 
 /// Why Docker Hub cannot be searched, and what to write instead.
 fn docker_hub_message(term: &str) -> String {
-    let mut msg = format!(
+    let why = format!(
         "rbuild search reads a registry's catalog (/v2/_catalog), and Docker Hub, which \
-         {term:?} would search, has none: name a registry, as in localhost:5000/{}",
-        term.rsplit('/').next().unwrap_or_default()
+         {term:?} would search, has none"
     );
     if !term.contains('/') && (term == "localhost" || term.contains(['.', ':'])) {
-        msg.push_str(&format!(" (to list every repository of {term}, write {term}/)"));
+        format!("{why}: to list every repository of {term}, write {term}/")
+    } else {
+        let text = term.rsplit('/').next().unwrap_or_default();
+        format!("{why}: name a registry, as in localhost:5000/{text}")
     }
-    msg
 }
 
 /// Tag lists fetched at once: enough to hide round trips, few enough to be polite.
