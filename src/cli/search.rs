@@ -12,8 +12,8 @@ use std::process::ExitCode;
 
 use clap::Args;
 use rbuild_builder::store::registry::catalog::DEFAULT_PAGE_SIZE;
-use rbuild_builder::store::registry::search::{self, Found, SearchOptions, SearchTerm};
 use rbuild_builder::store::registry::runtime;
+use rbuild_builder::store::registry::search::{self, Found, SearchOptions, SearchTerm};
 use serde_json::{Value, json};
 
 use super::format::table;

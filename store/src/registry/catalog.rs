@@ -271,7 +271,8 @@ fn same_origin(a: &Url, b: &Url) -> bool {
 fn is_repository_name(name: &str) -> bool {
     !name.is_empty()
         && name.split('/').all(|c| {
-            let alnum = |b: Option<&u8>| b.is_some_and(|b| b.is_ascii_lowercase() || b.is_ascii_digit());
+            let alnum =
+                |b: Option<&u8>| b.is_some_and(|b| b.is_ascii_lowercase() || b.is_ascii_digit());
             alnum(c.as_bytes().first())
                 && alnum(c.as_bytes().last())
                 && c.bytes()
@@ -318,7 +319,9 @@ mod tests {
     fn other_rels_are_ignored() {
         assert_eq!(next(&[r#"</v2/_catalog?last=a>; rel="prev""#]), Ok(None));
         assert_eq!(
-            next(&[r#"</first>; rel="first", </v2/_catalog?last=c>; title="a, b; c"; rel="last next""#]),
+            next(&[
+                r#"</first>; rel="first", </v2/_catalog?last=c>; title="a, b; c"; rel="last next""#
+            ]),
             Ok(Some("http://127.0.0.1:5000/v2/_catalog?last=c".into()))
         );
         // A later header value counts too.
@@ -368,7 +371,9 @@ mod tests {
         for ok in ["app", "team/app", "a.b/c_d-e/f0", "library/ubuntu"] {
             assert!(is_repository_name(ok), "{ok}");
         }
-        for bad in ["", "..", "a/../b", "a?b", "a#b", "A", "-a", "a/", "/a", "a//b"] {
+        for bad in [
+            "", "..", "a/../b", "a?b", "a#b", "A", "-a", "a/", "/a", "a//b",
+        ] {
             assert!(!is_repository_name(bad), "{bad}");
         }
     }

@@ -151,7 +151,10 @@ mod tests {
     fn registry_part_by_dockers_rule() {
         let ok = |s: &str| SearchTerm::parse(s).unwrap();
         assert_eq!(ok("localhost/app"), term("localhost", "app"));
-        assert_eq!(ok("127.0.0.1:5000/team/app"), term("127.0.0.1:5000", "team/app"));
+        assert_eq!(
+            ok("127.0.0.1:5000/team/app"),
+            term("127.0.0.1:5000", "team/app")
+        );
         assert_eq!(ok("reg.example/"), term("reg.example", ""));
         assert_eq!(ok("[::1]:5000/x"), term("[::1]:5000", "x"));
         for hub in [
