@@ -320,6 +320,17 @@ fn search_refuses_hostile_catalogs() {
     rbuild(&["search", &format!("{host}/")])
         .failure()
         .stderr_contains("sent a next link to another host (127.0.0.2:9)");
+    // An empty page that claims a next one.
+    let url = serve(
+        1,
+        "200 OK",
+        "Link: </v2/_catalog?last=a&n=100>; rel=\"next\"\r\n",
+        br#"{"repositories":[]}"#.to_vec(),
+    );
+    let host = url.trim_start_matches("http://");
+    rbuild(&["search", &format!("{host}/")])
+        .failure()
+        .stderr_contains(&format!("{host} sent an empty page with a next link"));
     // A page over the cap.
     let mut big = br#"{"repositories":[""#.to_vec();
     big.resize(5 << 20, b'a');
