@@ -33,4 +33,5 @@ mod parse;
 mod prune;
 mod registry;
 mod rmi;
+mod search;
 mod system;

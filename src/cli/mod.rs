@@ -16,6 +16,7 @@ mod progress;
 mod prune;
 mod registry;
 mod rmi;
+mod search;
 mod system;
 mod tag;
 mod transfer;
@@ -111,6 +112,7 @@ enum Command {
     Load(archive::LoadArgs),
     Login(login::LoginArgs),
     Logout(login::LogoutArgs),
+    Search(search::SearchArgs),
     #[command(subcommand)]
     Image(image::ImageCommand),
     #[command(subcommand)]
@@ -151,6 +153,7 @@ pub fn run(cli: Cli) -> Result<ExitCode, CliError> {
         Command::Load(args) => archive::load(&cli.global, args),
         Command::Login(args) => login::login(&cli.global, args),
         Command::Logout(args) => login::logout(&cli.global, args),
+        Command::Search(args) => search::run(&cli.global, args),
     }
 }
 

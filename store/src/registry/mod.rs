@@ -5,9 +5,11 @@
 //! [`runtime`] and `block_on`.
 
 pub mod auth;
+pub mod catalog;
 pub mod creds;
 mod error;
 pub mod progress;
+pub mod search;
 pub mod settings;
 pub mod transport;
 
