@@ -6,7 +6,9 @@
 
 pub mod auth;
 mod error;
+pub mod manifest;
 pub mod progress;
+pub mod pull;
 pub mod transport;
 
 pub use error::RegistryError;
