@@ -13,6 +13,7 @@ mod outline;
 mod parse;
 mod progress;
 mod prune;
+mod pull;
 mod registry;
 mod rmi;
 mod system;
@@ -70,6 +71,7 @@ enum Command {
     History(history::HistoryArgs),
     Save(archive::SaveArgs),
     Load(archive::LoadArgs),
+    Pull(pull::PullArgs),
     #[command(subcommand)]
     Image(image::ImageCommand),
     #[command(subcommand)]
@@ -108,5 +110,6 @@ pub fn run(cli: Cli) -> Result<ExitCode, CliError> {
         Command::System(cmd) => system::run(&cli.global, cmd),
         Command::Save(args) => archive::save(&cli.global, args),
         Command::Load(args) => archive::load(&cli.global, args),
+        Command::Pull(args) => pull::run(&cli.global, args),
     }
 }

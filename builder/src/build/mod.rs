@@ -135,10 +135,21 @@ pub struct BuildOptions<'a> {
     /// `--platform`, as given: the native platform in any spelling; anything else is
     /// refused (RUN has no emulation).
     pub platform: Option<String>,
-    /// `--pull`: fetch every image the build uses afresh. Refused while there is no
-    /// registry client (see the `bases` module).
+    /// `--pull`: fetch every image the build uses afresh (an image that is up to date
+    /// costs one manifest request).
     pub pull: bool,
+    /// Makes the registry client that pulls base images missing from the store (and
+    /// all of them with `--pull`); `None` builds from the store alone. A maker rather
+    /// than a client: a build whose images are all here never pays for one.
+    pub registry: Option<&'a RegistryAccess<'a>>,
 }
+
+/// How a build gets a registry client, when it needs one.
+pub type RegistryAccess<'a> = dyn Fn() -> Result<
+        std::sync::Arc<rbuild_store::registry::Client>,
+        rbuild_store::registry::RegistryError,
+    > + Sync
+    + 'a;
 
 /// What a build made.
 #[derive(Debug, Clone)]

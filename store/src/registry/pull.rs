@@ -176,7 +176,19 @@ async fn pull_image(
     let config_desc = parsed.config();
     let config_digest = Digest::try_from(config_desc.digest())
         .map_err(|e| RegistryError::Protocol(format!("{name}: manifest config digest: {e}")))?;
-    let config_bytes = fetch_config(client, reference, &config_digest, config_desc.size()).await?;
+    // An image already here needs nothing from the registry but its manifest (docker
+    // prints no layer lines then); its config is read back verified.
+    let have = store.image(&config_digest)?.is_some() && store.blobs().contains(&config_digest);
+    let config_bytes = if have {
+        Bytes::from(
+            store
+                .blobs()
+                .read(&config_digest)
+                .map_err(crate::StoreError::from)?,
+        )
+    } else {
+        fetch_config(client, reference, &config_digest, config_desc.size()).await?
+    };
     let config = ImageConfig::from_slice(&config_bytes).map_err(|e| {
         RegistryError::Protocol(format!("{name}: image config {config_digest}: {e}"))
     })?;
@@ -206,6 +218,9 @@ async fn pull_image(
         }
         let id = short_id(&digest);
         if store.layer_size(diff_id)?.is_some() {
+            if have {
+                continue;
+            }
             progress.event(Event::Status {
                 id,
                 status: "Already exists".into(),
