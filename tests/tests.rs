@@ -26,6 +26,7 @@ mod interop;
 mod outline;
 mod parse;
 mod prune;
+mod pull;
 mod registry;
 mod rmi;
 mod system;
