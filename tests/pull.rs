@@ -499,3 +499,213 @@ fn manifests_rbuild_refuses() {
     assert_eq!(s.run(&["images", "-a", "-q"]).success().stdout, "");
     check_store(&s);
 }
+
+/// How the scripted registry below misbehaves on the layer blob.
+#[derive(Clone, Copy, PartialEq)]
+enum Fault {
+    /// The first body stops half-way; a range request gets the rest (206).
+    BreakThenResume,
+    /// The first body stops half-way; range requests get the whole blob again (200).
+    BreakThenNoRanges,
+    /// Every body stops half-way, and ranges are ignored.
+    AlwaysBreak,
+    /// The bytes differ from the digest (one flipped in the middle).
+    Corrupt,
+}
+
+/// A registry that serves one image (`x:1`, a single plain-tar layer: the busybox
+/// rootfs) and misbehaves as `fault` says; records each request's path and `Range`.
+struct Scripted {
+    host: String,
+    requests: std::sync::Arc<std::sync::Mutex<Vec<(String, Option<String>)>>>,
+    layer: String,
+    half: usize,
+}
+
+fn scripted(fault: Fault) -> Scripted {
+    use std::io::{BufRead, BufReader, Write};
+    use std::sync::{Arc, Mutex};
+    use std::time::{Duration, Instant};
+    let layer = std::fs::read(crate::util::busybox_tar()).unwrap();
+    let layer_digest = sha256(&layer);
+    let arch = match std::env::consts::ARCH {
+        "x86_64" => "amd64",
+        "aarch64" => "arm64",
+        other => other,
+    };
+    let config = format!(
+        r#"{{"architecture":"{arch}","os":"linux","config":{{}},"rootfs":{{"type":"layers","diff_ids":["{layer_digest}"]}}}}"#
+    )
+    .into_bytes();
+    let manifest = format!(
+        r#"{{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"{}","size":{}}},"layers":[{{"mediaType":"application/vnd.oci.image.layer.v1.tar","digest":"{layer_digest}","size":{}}}]}}"#,
+        sha256(&config),
+        config.len(),
+        layer.len()
+    )
+    .into_bytes();
+    let files = vec![
+        ("/v2/x/manifests/1".to_string(), manifest),
+        (format!("/v2/x/blobs/{}", sha256(&config)), config),
+    ];
+    let layer_path = format!("/v2/x/blobs/{layer_digest}");
+    let half = layer.len() / 2;
+    let requests = Arc::new(Mutex::new(Vec::new()));
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let host = listener.local_addr().unwrap().to_string();
+    listener.set_nonblocking(true).unwrap();
+    let log = Arc::clone(&requests);
+    let lp = layer_path.clone();
+    std::thread::spawn(move || {
+        let mut blob_requests = 0;
+        let mut idle_since = Instant::now();
+        loop {
+            let stream = match listener.accept() {
+                Ok((s, _)) => s,
+                Err(_) if idle_since.elapsed() < Duration::from_secs(30) => {
+                    std::thread::sleep(Duration::from_millis(5));
+                    continue;
+                }
+                Err(_) => return,
+            };
+            idle_since = Instant::now();
+            stream.set_nonblocking(false).unwrap();
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            let mut first = String::new();
+            reader.read_line(&mut first).unwrap_or(0);
+            let path = first.split(' ').nth(1).unwrap_or("").to_string();
+            let mut range = None;
+            let mut line = String::new();
+            while reader.read_line(&mut line).unwrap_or(0) > 0 && line != "\r\n" {
+                if let Some(v) = line.to_ascii_lowercase().strip_prefix("range:") {
+                    range = Some(v.trim().to_string());
+                }
+                line.clear();
+            }
+            log.lock().unwrap().push((path.clone(), range.clone()));
+            let mut out = stream;
+            let head = |out: &mut std::net::TcpStream, status: &str, len: usize, extra: &str| {
+                let _ = write!(
+                    out,
+                    "HTTP/1.1 {status}\r\nContent-Length: {len}\r\n{extra}Connection: close\r\n\r\n"
+                );
+            };
+            if path == lp {
+                blob_requests += 1;
+                let start = range
+                    .as_deref()
+                    .and_then(|r| r.strip_prefix("bytes="))
+                    .and_then(|r| r.trim_end_matches('-').parse::<usize>().ok());
+                match (fault, blob_requests, start) {
+                    (Fault::Corrupt, ..) => {
+                        let mut bad = layer.clone();
+                        bad[half] ^= 0xff;
+                        head(&mut out, "200 OK", bad.len(), "");
+                        let _ = out.write_all(&bad);
+                    }
+                    (Fault::BreakThenResume, n, Some(s)) if n > 1 => {
+                        let rest = &layer[s..];
+                        let cr = format!(
+                            "Content-Range: bytes {s}-{}/{}\r\n",
+                            layer.len() - 1,
+                            layer.len()
+                        );
+                        head(&mut out, "206 Partial Content", rest.len(), &cr);
+                        let _ = out.write_all(rest);
+                    }
+                    (Fault::BreakThenNoRanges, n, _) if n > 1 => {
+                        head(&mut out, "200 OK", layer.len(), "");
+                        let _ = out.write_all(&layer);
+                    }
+                    _ => {
+                        head(&mut out, "200 OK", layer.len(), "");
+                        let _ = out.write_all(&layer[..half]);
+                    }
+                }
+            } else if let Some((_, body)) = files.iter().find(|(p, _)| *p == path) {
+                head(&mut out, "200 OK", body.len(), "");
+                let _ = out.write_all(body);
+            } else {
+                head(&mut out, "404 Not Found", 0, "");
+            }
+        }
+    });
+    Scripted {
+        host,
+        requests,
+        layer: layer_path,
+        half,
+    }
+}
+
+impl Scripted {
+    /// The `Range` header of each request for the layer, in order.
+    fn layer_ranges(&self) -> Vec<Option<String>> {
+        self.requests
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|(p, _)| *p == self.layer)
+            .map(|(_, r)| r.clone())
+            .collect()
+    }
+}
+
+#[test]
+fn a_broken_download_resumes_where_it_stopped() {
+    let reg = scripted(Fault::BreakThenResume);
+    let s = TestStore::new("pull-resume");
+    let run = s.run(&["pull", &format!("{}/x:1", reg.host)]).success();
+    assert!(run.stdout.contains("Pull complete"), "{}", run.stdout);
+    assert_eq!(
+        reg.layer_ranges(),
+        [None, Some(format!("bytes={}-", reg.half))],
+        "the second request asks for the rest"
+    );
+    s.run(&["images", "--digests"])
+        .success()
+        .stdout_contains(&format!("{}/x", reg.host));
+    check_store(&s);
+
+    // A registry that answers a range with the whole blob: the layer starts over.
+    let reg = scripted(Fault::BreakThenNoRanges);
+    let s = TestStore::new("pull-restart");
+    s.run(&["pull", &format!("{}/x:1", reg.host)]).success();
+    assert_eq!(
+        reg.layer_ranges(),
+        [None, Some(format!("bytes={}-", reg.half)), None]
+    );
+    check_store(&s);
+}
+
+#[test]
+fn a_download_that_never_completes_or_lies_leaves_nothing() {
+    for (fault, expected) in [
+        (Fault::AlwaysBreak, "gave up after 5 attempts"),
+        (Fault::Corrupt, "mismatch"),
+    ] {
+        let reg = scripted(fault);
+        let s = TestStore::new("pull-fail");
+        let run = s.run(&["pull", &format!("{}/x:1", reg.host)]).failure();
+        let layer_digest = reg.layer.rsplit('/').next().unwrap();
+        assert!(
+            run.stderr.contains(expected) && run.stderr.contains(layer_digest),
+            "{}",
+            run.stderr
+        );
+        assert_eq!(s.run(&["images", "-a", "-q"]).success().stdout, "");
+        let check = s.run(&["system", "check"]).success();
+        assert!(
+            check.stdout.contains("no problems found") && check.stdout.contains(" 0 layer(s)"),
+            "{}",
+            check.stdout
+        );
+        assert!(
+            std::fs::read_dir(s.root().join("layers"))
+                .unwrap()
+                .next()
+                .is_none(),
+            "a layer was stored"
+        );
+    }
+}
