@@ -513,11 +513,14 @@ enum Fault {
     Corrupt,
 }
 
+/// A request's path and `Range` header.
+type Request = (String, Option<String>);
+
 /// A registry that serves one image (`x:1`, a single plain-tar layer: the busybox
 /// rootfs) and misbehaves as `fault` says; records each request's path and `Range`.
 struct Scripted {
     host: String,
-    requests: std::sync::Arc<std::sync::Mutex<Vec<(String, Option<String>)>>>,
+    requests: std::sync::Arc<std::sync::Mutex<Vec<Request>>>,
     layer: String,
     half: usize,
 }
@@ -544,7 +547,7 @@ fn scripted(fault: Fault) -> Scripted {
         layer.len()
     )
     .into_bytes();
-    let files = vec![
+    let files = [
         ("/v2/x/manifests/1".to_string(), manifest),
         (format!("/v2/x/blobs/{}", sha256(&config)), config),
     ];
