@@ -86,8 +86,12 @@ pub fn pull(
     progress: &dyn Progress,
 ) -> Result<PullOutcome, RegistryError> {
     let reference = reference.clone().with_default_tag();
+    let store = Store::open(root)?;
+    let _lock = store.write_lock()?;
+    // Declared after the lock, so dropped before it: dropping the runtime waits for
+    // the blocking tasks still storing layers after a failure.
     let rt = super::runtime()?;
-    let outcome = rt.block_on(pull_image(root, client, &reference, opts, progress))?;
+    let outcome = rt.block_on(pull_image(&store, client, &reference, opts, progress))?;
     progress.event(Event::Message(status_line(
         outcome.updated,
         &reference.familiar(),
@@ -104,6 +108,8 @@ pub fn pull_all_tags(
     opts: &PullOptions,
     progress: &dyn Progress,
 ) -> Result<Vec<PullOutcome>, RegistryError> {
+    let store = Store::open(root)?;
+    let _lock = store.write_lock()?;
     let rt = super::runtime()?;
     let outcomes = rt.block_on(async {
         let tags = list_tags(client, repository).await?;
@@ -118,7 +124,7 @@ pub fn pull_all_tags(
         for tag in tags {
             let r = ImageRef::parse(&format!("{}:{tag}", repository.full_name()))
                 .map_err(|e| RegistryError::Protocol(format!("tag {tag:?}: {e}")))?;
-            out.push(pull_image(root, client, &r, opts, progress).await?);
+            out.push(pull_image(&store, client, &r, opts, progress).await?);
         }
         Ok(out)
     })?;
@@ -139,21 +145,20 @@ fn status_line(updated: bool, name: &str) -> String {
 }
 
 /// One image: everything but the final status line.
+///
+/// The caller holds the store's shared lock for the whole pull. Layers are recorded as
+/// they complete but no image uses them until the end, and GC (which takes the lock
+/// exclusively) removes whatever no image uses: it must not run in between. Shared
+/// holders do not block each other, so builds, loads and other pulls go on
+/// concurrently; only GC waits (`system prune`) or skips (`rmi`) while a pull is on the
+/// wire, as it does for a build.
 async fn pull_image(
-    root: &Path,
+    store: &Store,
     client: &Client,
     reference: &ImageRef,
     opts: &PullOptions,
     progress: &dyn Progress,
 ) -> Result<PullOutcome, RegistryError> {
-    let store = Store::open(root)?;
-    // The store's shared lock, for the whole pull. Layers are recorded as they
-    // complete but no image uses them until the end, and GC (which takes the lock
-    // exclusively) removes whatever no image uses: it must not run in between. Shared
-    // holders do not block each other, so builds, loads and other pulls go on
-    // concurrently; only `system prune`/`rmi`'s GC waits (or, for `rmi`, skips) while a
-    // pull is on the wire, as it waits for a build.
-    let _lock = store.write_lock()?;
     let shown_ref = match (reference.digest(), reference.tag()) {
         (Some(d), _) => d.to_string(),
         (None, Some(t)) => t.to_string(),
@@ -281,7 +286,7 @@ async fn pull_image(
     } else {
         reference.clone()
     };
-    let before = pointed_at(&store, &key)?;
+    let before = pointed_at(store, &key)?;
     store.tag(&id, &key)?;
     store.tag(&id, &repo_digest)?;
     let (registry, repo) = (reference.registry(), reference.repository());
