@@ -30,6 +30,7 @@ mod untar;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use rbuild_parser::ParseError;
@@ -39,6 +40,7 @@ use rbuild_parser::stages::{Base, DependsOn};
 use rbuild_parser::syntax;
 use rbuild_store::commit::CommittedLayer;
 use rbuild_store::config::ContainerConfig;
+use rbuild_store::registry::{Client, RegistryError};
 use rbuild_store::{Digest, ImageConfig, ImageRef, Store, StoreError};
 
 use crate::source::{self, SourceError};
@@ -145,11 +147,7 @@ pub struct BuildOptions<'a> {
 }
 
 /// How a build gets a registry client, when it needs one.
-pub type RegistryAccess<'a> = dyn Fn() -> Result<
-        std::sync::Arc<rbuild_store::registry::Client>,
-        rbuild_store::registry::RegistryError,
-    > + Sync
-    + 'a;
+pub type RegistryAccess<'a> = dyn Fn() -> Result<Arc<Client>, RegistryError> + Sync + 'a;
 
 /// What a build made.
 #[derive(Debug, Clone)]
