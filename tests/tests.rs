@@ -31,6 +31,7 @@ mod login;
 mod outline;
 mod parse;
 mod prune;
+mod pull;
 mod registry;
 mod rmi;
 mod search;

@@ -10,7 +10,9 @@ use clap::{Args, ValueEnum};
 use rbuild_builder::build::{self, BuildOptions, NetworkMode};
 use rbuild_builder::store::ImageRef;
 
-use super::{CliError, Global, progress};
+use rbuild_builder::store::registry::RegistryError;
+
+use super::{CliError, Global, progress, registry};
 
 /// Build an image from a Dockerfile.
 #[derive(Debug, Args)]
@@ -53,8 +55,8 @@ pub struct BuildArgs {
     /// not emulated.
     #[arg(long, value_name = "OS/ARCH[/VARIANT]")]
     platform: Option<String>,
-    /// Pull every image the build uses afresh (not available yet: needs the registry
-    /// client).
+    /// Pull every image the build uses afresh (images missing from the store are
+    /// pulled anyway).
     #[arg(long)]
     pull: bool,
     /// The build context.
@@ -107,6 +109,18 @@ pub fn run(global: &Global, args: BuildArgs) -> Result<ExitCode, CliError> {
         })
         .collect::<Result<Vec<_>, _>>()?;
     build::interrupt::install()?;
+    // Made on first use: most builds find every image in the store.
+    let client = std::sync::OnceLock::new();
+    let registry_access = || {
+        if let Some(c) = client.get() {
+            return Ok(std::sync::Arc::clone(c));
+        }
+        let c = registry::client(global).map_err(|e| match e {
+            CliError::Registry(r) => r,
+            other => RegistryError::Protocol(other.to_string()),
+        })?;
+        Ok(std::sync::Arc::clone(client.get_or_init(|| c)))
+    };
     let runner = build::SandboxRunner {
         cancel: &build::interrupt::CANCEL,
     };
@@ -126,6 +140,7 @@ pub fn run(global: &Global, args: BuildArgs) -> Result<ExitCode, CliError> {
         runner: Some(&runner),
         platform: args.platform.clone(),
         pull: args.pull,
+        registry: Some(&registry_access),
     };
     let store = global.store()?;
     let mode = if args.quiet {

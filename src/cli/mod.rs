@@ -14,6 +14,7 @@ mod outline;
 mod parse;
 mod progress;
 mod prune;
+mod pull;
 mod registry;
 mod rmi;
 mod search;
@@ -113,6 +114,7 @@ enum Command {
     Login(login::LoginArgs),
     Logout(login::LogoutArgs),
     Search(search::SearchArgs),
+    Pull(pull::PullArgs),
     #[command(subcommand)]
     Image(image::ImageCommand),
     #[command(subcommand)]
@@ -154,6 +156,7 @@ pub fn run(cli: Cli) -> Result<ExitCode, CliError> {
         Command::Login(args) => login::login(&cli.global, args),
         Command::Logout(args) => login::logout(&cli.global, args),
         Command::Search(args) => search::run(&cli.global, args),
+        Command::Pull(args) => pull::run(&cli.global, args),
     }
 }
 

@@ -7,10 +7,10 @@
 //! image the plan uses, and plans again with what it learnt, until no new image turns
 //! up: two passes usually, three when a trigger copies from an image.
 //!
-//! Images come from the local store only. `--pull` would fetch them from a registry,
-//! which needs the registry client; until there is one it is refused here, before
-//! anything runs, rather than quietly building with whatever is local. [`load`] is the
-//! one place a puller would go.
+//! Images come from the store; one that is not there is pulled (as `docker build`
+//! does), and with `--pull` every one is pulled again (an image that is up to date costs
+//! a manifest request). [`load`] is where that happens, inside the image's
+//! `[internal] load metadata for …` step, whose log shows the pull's lines.
 //!
 //! rbuild runs RUN steps natively and has no emulation, so it builds for the machine's
 //! platform only: `--platform`, `FROM --platform=` and base images for another platform
@@ -22,10 +22,13 @@ use std::collections::BTreeMap;
 
 use rbuild_parser::stages::{self, Base, DependsOn, Plan, PlanOptions, Platform, Reason};
 use rbuild_parser::syntax::Dockerfile;
-use rbuild_store::{Digest, ImageConfig, Store, StoreError, platform};
+use rbuild_store::registry::progress::Event;
+use rbuild_store::registry::pull::{self, PullOptions};
+use rbuild_store::registry::{self, RegistryError};
+use rbuild_store::{Digest, ImageConfig, ImageRef, Store, StoreError, platform};
 
-use super::progress::Progress;
-use super::{BuildError, BuildOptions, familiar, full_name};
+use super::progress::{Progress, Vertex};
+use super::{BuildError, BuildOptions, RegistryAccess, familiar, full_name};
 use crate::source::DockerfileSource;
 
 /// The plan of a build and the images it uses, found in the store.
@@ -69,18 +72,6 @@ pub(super) fn resolve(
             });
         }
     }
-    if opts.pull
-        && let Some(first) = plan.images.first()
-    {
-        return Err(BuildError::Step {
-            location: at(first_use(&plan, first).0),
-            message: format!(
-                "--pull: cannot pull {}: pulling needs the registry client, which rbuild does not have yet (build without --pull to use the local image)",
-                familiar(first)
-            ),
-        });
-    }
-
     let mut ids = BTreeMap::new();
     let mut layers = BTreeMap::new();
     loop {
@@ -94,7 +85,7 @@ pub(super) fn resolve(
             break;
         }
         for reference in new {
-            let (id, config) = match load(store, &reference, progress) {
+            let (id, config) = match load(store, &reference, opts, progress) {
                 Ok(found) => found,
                 Err(LoadError::Store(e)) => return Err(e.into()),
                 Err(LoadError::Missing(message)) => {
@@ -145,31 +136,89 @@ enum LoadError {
     Store(StoreError),
 }
 
-/// One image from the store, with a progress line as BuildKit shows it.
+/// One image from the store, pulled first when it is missing or `--pull` asks, with a
+/// progress step as BuildKit shows it.
 fn load(
     store: &Store,
     reference: &str,
+    opts: &BuildOptions<'_>,
     progress: &Progress<'_>,
 ) -> Result<(Digest, ImageConfig), LoadError> {
     let v = progress.start(format!(
         "[internal] load metadata for {}",
         full_name(reference)
     ));
-    match store.resolve(reference) {
-        Ok(img) => {
-            let config = store.config(&img.id).map_err(LoadError::Store)?;
-            progress.done(v);
-            Ok((img.id, config))
-        }
-        Err(StoreError::NoSuchImage(_)) => {
+    let local = match store.resolve(reference) {
+        Ok(img) => Some(img.id),
+        Err(StoreError::NoSuchImage(_)) => None,
+        Err(e) => return Err(LoadError::Store(e)),
+    };
+    let id = match (&local, opts.pull, opts.registry) {
+        (Some(id), false, _) => id.clone(),
+        (None, _, None) => {
             let message = format!(
                 "image not found locally: {} (pull, load or import it first)",
                 familiar(reference)
             );
             progress.failed(v, &message);
-            Err(LoadError::Missing(message))
+            return Err(LoadError::Missing(message));
         }
-        Err(e) => Err(LoadError::Store(e)),
+        (Some(_), true, None) => {
+            let message = format!(
+                "--pull: cannot pull {}: this build has no registry access",
+                familiar(reference)
+            );
+            progress.failed(v, &message);
+            return Err(LoadError::Missing(message));
+        }
+        (_, _, Some(access)) => match pull(store, reference, access, &v, progress) {
+            Ok(id) => id,
+            Err(e) => {
+                let message = match local {
+                    None => format!(
+                        "image not found locally: {}, and pulling it failed: {e}",
+                        familiar(reference)
+                    ),
+                    Some(_) => format!("--pull: pulling {} failed: {e}", familiar(reference)),
+                };
+                progress.failed(v, &message);
+                return Err(LoadError::Missing(message));
+            }
+        },
+    };
+    let config = store.config(&id).map_err(LoadError::Store)?;
+    progress.done(v);
+    Ok((id, config))
+}
+
+/// Pulls `reference` for this machine, logging docker's lines under the vertex.
+fn pull(
+    store: &Store,
+    reference: &str,
+    access: &RegistryAccess<'_>,
+    v: &Vertex,
+    progress: &Progress<'_>,
+) -> Result<Digest, RegistryError> {
+    let r = ImageRef::parse(reference)
+        .map_err(|e| RegistryError::Unsupported(format!("invalid reference {reference}: {e}")))?;
+    let client = access()?;
+    let log = VertexLog { progress, v };
+    pull::pull(store.root(), &client, &r, &PullOptions::default(), &log).map(|o| o.id)
+}
+
+/// A pull's events as log lines of a build step; byte counts are left out.
+struct VertexLog<'p, 'a> {
+    progress: &'p Progress<'a>,
+    v: &'p Vertex,
+}
+
+impl registry::progress::Progress for VertexLog<'_, '_> {
+    fn event(&self, e: Event) {
+        match e {
+            Event::Message(m) => self.progress.log(self.v, m),
+            Event::Status { id, status } => self.progress.log(self.v, format!("{id}: {status}")),
+            Event::Bytes { .. } => {}
+        }
     }
 }
 

@@ -30,6 +30,7 @@ mod untar;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use rbuild_parser::ParseError;
@@ -39,6 +40,7 @@ use rbuild_parser::stages::{Base, DependsOn};
 use rbuild_parser::syntax;
 use rbuild_store::commit::CommittedLayer;
 use rbuild_store::config::ContainerConfig;
+use rbuild_store::registry::{Client, RegistryError};
 use rbuild_store::{Digest, ImageConfig, ImageRef, Store, StoreError};
 
 use crate::source::{self, SourceError};
@@ -135,10 +137,17 @@ pub struct BuildOptions<'a> {
     /// `--platform`, as given: the native platform in any spelling; anything else is
     /// refused (RUN has no emulation).
     pub platform: Option<String>,
-    /// `--pull`: fetch every image the build uses afresh. Refused while there is no
-    /// registry client (see the `bases` module).
+    /// `--pull`: fetch every image the build uses afresh (an image that is up to date
+    /// costs one manifest request).
     pub pull: bool,
+    /// Makes the registry client that pulls base images missing from the store (and
+    /// all of them with `--pull`); `None` builds from the store alone. A maker rather
+    /// than a client: a build whose images are all here never pays for one.
+    pub registry: Option<&'a RegistryAccess<'a>>,
 }
+
+/// How a build gets a registry client, when it needs one.
+pub type RegistryAccess<'a> = dyn Fn() -> Result<Arc<Client>, RegistryError> + Sync + 'a;
 
 /// What a build made.
 #[derive(Debug, Clone)]

@@ -570,7 +570,8 @@ impl Client {
                     tokio::time::sleep(wait).await;
                 }
                 Err(e) => {
-                    if last {
+                    // A name that does not resolve will not resolve in a second either.
+                    if last || is_dns_failure(&e) {
                         return Err(transport_error(&e, host, what, self.opts.idle_timeout));
                     }
                     tokio::time::sleep(self.backoff(attempt)).await;
@@ -588,6 +589,18 @@ impl Client {
             .map_or(0, |d| d.subsec_nanos() % 100);
         base.min(Duration::from_secs(10)) + Duration::from_millis(jitter as u64)
     }
+}
+
+/// Whether the request failed because the host name did not resolve.
+fn is_dns_failure(e: &reqwest::Error) -> bool {
+    let mut source: Option<&dyn std::error::Error> = std::error::Error::source(e);
+    while let Some(s) = source {
+        if s.to_string().starts_with("dns error") {
+            return true;
+        }
+        source = s.source();
+    }
+    false
 }
 
 fn bad_header() -> RegistryError {
