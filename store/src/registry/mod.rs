@@ -7,7 +7,9 @@
 pub mod auth;
 mod error;
 pub mod progress;
+pub mod push;
 pub mod transport;
+mod upload;
 
 pub use error::RegistryError;
 pub use transport::{Anonymous, Body, Client, ClientOptions, CredentialSource, Given, Request};
