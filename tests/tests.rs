@@ -26,6 +26,7 @@ mod interop;
 mod outline;
 mod parse;
 mod prune;
+mod push;
 mod registry;
 mod rmi;
 mod system;

@@ -13,6 +13,7 @@ mod outline;
 mod parse;
 mod progress;
 mod prune;
+mod push;
 mod registry;
 mod rmi;
 mod system;
@@ -70,6 +71,8 @@ enum Command {
     History(history::HistoryArgs),
     Save(archive::SaveArgs),
     Load(archive::LoadArgs),
+    /// Upload an image to a registry.
+    Push(push::PushArgs),
     #[command(subcommand)]
     Image(image::ImageCommand),
     #[command(subcommand)]
@@ -108,5 +111,6 @@ pub fn run(cli: Cli) -> Result<ExitCode, CliError> {
         Command::System(cmd) => system::run(&cli.global, cmd),
         Command::Save(args) => archive::save(&cli.global, args),
         Command::Load(args) => archive::load(&cli.global, args),
+        Command::Push(args) => push::run(&cli.global, args),
     }
 }
