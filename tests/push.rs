@@ -510,3 +510,191 @@ fn failed_pushes_name_the_host_or_blob_and_put_no_manifest() {
     assert_eq!(reg.get("/v2/broken/manifests/1").status, 404);
     assert_eq!(reg.get("/v2/broken/tags/list").status, 404);
 }
+
+/// What the proxy does with one request: pass it on, or answer it itself.
+type Fault = Box<dyn FnMut(&str, &str) -> Option<&'static str> + Send>;
+
+/// A proxy on 127.0.0.1 in front of `upstream`, one request per connection, that asks
+/// `fault(method, path)` before forwarding each request: `Some(status line)` answers
+/// with that status and an empty body instead. Returns its `host:port`. (A stand-in
+/// until the shared fault proxy lands; only what these resume tests need.)
+fn fault_proxy(upstream: &str, mut fault: Fault) -> String {
+    use std::io::{BufRead, BufReader, Read, Write};
+    use std::net::{TcpListener, TcpStream};
+    use std::time::{Duration, Instant};
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    listener.set_nonblocking(true).unwrap();
+    let upstream = upstream.to_string();
+    std::thread::spawn(move || {
+        let mut idle_since = Instant::now();
+        loop {
+            let client = match listener.accept() {
+                Ok((s, _)) => s,
+                Err(_) if idle_since.elapsed() < Duration::from_secs(30) => {
+                    std::thread::sleep(Duration::from_millis(5));
+                    continue;
+                }
+                Err(_) => return,
+            };
+            idle_since = Instant::now();
+            client.set_nonblocking(false).unwrap();
+            client
+                .set_read_timeout(Some(Duration::from_secs(10)))
+                .unwrap();
+            let mut reader = BufReader::new(client.try_clone().unwrap());
+            let mut head = String::new();
+            let mut line = String::new();
+            loop {
+                line.clear();
+                if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                    break;
+                }
+                if line == "\r\n" {
+                    break;
+                }
+                // One request per connection: the client must not reuse it.
+                if !line.to_ascii_lowercase().starts_with("connection:") {
+                    head.push_str(&line);
+                }
+            }
+            let len: usize = head
+                .lines()
+                .find_map(|l| {
+                    let (n, v) = l.split_once(':')?;
+                    n.eq_ignore_ascii_case("content-length")
+                        .then(|| v.trim().parse().ok())?
+                })
+                .unwrap_or(0);
+            let mut body = vec![0u8; len];
+            if reader.read_exact(&mut body).is_err() {
+                continue;
+            }
+            let mut first = head.lines().next().unwrap_or("").split(' ');
+            let (method, path) = (
+                first.next().unwrap_or("").to_string(),
+                first.next().unwrap_or("").to_string(),
+            );
+            let mut client = client;
+            if let Some(status) = fault(&method, &path) {
+                let _ = write!(
+                    client,
+                    "HTTP/1.1 {status}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+                );
+                continue;
+            }
+            let Ok(mut up) = TcpStream::connect(&upstream) else {
+                continue;
+            };
+            let _ = up.write_all(head.as_bytes());
+            let _ = up.write_all(b"Connection: close\r\n\r\n");
+            let _ = up.write_all(&body);
+            let mut answer = Vec::new();
+            let _ = up.read_to_end(&mut answer);
+            let _ = client.write_all(&answer);
+        }
+    });
+    addr
+}
+
+/// Pushes busybox as `repo:1` through a [`fault_proxy`] in chunks of 256 KiB (several
+/// for its layer); returns the run, the registry and its access log.
+fn push_through(fault: Fault, repo: &str) -> (Run, Registry, String) {
+    let store = TestStore::new(&format!("push-{repo}"));
+    store.busybox("busybox");
+    let reg = Registry::start(&format!("push-{repo}"), RegistryAuth::Anonymous);
+    let proxy = fault_proxy(&reg.addr, fault);
+    let name = format!("{proxy}/{repo}:1");
+    store.run(&["tag", "busybox", &name]).success();
+    let run = run_env(
+        &store,
+        &[("RBUILD_PUSH_CHUNK_SIZE", "262144")],
+        &["push", &name],
+    );
+    let log = reg.log();
+    (run, reg, log)
+}
+
+/// The push succeeded and the registry holds its manifest, whose layers it serves with
+/// the right digests.
+#[track_caller]
+fn assert_pushed_whole(run: Run, reg: &Registry, name: &str) {
+    let run = run.success();
+    let (digest, _) = pushed_digest(&run, "1");
+    let raw = tool(
+        "skopeo",
+        &[
+            "inspect",
+            "--tls-verify=false",
+            "--raw",
+            &format!("docker://{}/{name}:1", reg.addr),
+        ],
+    );
+    assert_eq!(format!("sha256:{}", sha256_hex(raw.as_bytes())), digest);
+    for l in json(&raw)["layers"].as_array().unwrap() {
+        let d = l["digest"].as_str().unwrap();
+        let blob = reg.get(&format!("/v2/{name}/blobs/{d}"));
+        assert_eq!(blob.status, 200);
+        assert_eq!(format!("sha256:{}", sha256_hex(&blob.body)), d);
+    }
+}
+
+#[test]
+fn a_refused_chunk_resumes_from_the_registrys_count() {
+    // The second PATCH never reaches the registry; the client asks the registry how much
+    // it has and goes on from there, in the same session.
+    let mut patches = 0;
+    let fault: Fault = Box::new(move |method, _| {
+        if method == "PATCH" {
+            patches += 1;
+            if patches == 2 {
+                return Some("416 Requested Range Not Satisfiable");
+            }
+        }
+        None
+    });
+    let (run, reg, log) = push_through(fault, "resume");
+    let status_gets = log
+        .lines()
+        .filter(|l| l.contains("\"GET /v2/resume/blobs/uploads/"))
+        .count();
+    assert_eq!(status_gets, 1, "{log}");
+    let sessions = log
+        .lines()
+        .filter(|l| l.contains("\"POST /v2/resume/blobs/uploads/"))
+        .count();
+    // One for the config, one for the layer: no second session for the layer.
+    assert_eq!(sessions, 2, "{log}");
+    assert!(!run.stdout.contains("Retrying"), "{}", run.stdout);
+    assert_pushed_whole(run, &reg, "resume");
+}
+
+#[test]
+fn a_lost_upload_session_starts_over() {
+    // A PATCH fails and the session is gone too (the registry lost it): a new session
+    // from byte 0, announced as docker does.
+    let (mut patches, mut gets) = (0, 0);
+    let fault: Fault = Box::new(move |method, path| {
+        if method == "PATCH" {
+            patches += 1;
+            if patches == 2 {
+                return Some("400 Bad Request");
+            }
+        }
+        if method == "GET" && path.contains("/blobs/uploads/") {
+            gets += 1;
+            if gets == 1 {
+                return Some("404 Not Found");
+            }
+        }
+        None
+    });
+    let (run, reg, log) = push_through(fault, "restart");
+    let sessions = log
+        .lines()
+        .filter(|l| l.contains("\"POST /v2/restart/blobs/uploads/"))
+        .count();
+    assert_eq!(sessions, 3, "{log}");
+    assert!(run.stdout.contains("Retrying in"), "{}", run.stdout);
+    assert_pushed_whole(run, &reg, "restart");
+}
