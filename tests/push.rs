@@ -698,3 +698,70 @@ fn a_lost_upload_session_starts_over() {
     assert!(run.stdout.contains("Retrying in"), "{}", run.stdout);
     assert_pushed_whole(run, &reg, "restart");
 }
+
+/// `DELETE path` on the registry, without credentials; returns the status.
+fn http_delete(addr: &str, path: &str) -> u16 {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    write!(
+        s,
+        "DELETE {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n"
+    )
+    .unwrap();
+    let mut raw = String::new();
+    let _ = s.read_to_string(&mut raw);
+    raw.split(' ')
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0)
+}
+
+#[test]
+fn a_refused_mount_uploads_in_the_session_the_registry_opened() {
+    let store = TestStore::new("push-mount-202");
+    store.busybox("busybox");
+    let reg = Registry::start("push-mount-202", RegistryAuth::Anonymous);
+    let first = format!("{}/first:1", reg.addr);
+    store.run(&["tag", "busybox", &first]).success();
+    store.run(&["push", &first]).success();
+
+    // The store still believes `first` holds the layer, but the registry no longer
+    // links it there: the mount is refused and an upload session opened instead.
+    let raw = tool(
+        "skopeo",
+        &[
+            "inspect",
+            "--tls-verify=false",
+            "--raw",
+            &format!("docker://{first}"),
+        ],
+    );
+    let layer = json(&raw)["layers"][0]["digest"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(
+        http_delete(&reg.addr, &format!("/v2/first/blobs/{layer}")),
+        202,
+        "{}",
+        reg.log()
+    );
+    let second = format!("{}/second:1", reg.addr);
+    store.run(&["tag", "busybox", &second]).success();
+    let run = store.run(&["push", &second]).success();
+    assert!(run.stdout.contains(": Pushed\n"), "{}", run.stdout);
+    assert!(!run.stdout.contains("Mounted"), "{}", run.stdout);
+    let log = reg.log();
+    let posts: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("\"POST /v2/second/blobs/uploads/"))
+        .collect();
+    // One mount request per blob (the config mounts, the layer is refused), and no
+    // session opened beside the one the refused mount opened.
+    assert_eq!(posts.len(), 2, "{log}");
+    assert!(posts.iter().all(|l| l.contains("mount=")), "{log}");
+    let blob = reg.get(&format!("/v2/second/blobs/{layer}"));
+    assert_eq!(blob.status, 200);
+    assert_eq!(format!("sha256:{}", sha256_hex(&blob.body)), layer);
+    store.run(&["system", "check"]).success();
+}
