@@ -1,10 +1,9 @@
 //! A real registry for the tests: Debian's `docker-registry` (distribution 2.8) on
 //! 127.0.0.1, one per test, on a free port, with its own storage and config, stopped on drop.
 //!
-//! [`RegistryAuth`] picks the configuration. Only anonymous mode exists yet; htpasswd Basic
-//! auth and token auth (a test token server whose key the registry trusts) are meant to
-//! become further variants, each adding its own `auth:` section in [`Registry::config`] and
-//! whatever files it needs in the registry's temp dir.
+//! [`RegistryAuth`] picks the configuration: anonymous, htpasswd (HTTP Basic), or token
+//! auth with a test token server ([`crate::token_server`]) whose certificate the registry
+//! trusts. Faults between client and registry come from [`crate::fault_proxy`].
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -12,7 +11,11 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use crate::token_server::{self, TokenRequest, TokenServer};
 use crate::util::TempDir;
+
+/// The realm the registry names in htpasswd mode's `WWW-Authenticate: Basic`.
+pub const HTPASSWD_REALM: &str = "rbuild-test";
 
 /// The binary Debian's `docker-registry` package installs.
 const REGISTRY_BIN: &str = "/usr/bin/docker-registry";
@@ -23,6 +26,34 @@ pub enum RegistryAuth {
     /// Pull and push need no credentials.
     #[default]
     Anonymous,
+    /// HTTP Basic against a bcrypt htpasswd file holding one user (`realm="rbuild-test"`).
+    Htpasswd { user: String, password: String },
+    /// Bearer tokens from a test token server on 127.0.0.1, which grants `user` every
+    /// scope it asks for and anonymous clients nothing. Tokens last `expires_in_secs`
+    /// (the registry refuses them from then on), so a test can make one expire mid-pull.
+    Token {
+        user: String,
+        password: String,
+        expires_in_secs: u64,
+    },
+}
+
+impl RegistryAuth {
+    pub fn htpasswd(user: &str, password: &str) -> RegistryAuth {
+        RegistryAuth::Htpasswd {
+            user: user.to_string(),
+            password: password.to_string(),
+        }
+    }
+
+    /// Token auth with tokens that last 5 minutes, longer than any test.
+    pub fn token(user: &str, password: &str) -> RegistryAuth {
+        RegistryAuth::Token {
+            user: user.to_string(),
+            password: password.to_string(),
+            expires_in_secs: 300,
+        }
+    }
 }
 
 /// A running registry; the process is killed and its storage removed on drop.
@@ -30,8 +61,10 @@ pub struct Registry {
     child: Child,
     /// `127.0.0.1:PORT`, which is also how image references name it.
     pub addr: String,
-    /// Holds `config.yml`, `storage/` and `registry.log`.
+    /// Holds `config.yml`, `storage/` and `registry.log` (and `htpasswd`).
     pub dir: TempDir,
+    /// The token server when the registry is in token mode; dropped after the registry.
+    token: Option<TokenServer>,
 }
 
 /// An HTTP response as read off the wire, enough for the tests' checks.
@@ -63,12 +96,20 @@ impl Registry {
         );
         // The port is found free and then handed to the registry, so another process may
         // take it in between; a registry that dies at start is retried on a new port.
+        let token = match &auth {
+            RegistryAuth::Token {
+                user,
+                password,
+                expires_in_secs,
+            } => Some(TokenServer::start(user, password, *expires_in_secs)),
+            _ => None,
+        };
         let mut last_log = String::new();
         for _ in 0..3 {
             let dir = TempDir::new(&format!("registry-{tag}"));
             let port = free_port();
             let addr = format!("127.0.0.1:{port}");
-            let config = Self::config(&dir.0, &addr, &auth);
+            let config = Self::config(&dir.0, &addr, &auth, token.as_ref());
             let config_path = dir.write("config.yml", &config);
             let log_path = dir.0.join("registry.log");
             let log = std::fs::File::create(&log_path).unwrap();
@@ -83,8 +124,14 @@ impl Registry {
                 .stderr(log)
                 .spawn()
                 .unwrap_or_else(|e| panic!("starting {REGISTRY_BIN}: {e}"));
-            let mut reg = Registry { child, addr, dir };
+            let mut reg = Registry {
+                child,
+                addr,
+                dir,
+                token: None,
+            };
             if reg.wait_ready(Duration::from_secs(20)) {
+                reg.token = token;
                 return reg;
             }
             last_log = std::fs::read_to_string(&log_path).unwrap_or_default();
@@ -94,7 +141,7 @@ impl Registry {
     }
 
     /// The registry's configuration for `auth`, listening on `addr` only.
-    fn config(dir: &Path, addr: &str, auth: &RegistryAuth) -> String {
+    fn config(dir: &Path, addr: &str, auth: &RegistryAuth, token: Option<&TokenServer>) -> String {
         let storage = dir.join("storage");
         std::fs::create_dir_all(&storage).unwrap();
         let mut config = format!(
@@ -119,6 +166,27 @@ http:
         );
         match auth {
             RegistryAuth::Anonymous => {}
+            RegistryAuth::Htpasswd { user, password } => {
+                // distribution reads only bcrypt entries; cost 4 (the least) keeps
+                // start-up and every request fast, strength is not the point here.
+                let hash = bcrypt::hash(password, 4).unwrap();
+                let path = dir.join("htpasswd");
+                std::fs::write(&path, format!("{user}:{hash}\n")).unwrap();
+                config.push_str(&format!(
+                    "auth:\n  htpasswd:\n    realm: {HTPASSWD_REALM}\n    path: {}\n",
+                    path.display()
+                ));
+            }
+            RegistryAuth::Token { .. } => {
+                let token = token.expect("token mode starts its token server first");
+                config.push_str(&format!(
+                    "auth:\n  token:\n    realm: {}\n    service: {}\n    issuer: {}\n    rootcertbundle: {}\n",
+                    token.realm(),
+                    token_server::SERVICE,
+                    token_server::ISSUER,
+                    token.cert_path().display()
+                ));
+            }
         }
         config.push('\n');
         config
@@ -151,6 +219,19 @@ http:
             .unwrap_or_else(|e| panic!("GET {}{path}: {e}\nlog:\n{}", self.url(), self.log()))
     }
 
+    /// The token server's log, oldest first. Panics unless the registry is in token mode.
+    pub fn token_requests(&self) -> Vec<TokenRequest> {
+        self.token_server().requests()
+    }
+
+    /// The token server, to read its realm or change token lifetimes mid-test. Panics
+    /// unless the registry is in token mode.
+    pub fn token_server(&self) -> &TokenServer {
+        self.token
+            .as_ref()
+            .expect("token_server() on a registry not in token mode")
+    }
+
     /// What the registry logged so far: for failure messages.
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.dir.0.join("registry.log")).unwrap_or_default()
@@ -175,12 +256,45 @@ fn free_port() -> u16 {
 
 /// A minimal HTTP/1.1 GET (the tests' own client, independent of rbuild's).
 pub fn http_get(addr: &str, path: &str) -> std::io::Result<HttpResponse> {
+    http_request("GET", addr, path, &[], b"")
+}
+
+/// One HTTP/1.1 request with `Content-Length` framing (for a body, or any POST/PUT/PATCH)
+/// and `Connection: close`; `headers` come after `Host`. The tests' own client, so the
+/// harness can be checked without rbuild's.
+pub fn http_request(
+    method: &str,
+    addr: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> std::io::Result<HttpResponse> {
+    let mut head = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
+    if !headers
+        .iter()
+        .any(|(n, _)| n.eq_ignore_ascii_case("accept"))
+    {
+        head.push_str("Accept: */*\r\n");
+    }
+    for (n, v) in headers {
+        head.push_str(&format!("{n}: {v}\r\n"));
+    }
+    if !body.is_empty() || matches!(method, "POST" | "PUT" | "PATCH") {
+        head.push_str(&format!("Content-Length: {}\r\n", body.len()));
+    }
+    head.push_str("\r\n");
+    let mut raw = head.into_bytes();
+    raw.extend_from_slice(body);
+    http_raw(addr, &raw, Duration::from_secs(10))
+}
+
+/// Sends `request` exactly as given (for framings [`http_request`] does not make, such
+/// as a chunked body) and reads the answer until the server closes or `timeout` passes
+/// without data (then an error of kind `WouldBlock`/`TimedOut`).
+pub fn http_raw(addr: &str, request: &[u8], timeout: Duration) -> std::io::Result<HttpResponse> {
     let mut s = TcpStream::connect(addr)?;
-    s.set_read_timeout(Some(Duration::from_secs(10)))?;
-    write!(
-        s,
-        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nAccept: */*\r\n\r\n"
-    )?;
+    s.set_read_timeout(Some(timeout))?;
+    s.write_all(request)?;
     let mut raw = Vec::new();
     s.read_to_end(&mut raw)?;
     parse_response(&raw).ok_or_else(|| {
@@ -188,7 +302,12 @@ pub fn http_get(addr: &str, path: &str) -> std::io::Result<HttpResponse> {
     })
 }
 
-fn parse_response(raw: &[u8]) -> Option<HttpResponse> {
+fn parse_response(mut raw: &[u8]) -> Option<HttpResponse> {
+    // Interim answers (`100 Continue`) come before the real one.
+    while raw.starts_with(b"HTTP/1.1 1") {
+        let end = raw.windows(4).position(|w| w == b"\r\n\r\n")?;
+        raw = &raw[end + 4..];
+    }
     let end = raw.windows(4).position(|w| w == b"\r\n\r\n")?;
     let head = std::str::from_utf8(&raw[..end]).ok()?;
     let mut lines = head.split("\r\n");

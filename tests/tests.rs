@@ -1,7 +1,11 @@
 //! End-to-end tests: each runs the real `rbuild` binary.
 
+mod fault_proxy;
+mod http_wire;
 mod imagetar;
+mod registry_seed;
 mod registry_util;
+mod token_server;
 mod util;
 
 mod archive;
@@ -23,10 +27,12 @@ mod images;
 mod import;
 mod inspect;
 mod interop;
+mod login;
 mod outline;
 mod parse;
 mod prune;
 mod push;
 mod registry;
 mod rmi;
+mod search;
 mod system;

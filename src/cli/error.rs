@@ -19,6 +19,10 @@ pub enum CliError {
     Archive(#[from] rbuild_builder::store::archive::ArchiveError),
     #[error(transparent)]
     Registry(#[from] rbuild_builder::store::registry::RegistryError),
+    #[error(transparent)]
+    Creds(#[from] rbuild_builder::store::registry::creds::CredsError),
+    #[error(transparent)]
+    Settings(#[from] rbuild_builder::store::registry::settings::SettingsError),
     /// A usage mistake caught after clap (a bad filter, a bad reference), said plainly.
     #[error("{0}")]
     Usage(String),

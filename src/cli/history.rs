@@ -83,7 +83,7 @@ fn item(e: &HistoryEntry, args: &HistoryArgs, now: DateTime<Utc>) -> Value {
 }
 
 /// docker's `formatter.Ellipsis`: at most `max` characters, the last one `…` when cut.
-fn ellipsis(s: &str, max: usize) -> String {
+pub(super) fn ellipsis(s: &str, max: usize) -> String {
     if s.chars().count() <= max {
         return s.to_string();
     }

@@ -5,9 +5,13 @@
 //! [`runtime`] and `block_on`.
 
 pub mod auth;
+pub mod catalog;
+pub mod creds;
 mod error;
 pub mod progress;
 pub mod push;
+pub mod search;
+pub mod settings;
 pub mod transport;
 mod upload;
 

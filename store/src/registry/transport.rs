@@ -7,8 +7,9 @@
 //! token refresh on a 401, uncapped bodies and errors that carry whole URLs, and it pins
 //! reqwest 0.13 (see DESIGN-NOTES.md).
 
+use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -17,35 +18,41 @@ use reqwest::header::{self, HeaderMap, HeaderValue};
 use reqwest::{Method, Response, StatusCode, Url};
 
 use super::auth::{AuthCache, Challenge, TokenResponse, parse_challenge};
+use super::creds::{Credential, DockerConfig, SecretKind};
 use super::error::RegistryError;
 
-/// Where credentials come from: `rbuild login`'s store, or the ones being checked by
-/// login itself.
+/// Where credentials come from: `rbuild login`'s store (docker's config.json and its
+/// helpers), or the ones `login` is checking before it stores them.
 pub trait CredentialSource: Send + Sync {
-    /// The user name and password (or token) for `registry` as references spell it
-    /// (`docker.io`, `127.0.0.1:5000`), if the user stored any.
-    fn basic(&self, registry: &str) -> Result<Option<(String, String)>, RegistryError>;
+    /// The credential for `registry` as references spell it (`docker.io`,
+    /// `127.0.0.1:5000`), if the user stored one.
+    fn get(&self, registry: &str) -> Result<Option<Credential>, RegistryError>;
 }
 
 /// No credentials: every registry is spoken to anonymously.
 pub struct Anonymous;
 
 impl CredentialSource for Anonymous {
-    fn basic(&self, _: &str) -> Result<Option<(String, String)>, RegistryError> {
+    fn get(&self, _: &str) -> Result<Option<Credential>, RegistryError> {
         Ok(None)
     }
 }
 
-/// Exactly one registry's credentials, as `login` checks them before storing.
+/// Exactly one registry's credential, as `login` checks it before storing.
 pub struct Given {
     pub registry: String,
-    pub username: String,
-    pub secret: String,
+    pub credential: Credential,
 }
 
 impl CredentialSource for Given {
-    fn basic(&self, registry: &str) -> Result<Option<(String, String)>, RegistryError> {
-        Ok((registry == self.registry).then(|| (self.username.clone(), self.secret.clone())))
+    fn get(&self, registry: &str) -> Result<Option<Credential>, RegistryError> {
+        Ok((registry == self.registry).then(|| self.credential.clone()))
+    }
+}
+
+impl CredentialSource for DockerConfig {
+    fn get(&self, registry: &str) -> Result<Option<Credential>, RegistryError> {
+        DockerConfig::get(self, registry).map_err(|e| RegistryError::Credentials(e.to_string()))
     }
 }
 
@@ -194,6 +201,8 @@ pub struct Client {
     http: reqwest::Client,
     opts: ClientOptions,
     auth: AuthCache,
+    /// Credentials per registry, looked up once: a credential helper is a process.
+    creds: Mutex<HashMap<String, Option<Credential>>>,
 }
 
 impl Client {
@@ -211,11 +220,23 @@ impl Client {
             http,
             opts,
             auth: AuthCache::default(),
+            creds: Mutex::default(),
         })
     }
 
     pub fn options(&self) -> &ClientOptions {
         &self.opts
+    }
+
+    /// The user's credential for `registry`, asked of the source once per client.
+    fn credential(&self, registry: &str) -> Result<Option<Credential>, RegistryError> {
+        let mut cache = self.creds.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(c) = cache.get(registry) {
+            return Ok(c.clone());
+        }
+        let c = self.opts.credentials.get(registry)?;
+        cache.insert(registry.to_string(), c.clone());
+        Ok(c)
     }
 
     /// The registry's API root, `https://host/` or `http://host/` for plain-HTTP hosts.
@@ -283,9 +304,7 @@ impl Client {
                 }
                 // A token that was refused (expired, revoked) is fetched again once.
                 self.auth.drop_token(&req.registry, &req.scopes);
-                if challenge == Challenge::Basic
-                    && self.opts.credentials.basic(&req.registry)?.is_none()
-                {
+                if challenge == Challenge::Basic && self.credential(&req.registry)?.is_none() {
                     return Err(unauthorized(&host, req, detail));
                 }
                 self.auth.set_challenge(&req.registry, challenge);
@@ -352,8 +371,8 @@ impl Client {
     ) -> Result<Option<HeaderValue>, RegistryError> {
         let value = match self.auth.challenge(&req.registry) {
             None => return Ok(None),
-            Some(Challenge::Basic) => match self.opts.credentials.basic(&req.registry)? {
-                Some((user, pass)) => format!("Basic {}", basic(&user, &pass)),
+            Some(Challenge::Basic) => match self.credential(&req.registry)? {
+                Some(c) => format!("Basic {}", basic(&c.username, &c.secret)),
                 None => return Ok(None),
             },
             Some(Challenge::Bearer {
@@ -413,31 +432,65 @@ impl Client {
                 q.append_pair("scope", s);
             }
         }
-        let auth = match self.opts.credentials.basic(&req.registry)? {
-            Some((user, pass)) => {
-                let mut v = HeaderValue::from_str(&format!("Basic {}", basic(&user, &pass)))
-                    .map_err(|_| {
-                        RegistryError::Credentials(
-                            "the credentials are not valid in an HTTP header".into(),
-                        )
-                    })?;
-                v.set_sensitive(true);
-                Some(v)
-            }
-            None => None,
-        };
+        let credential = self.credential(&req.registry)?;
         let realm_host = host_label(&url);
-        let resp = self
-            .exchange(
-                &Method::GET,
-                &url,
-                &HeaderMap::new(),
-                auth,
-                &Body::Empty,
-                &realm_host,
-                &what,
-            )
-            .await?;
+        let resp = match credential {
+            // docker's OAuth2 flow: an identity token is a refresh token, POSTed.
+            Some(c) if c.kind == SecretKind::IdentityToken => {
+                let mut form = url::form_urlencoded::Serializer::new(String::new());
+                form.append_pair("grant_type", "refresh_token")
+                    .append_pair("refresh_token", &c.secret)
+                    .append_pair("client_id", "rbuild");
+                if let Some(s) = service {
+                    form.append_pair("service", s);
+                }
+                if !scopes.is_empty() {
+                    form.append_pair("scope", &scopes.join(" "));
+                }
+                let mut headers = HeaderMap::new();
+                headers.insert(
+                    header::CONTENT_TYPE,
+                    HeaderValue::from_static("application/x-www-form-urlencoded"),
+                );
+                let mut post = url.clone();
+                post.set_query(None);
+                let body = Body::Bytes(Bytes::from(form.finish()));
+                self.exchange(
+                    &Method::POST,
+                    &post,
+                    &headers,
+                    None,
+                    &body,
+                    &realm_host,
+                    &what,
+                )
+                .await?
+            }
+            c => {
+                let auth = match c {
+                    Some(c) => {
+                        let mut v = HeaderValue::from_str(&format!(
+                            "Basic {}",
+                            basic(&c.username, &c.secret)
+                        ))
+                        .map_err(|_| bad_header())?;
+                        v.set_sensitive(true);
+                        Some(v)
+                    }
+                    None => None,
+                };
+                self.exchange(
+                    &Method::GET,
+                    &url,
+                    &HeaderMap::new(),
+                    auth,
+                    &Body::Empty,
+                    &realm_host,
+                    &what,
+                )
+                .await?
+            }
+        };
         let status = resp.status();
         if status == StatusCode::UNAUTHORIZED || status == StatusCode::FORBIDDEN {
             let detail = error_detail(resp).await;
@@ -535,6 +588,10 @@ impl Client {
             .map_or(0, |d| d.subsec_nanos() % 100);
         base.min(Duration::from_secs(10)) + Duration::from_millis(jitter as u64)
     }
+}
+
+fn bad_header() -> RegistryError {
+    RegistryError::Credentials("the credentials are not valid in an HTTP header".into())
 }
 
 fn unauthorized(host: &str, req: &Request, detail: String) -> RegistryError {
