@@ -6,8 +6,9 @@ use std::path::Path;
 use std::process::Command;
 
 use crate::build::{ctx_arg, setup};
+use crate::fault_proxy::{Fault, FaultProxy};
 use crate::imagetar::{assert_same_tree, listing, sha256_hex};
-use crate::registry_util::{Registry, RegistryAuth};
+use crate::registry_util::{Registry, RegistryAuth, http_request};
 use crate::util::{Run, TempDir, TestStore};
 
 /// Runs a tool and returns its stdout; a missing tool or a failure fails the test.
@@ -259,14 +260,19 @@ fn second_push_skips_every_layer_and_another_repository_mounts_them() {
     // Another repository of the same registry: every layer mounted, none uploaded.
     let other = format!("{}/team/copy:2", reg.addr);
     store.run(&["tag", &name, &other]).success();
-    let mounted = store.run(&["push", &other]).success();
+    // One upload at a time: the config goes first, every layer waits its turn.
+    let mounted = store
+        .run(&["--max-concurrent-uploads", "1", "push", &other])
+        .success();
     for short in &ids {
-        let line = format!("{short}: Mounted from app\n");
-        assert!(
-            mounted.stdout.contains(&line),
-            "no {line:?} in:\n{}",
-            mounted.stdout
-        );
+        for status in ["Waiting", "Mounted from app"] {
+            let line = format!("{short}: {status}\n");
+            assert!(
+                mounted.stdout.contains(&line),
+                "no {line:?} in:\n{}",
+                mounted.stdout
+            );
+        }
     }
     assert_eq!(pushed_digest(&mounted, "2").0, digest);
     let log = reg.log();
@@ -511,108 +517,22 @@ fn failed_pushes_name_the_host_or_blob_and_put_no_manifest() {
     assert_eq!(reg.get("/v2/broken/tags/list").status, 404);
 }
 
-/// What the proxy does with one request: pass it on, or answer it itself.
-type Fault = Box<dyn FnMut(&str, &str) -> Option<&'static str> + Send>;
-
-/// A proxy on 127.0.0.1 in front of `upstream`, one request per connection, that asks
-/// `fault(method, path)` before forwarding each request: `Some(status line)` answers
-/// with that status and an empty body instead. Returns its `host:port`. (A stand-in
-/// until the shared fault proxy lands; only what these resume tests need.)
-fn fault_proxy(upstream: &str, mut fault: Fault) -> String {
-    use std::io::{BufRead, BufReader, Read, Write};
-    use std::net::{TcpListener, TcpStream};
-    use std::time::{Duration, Instant};
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = listener.local_addr().unwrap().to_string();
-    listener.set_nonblocking(true).unwrap();
-    let upstream = upstream.to_string();
-    std::thread::spawn(move || {
-        let mut idle_since = Instant::now();
-        loop {
-            let client = match listener.accept() {
-                Ok((s, _)) => s,
-                Err(_) if idle_since.elapsed() < Duration::from_secs(30) => {
-                    std::thread::sleep(Duration::from_millis(5));
-                    continue;
-                }
-                Err(_) => return,
-            };
-            idle_since = Instant::now();
-            client.set_nonblocking(false).unwrap();
-            client
-                .set_read_timeout(Some(Duration::from_secs(10)))
-                .unwrap();
-            let mut reader = BufReader::new(client.try_clone().unwrap());
-            let mut head = String::new();
-            let mut line = String::new();
-            loop {
-                line.clear();
-                if reader.read_line(&mut line).unwrap_or(0) == 0 {
-                    break;
-                }
-                if line == "\r\n" {
-                    break;
-                }
-                // One request per connection: the client must not reuse it.
-                if !line.to_ascii_lowercase().starts_with("connection:") {
-                    head.push_str(&line);
-                }
-            }
-            let len: usize = head
-                .lines()
-                .find_map(|l| {
-                    let (n, v) = l.split_once(':')?;
-                    n.eq_ignore_ascii_case("content-length")
-                        .then(|| v.trim().parse().ok())?
-                })
-                .unwrap_or(0);
-            let mut body = vec![0u8; len];
-            if reader.read_exact(&mut body).is_err() {
-                continue;
-            }
-            let mut first = head.lines().next().unwrap_or("").split(' ');
-            let (method, path) = (
-                first.next().unwrap_or("").to_string(),
-                first.next().unwrap_or("").to_string(),
-            );
-            let mut client = client;
-            if let Some(status) = fault(&method, &path) {
-                let _ = write!(
-                    client,
-                    "HTTP/1.1 {status}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
-                );
-                continue;
-            }
-            let Ok(mut up) = TcpStream::connect(&upstream) else {
-                continue;
-            };
-            let _ = up.write_all(head.as_bytes());
-            let _ = up.write_all(b"Connection: close\r\n\r\n");
-            let _ = up.write_all(&body);
-            let mut answer = Vec::new();
-            let _ = up.read_to_end(&mut answer);
-            let _ = client.write_all(&answer);
-        }
-    });
-    addr
-}
-
-/// Pushes busybox as `repo:1` through a [`fault_proxy`] in chunks of 256 KiB (several
-/// for its layer); returns the run, the registry and its access log.
-fn push_through(fault: Fault, repo: &str) -> (Run, Registry, String) {
-    let store = TestStore::new(&format!("push-{repo}"));
-    store.busybox("busybox");
-    let reg = Registry::start(&format!("push-{repo}"), RegistryAuth::Anonymous);
-    let proxy = fault_proxy(&reg.addr, fault);
-    let name = format!("{proxy}/{repo}:1");
+/// Pushes busybox as `repo:1` through `proxy` in chunks of 256 KiB (several for its
+/// layer); returns the run and the registry's access log.
+fn push_through(
+    store: &TestStore,
+    reg: &Registry,
+    proxy: &FaultProxy,
+    repo: &str,
+) -> (Run, String) {
+    let name = format!("{}/{repo}:1", proxy.addr());
     store.run(&["tag", "busybox", &name]).success();
     let run = run_env(
-        &store,
+        store,
         &[("RBUILD_PUSH_CHUNK_SIZE", "262144")],
         &["push", &name],
     );
-    let log = reg.log();
-    (run, reg, log)
+    (run, reg.log())
 }
 
 /// The push succeeded and the registry holds its manifest, whose layers it serves with
@@ -641,19 +561,20 @@ fn assert_pushed_whole(run: Run, reg: &Registry, name: &str) {
 
 #[test]
 fn a_refused_chunk_resumes_from_the_registrys_count() {
+    let store = TestStore::new("push-resume");
+    store.busybox("busybox");
+    let reg = Registry::start("push-resume", RegistryAuth::Anonymous);
+    let proxy = FaultProxy::start(&reg.addr);
     // The second PATCH never reaches the registry; the client asks the registry how much
     // it has and goes on from there, in the same session.
-    let mut patches = 0;
-    let fault: Fault = Box::new(move |method, _| {
-        if method == "PATCH" {
-            patches += 1;
-            if patches == 2 {
-                return Some("416 Requested Range Not Satisfiable");
-            }
-        }
-        None
-    });
-    let (run, reg, log) = push_through(fault, "resume");
+    proxy.fail_after(
+        "PATCH",
+        "/v2/resume/blobs/uploads/",
+        1,
+        1,
+        Fault::status(416),
+    );
+    let (run, log) = push_through(&store, &reg, &proxy, "resume");
     let status_gets = log
         .lines()
         .filter(|l| l.contains("\"GET /v2/resume/blobs/uploads/"))
@@ -665,55 +586,51 @@ fn a_refused_chunk_resumes_from_the_registrys_count() {
         .count();
     // One for the config, one for the layer: no second session for the layer.
     assert_eq!(sessions, 2, "{log}");
+    // The refused chunk was sent again and the registry got every chunk once.
+    let patches: Vec<_> = proxy
+        .seen()
+        .into_iter()
+        .filter(|s| s.method == "PATCH")
+        .collect();
+    assert!(patches[1].fault.is_some(), "{patches:?}");
+    assert!(
+        patches.iter().skip(2).all(|p| p.fault.is_none()),
+        "{patches:?}"
+    );
+    let forwarded = log
+        .lines()
+        .filter(|l| l.contains("\"PATCH /v2/resume/blobs/uploads/"))
+        .count();
+    assert_eq!(forwarded, patches.len() - 1, "{log}");
     assert!(!run.stdout.contains("Retrying"), "{}", run.stdout);
     assert_pushed_whole(run, &reg, "resume");
 }
 
 #[test]
 fn a_lost_upload_session_starts_over() {
+    let store = TestStore::new("push-restart");
+    store.busybox("busybox");
+    let reg = Registry::start("push-restart", RegistryAuth::Anonymous);
+    let proxy = FaultProxy::start(&reg.addr);
     // A PATCH fails and the session is gone too (the registry lost it): a new session
     // from byte 0, announced as docker does.
-    let (mut patches, mut gets) = (0, 0);
-    let fault: Fault = Box::new(move |method, path| {
-        if method == "PATCH" {
-            patches += 1;
-            if patches == 2 {
-                return Some("400 Bad Request");
-            }
-        }
-        if method == "GET" && path.contains("/blobs/uploads/") {
-            gets += 1;
-            if gets == 1 {
-                return Some("404 Not Found");
-            }
-        }
-        None
-    });
-    let (run, reg, log) = push_through(fault, "restart");
+    proxy.fail_after(
+        "PATCH",
+        "/v2/restart/blobs/uploads/",
+        1,
+        1,
+        Fault::status(400),
+    );
+    proxy.fail("GET", "/v2/restart/blobs/uploads/", 1, Fault::status(404));
+    let (run, log) = push_through(&store, &reg, &proxy, "restart");
     let sessions = log
         .lines()
         .filter(|l| l.contains("\"POST /v2/restart/blobs/uploads/"))
         .count();
+    // The config's, the layer's first, and the layer's second.
     assert_eq!(sessions, 3, "{log}");
     assert!(run.stdout.contains("Retrying in"), "{}", run.stdout);
     assert_pushed_whole(run, &reg, "restart");
-}
-
-/// `DELETE path` on the registry, without credentials; returns the status.
-fn http_delete(addr: &str, path: &str) -> u16 {
-    use std::io::{Read, Write};
-    let mut s = std::net::TcpStream::connect(addr).unwrap();
-    write!(
-        s,
-        "DELETE {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n"
-    )
-    .unwrap();
-    let mut raw = String::new();
-    let _ = s.read_to_string(&mut raw);
-    raw.split(' ')
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(0)
 }
 
 #[test]
@@ -741,7 +658,15 @@ fn a_refused_mount_uploads_in_the_session_the_registry_opened() {
         .unwrap()
         .to_string();
     assert_eq!(
-        http_delete(&reg.addr, &format!("/v2/first/blobs/{layer}")),
+        http_request(
+            "DELETE",
+            &reg.addr,
+            &format!("/v2/first/blobs/{layer}"),
+            &[],
+            b""
+        )
+        .unwrap()
+        .status,
         202,
         "{}",
         reg.log()

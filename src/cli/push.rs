@@ -54,7 +54,10 @@ pub fn run(global: &Global, args: PushArgs) -> Result<ExitCode, CliError> {
         vec![name.clone().with_default_tag()]
     };
 
-    let mut opts = PushOptions::default();
+    let mut opts = PushOptions {
+        max_concurrent: global.registry_settings()?.max_concurrent_uploads,
+        ..PushOptions::default()
+    };
     if let Some(n) = std::env::var(CHUNK_SIZE_ENV)
         .ok()
         .and_then(|s| s.parse::<u64>().ok())
