@@ -690,3 +690,73 @@ fn a_refused_mount_uploads_in_the_session_the_registry_opened() {
     assert_eq!(format!("sha256:{}", sha256_hex(&blob.body)), layer);
     store.run(&["system", "check"]).success();
 }
+
+#[test]
+fn token_auth_push_asks_for_the_mount_source_too() {
+    use base64::Engine;
+    let store = TestStore::new("push-token");
+    store.busybox("busybox");
+    let reg = Registry::start("push-token", RegistryAuth::token("dora", "pw"));
+    let home = TempDir::new("push-token-home");
+    let docker = home.0.join("docker");
+    fs::create_dir_all(&docker).unwrap();
+    let auth = base64::engine::general_purpose::STANDARD.encode("dora:pw");
+    fs::write(
+        docker.join("config.json"),
+        format!(r#"{{"auths": {{"{}": {{"auth": "{auth}"}}}}}}"#, reg.addr),
+    )
+    .unwrap();
+    let env = [
+        ("DOCKER_CONFIG", docker.to_str().unwrap()),
+        ("HOME", home.0.to_str().unwrap()),
+    ];
+
+    // Without credentials: refused, naming the host, and nothing is tagged.
+    let first = format!("{}/team/a:1", reg.addr);
+    store.run(&["tag", "busybox", &first]).success();
+    let empty = home.0.join("empty");
+    fs::create_dir_all(&empty).unwrap();
+    run_env(
+        &store,
+        &[
+            ("DOCKER_CONFIG", empty.to_str().unwrap()),
+            ("HOME", home.0.to_str().unwrap()),
+        ],
+        &["push", &first],
+    )
+    .failure()
+    .stderr_contains(&format!("{}: unauthorized", reg.addr));
+
+    run_env(&store, &env, &["push", &first]).success();
+    let second = format!("{}/team/b:1", reg.addr);
+    store.run(&["tag", "busybox", &second]).success();
+    let run = run_env(&store, &env, &["push", &second]).success();
+    assert!(
+        run.stdout.contains(": Mounted from team/a\n"),
+        "{}",
+        run.stdout
+    );
+    // The mount's token covers both repositories in one request.
+    let tokens = reg.token_requests();
+    assert!(
+        tokens.iter().any(|t| {
+            t.status == 200
+                && t.scopes.iter().any(|s| s == "repository:team/b:pull,push")
+                && t.scopes.iter().any(|s| s == "repository:team/a:pull")
+        }),
+        "{tokens:#?}"
+    );
+    // Every token for the second push was asked for with the stored credentials.
+    let for_b: Vec<_> = tokens
+        .iter()
+        .filter(|t| t.scopes.iter().any(|s| s.starts_with("repository:team/b:")))
+        .collect();
+    assert!(
+        !for_b.is_empty()
+            && for_b
+                .iter()
+                .all(|t| t.basic_user.as_deref() == Some("dora")),
+        "{tokens:#?}"
+    );
+    assert!(!run.stdout.contains("pw") && !run.stderr.contains("pw"));
+}
