@@ -53,6 +53,8 @@ struct Rule {
     /// Empty matches any method.
     method: String,
     path_contains: String,
+    /// Matching requests still to let through before the fault applies.
+    skip: usize,
     remaining: usize,
     fault: Fault,
 }
@@ -115,9 +117,23 @@ impl FaultProxy {
     /// any) and whose path contains `path_contains`; after that they are forwarded.
     /// Rules are tried in the order added; the first one that still applies wins.
     pub fn fail(&self, method: &str, path_contains: &str, times: usize, fault: Fault) {
+        self.fail_after(method, path_contains, 0, times, fault);
+    }
+
+    /// Like [`FaultProxy::fail`], after letting the first `skip` matching requests
+    /// through untouched: e.g. the second chunk of an upload.
+    pub fn fail_after(
+        &self,
+        method: &str,
+        path_contains: &str,
+        skip: usize,
+        times: usize,
+        fault: Fault,
+    ) {
         self.state.rules.lock().unwrap().push(Rule {
             method: method.to_string(),
             path_contains: path_contains.to_string(),
+            skip,
             remaining: times,
             fault,
         });
@@ -152,6 +168,10 @@ fn take_fault(state: &State, head: &RequestHead) -> Option<Fault> {
             && (r.method.is_empty() || r.method.eq_ignore_ascii_case(&head.method))
             && head.path().contains(&r.path_contains)
     })?;
+    if rule.skip > 0 {
+        rule.skip -= 1;
+        return None;
+    }
     rule.remaining -= 1;
     Some(rule.fault.clone())
 }

@@ -32,6 +32,7 @@ mod outline;
 mod parse;
 mod prune;
 mod pull;
+mod push;
 mod registry;
 mod rmi;
 mod search;

@@ -4,7 +4,7 @@ use std::process::ExitCode;
 
 use clap::Subcommand;
 
-use super::{CliError, Global, archive, history, images, import, inspect, prune, rmi, tag};
+use super::{CliError, Global, archive, history, images, import, inspect, prune, push, rmi, tag};
 
 /// Manage images.
 #[derive(Debug, Subcommand)]
@@ -22,6 +22,8 @@ pub enum ImageCommand {
     Import(import::ImportArgs),
     Save(archive::SaveArgs),
     Load(archive::LoadArgs),
+    /// Upload an image to a registry.
+    Push(push::PushArgs),
 }
 
 pub fn run(global: &Global, cmd: ImageCommand) -> Result<ExitCode, CliError> {
@@ -35,5 +37,6 @@ pub fn run(global: &Global, cmd: ImageCommand) -> Result<ExitCode, CliError> {
         ImageCommand::Import(a) => import::run(global, a),
         ImageCommand::Save(a) => archive::save(global, a),
         ImageCommand::Load(a) => archive::load(global, a),
+        ImageCommand::Push(a) => push::run(global, a),
     }
 }

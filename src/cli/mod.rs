@@ -15,6 +15,7 @@ mod parse;
 mod progress;
 mod prune;
 mod pull;
+mod push;
 mod registry;
 mod rmi;
 mod search;
@@ -111,6 +112,8 @@ enum Command {
     History(history::HistoryArgs),
     Save(archive::SaveArgs),
     Load(archive::LoadArgs),
+    /// Upload an image to a registry.
+    Push(push::PushArgs),
     Login(login::LoginArgs),
     Logout(login::LogoutArgs),
     Search(search::SearchArgs),
@@ -153,6 +156,7 @@ pub fn run(cli: Cli) -> Result<ExitCode, CliError> {
         Command::System(cmd) => system::run(&cli.global, cmd),
         Command::Save(args) => archive::save(&cli.global, args),
         Command::Load(args) => archive::load(&cli.global, args),
+        Command::Push(args) => push::run(&cli.global, args),
         Command::Login(args) => login::login(&cli.global, args),
         Command::Logout(args) => login::logout(&cli.global, args),
         Command::Search(args) => search::run(&cli.global, args),

@@ -1,4 +1,3 @@
-#![allow(dead_code)] // Used by pull and push, which land next (issue 5).
 //! Pull and push progress as docker shows it: on a terminal, a line per layer that turns
 //! into a bar while bytes move (`a3ed95caeb02: Downloading [=====>    ] 1.2MB/3.4MB`);
 //! otherwise each layer's status changes as plain lines, without byte counts.
@@ -23,6 +22,8 @@ pub enum TransferDisplay {
 pub struct Bars {
     multi: MultiProgress,
     bars: HashMap<String, ProgressBar>,
+    /// Messages shown below the bars, kept so they stay drawn.
+    lines: Vec<ProgressBar>,
 }
 
 impl TransferDisplay {
@@ -34,6 +35,7 @@ impl TransferDisplay {
             TransferDisplay::Tty(Mutex::new(Bars {
                 multi: MultiProgress::with_draw_target(ProgressDrawTarget::stdout()),
                 bars: HashMap::new(),
+                lines: Vec::new(),
             }))
         } else {
             TransferDisplay::Plain
@@ -56,7 +58,8 @@ fn status_style() -> ProgressStyle {
 }
 
 fn bytes_style() -> ProgressStyle {
-    ProgressStyle::with_template("{prefix}: {msg} [{bar:50}] {bytes}/{total_bytes}")
+    // Decimal units, as docker's `1.2MB/3.4MB`.
+    ProgressStyle::with_template("{prefix}: {msg} [{bar:50}] {decimal_bytes}/{decimal_total_bytes}")
         .expect("valid template")
         .progress_chars("=> ")
 }
@@ -88,8 +91,17 @@ impl Progress for TransferDisplay {
             TransferDisplay::Tty(bars) => {
                 let mut bars = bars.lock().unwrap_or_else(PoisonError::into_inner);
                 match e {
-                    Event::Message(m) => {
+                    Event::Message(m) if bars.bars.is_empty() => {
                         let _ = bars.multi.println(m);
+                    }
+                    Event::Message(m) => {
+                        // After the layer lines, a message goes below them, as docker
+                        // prints a push's digest line and a pull's summary.
+                        let line = bars.multi.add(ProgressBar::new(0).with_style(
+                            ProgressStyle::with_template("{msg}").expect("valid template"),
+                        ));
+                        line.finish_with_message(m);
+                        bars.lines.push(line);
                     }
                     Event::Status { id, status } => {
                         let b = bars.bar(&id);

@@ -23,6 +23,7 @@ pub mod images;
 pub mod import;
 pub mod inspect;
 pub mod layer;
+pub mod layer_blob;
 pub mod list;
 pub mod lock;
 mod mounts;

@@ -15,6 +15,7 @@ use crate::digest::Digest;
 use crate::error::StoreError;
 use crate::fsutil;
 use crate::images::ImageRecord;
+use crate::layer_blob::BlobUse;
 use crate::reference::ImageRef;
 use crate::store::{Store, io_err};
 
@@ -23,13 +24,6 @@ use crate::store::{Store, io_err};
 pub struct SaveRequest {
     pub image: ImageRecord,
     pub names: Vec<ImageRef>,
-}
-
-/// A layer's blob as it goes into the archive.
-struct LayerBlob {
-    digest: Digest,
-    media_type: String,
-    size: u64,
 }
 
 /// Writes `images` to the file `path` atomically: into a temp file beside it, fsynced,
@@ -93,7 +87,7 @@ pub fn save(store: &Store, images: &[SaveRequest], out: impl Write) -> Result<()
         let config = store.config_bytes(&img.id)?;
         let mut layers = Vec::new();
         for diff_id in &img.layers {
-            layers.push(layer_blob(store, diff_id)?);
+            layers.push(store.layer_blob(diff_id, BlobUse::Archive)?);
         }
         let manifest = ImageManifestBuilder::default()
             .schema_version(SCHEMA_VERSION)
@@ -219,28 +213,6 @@ pub fn save(store: &Store, images: &[SaveRequest], out: impl Write) -> Result<()
     }
     tar.into_inner().map_err(io)?.flush().map_err(io)?;
     Ok(())
-}
-
-/// The blob that holds a layer, made from its tree if none exists yet (a layer built
-/// here); plain tars first, as `docker save` writes.
-fn layer_blob(store: &Store, diff_id: &Digest) -> Result<LayerBlob, ArchiveError> {
-    let known = store.layer_blobs(diff_id)?;
-    if let Some((digest, media_type, size)) = known
-        .into_iter()
-        .find(|(d, _, _)| store.blobs().contains(d))
-    {
-        return Ok(LayerBlob {
-            digest,
-            media_type,
-            size,
-        });
-    }
-    let (digest, media_type, size) = store.make_layer_blob(diff_id)?;
-    Ok(LayerBlob {
-        digest,
-        media_type,
-        size,
-    })
 }
 
 fn blob_path(d: &Digest) -> String {

@@ -11,9 +11,11 @@ mod error;
 pub mod manifest;
 pub mod progress;
 pub mod pull;
+pub mod push;
 pub mod search;
 pub mod settings;
 pub mod transport;
+mod upload;
 
 pub use error::RegistryError;
 pub use transport::{Anonymous, Body, Client, ClientOptions, CredentialSource, Given, Request};

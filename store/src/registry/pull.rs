@@ -112,7 +112,8 @@ pub fn pull_all_tags(
     let _lock = store.write_lock()?;
     let rt = super::runtime()?;
     let outcomes = rt.block_on(async {
-        let tags = super::catalog::tags(client, repository.registry(), repository.repository()).await?;
+        let tags =
+            super::catalog::tags(client, repository.registry(), repository.repository()).await?;
         if tags.is_empty() {
             return Err(RegistryError::NotFound {
                 host: repository.registry().to_string(),
