@@ -32,6 +32,7 @@ mod outline;
 mod parse;
 mod prune;
 mod registry;
+mod registry_transport;
 mod rmi;
 mod search;
 mod system;
