@@ -283,8 +283,7 @@ fn login_with_a_wrong_password_fails_and_stores_nothing() {
             .failure()
             .stderr_contains("unauthorized")
             .stderr_contains(&reg.addr);
-        assert_no_secret(&run, wrong);
-        assert_no_secret(&run, &base64(&format!("alice:{wrong}")));
+        crate::registry_transport::assert_clean(&run, &[wrong, &base64(&format!("alice:{wrong}"))]);
         assert!(!run.stdout.contains("Login Succeeded"), "{}", run.stdout);
         assert_eq!(std::fs::read_to_string(env.config()).unwrap(), before);
         // Without a config file, none is made.
@@ -292,6 +291,11 @@ fn login_with_a_wrong_password_fails_and_stores_nothing() {
         env.login(&reg.addr, "alice", wrong).failure();
         assert!(!env.config().exists(), "a failed login wrote config.json");
     }
+    // The token server's own words reach the user.
+    let env = Env::new("login-wrong-words");
+    env.login(&token.addr, "alice", "wrong-pw-Lk27")
+        .failure()
+        .stderr_contains("incorrect username or password");
     // The token server was asked with the wrong password and said no.
     let log = token.token_requests();
     assert!(

@@ -69,7 +69,7 @@ pub fn assert_clean(run: &Run, secrets: &[&str]) {
     // A JWT starts with the base64 of `{"`; Authorization values name their scheme.
     forbidden.extend(
         [
-            "eyJ", "Bearer ", "Basic ", "_state=", "scope=", "account=", "?",
+            "eyJ", "Bearer ", "Basic ", "_state=", "scope=", "account=", "service=", "?n=", "last=",
         ]
         .iter()
         .map(|s| s.to_string()),

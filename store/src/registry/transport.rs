@@ -685,9 +685,22 @@ pub async fn read_capped(
 /// The registry's explanation of an error answer, as `: CODE: message` (the
 /// distribution spec's `{"errors":[{code,message}]}`), or nothing.
 pub async fn error_detail(resp: Response) -> String {
+    match read_capped(resp, 64 << 10, "", "").await {
+        Ok(body) => detail_of(&body),
+        Err(_) => String::new(),
+    }
+}
+
+/// [`error_detail`] of a body: the distribution spec's `{"errors":[{code,message}]}`,
+/// or the `{"details":"…"}` of Docker Hub's token server (its "incorrect username or
+/// password" is what a user with a wrong password needs to read), or nothing.
+fn detail_of(body: &[u8]) -> String {
     #[derive(serde::Deserialize)]
     struct Errors {
+        #[serde(default)]
         errors: Vec<Entry>,
+        #[serde(default)]
+        details: Option<String>,
     }
     #[derive(serde::Deserialize)]
     struct Entry {
@@ -696,15 +709,15 @@ pub async fn error_detail(resp: Response) -> String {
         #[serde(default)]
         message: String,
     }
-    let Ok(body) = read_capped(resp, 64 << 10, "", "").await else {
-        return String::new();
-    };
-    match serde_json::from_slice::<Errors>(&body) {
+    match serde_json::from_slice::<Errors>(body) {
         Ok(e) if !e.errors.is_empty() => e
             .errors
             .iter()
             .map(|e| format!(": {}: {}", e.code, e.message))
             .collect(),
+        Ok(Errors {
+            details: Some(d), ..
+        }) if !d.trim().is_empty() => format!(": {}", d.trim()),
         _ => String::new(),
     }
 }
@@ -778,6 +791,21 @@ mod tests {
             redact_url("http://u:p@h:1/token?scope=x&account=u"),
             "http://h:1/token"
         );
+    }
+
+    #[test]
+    fn error_details_of_registries_and_token_servers() {
+        assert_eq!(
+            detail_of(br#"{"errors":[{"code":"UNAUTHORIZED","message":"authentication required","detail":null}]}"#),
+            ": UNAUTHORIZED: authentication required"
+        );
+        assert_eq!(
+            detail_of(br#"{"details":"incorrect username or password"}"#),
+            ": incorrect username or password"
+        );
+        assert_eq!(detail_of(br#"{"errors":[],"details":" "}"#), "");
+        assert_eq!(detail_of(b"<html>502</html>"), "");
+        assert_eq!(detail_of(b""), "");
     }
 
     #[test]
