@@ -466,3 +466,33 @@ fn loopback_registries_by_name_and_ipv6_speak_plain_http() {
         assert_eq!(run.stdout, format!("{name}/team/app 1\n"), "{}", run.stderr);
     }
 }
+
+/// A connection that breaks in the middle of a catalog page is retried, as one that
+/// breaks before the headers is.
+#[test]
+fn search_retries_a_catalog_page_cut_short() {
+    let reg = Registry::start("retry-drop", RegistryAuth::Anonymous);
+    push_tiny(&reg.addr, "team/app", "1", None);
+    let proxy = FaultProxy::start(&reg.addr);
+    proxy.fail("GET", "/v2/_catalog", 1, Fault::DropAfter(5));
+    let env = Env::new("retry-drop");
+    let run = env
+        .run(
+            &[
+                "search",
+                "--format",
+                "{{.Name}}",
+                &format!("{}/", proxy.addr()),
+            ],
+            None,
+        )
+        .success();
+    assert_eq!(run.stdout, format!("{}/team/app\n", proxy.addr()));
+    let catalog: Vec<bool> = proxy
+        .seen()
+        .iter()
+        .filter(|s| s.path == "/v2/_catalog")
+        .map(|s| s.fault.is_some())
+        .collect();
+    assert_eq!(catalog, [true, false], "{:#?}", proxy.seen());
+}
