@@ -357,14 +357,16 @@ fn search_asks_one_token_per_scope_set() {
 }
 
 /// A token the registry stops accepting while the client still trusts it (the server
-/// said 300 s; the registry refuses it after 2 s): the registry's 401 mid-way through a
-/// catalog makes the client fetch a new token once and carry on.
+/// said 300 s; the registry refuses it after 4 s): the registry's 401 mid-way through a
+/// catalog makes the client fetch a new token once and carry on. (`exp` is in whole
+/// seconds, so a token lives 3–4 s: time enough for every other request to use its
+/// token at once, even on a busy machine.)
 #[test]
 fn a_refused_token_is_fetched_again_once() {
     let secret = "pw-refresh-Nn85";
     let repos: Vec<String> = (0..3).map(|i| format!("team/r{i}")).collect();
     let (reg, proxy, env) = token_registry_with("token-refresh", secret, &repos);
-    reg.token_server().set_valid_for(2);
+    reg.token_server().set_valid_for(4);
     // The first two catalog requests (the challenged one and page 1) pass; page 2 is
     // held until the token that page 1 used has expired.
     proxy.fail("GET", "/v2/_catalog", 2, Fault::Delay(Duration::ZERO));
@@ -372,7 +374,7 @@ fn a_refused_token_is_fetched_again_once() {
         "GET",
         "/v2/_catalog",
         1,
-        Fault::Delay(Duration::from_secs(3)),
+        Fault::Delay(Duration::from_millis(5500)),
     );
     let before = reg.token_requests().len();
     let a = proxy.addr();
