@@ -368,7 +368,7 @@ fn docker_hub_is_the_default_server() {
         "the error names Docker Hub:\n{}",
         run.stderr
     );
-    assert_no_secret(&run, secret);
+    crate::registry_transport::assert_clean(&run, &[secret]);
     assert!(!env.config().exists(), "a failed login wrote config.json");
 
     env.run(&["logout"], None)
