@@ -38,6 +38,10 @@ pub enum Fault {
     Stall,
     /// Answers `307 Temporary Redirect` to this URL.
     Redirect(String),
+    /// Forwards after holding the request this long: a slow network, or time for a
+    /// token the request carries to expire before the registry sees it. `Delay(ZERO)`
+    /// forwards untouched, to let a later rule pick a later request.
+    Delay(Duration),
 }
 
 impl Fault {
@@ -223,6 +227,12 @@ fn handle(state: &State, client: TcpStream) {
             // Blocks until the client closes or the proxy's drop shuts the socket down.
             let _ = out.set_read_timeout(None);
             let _ = io::copy(&mut reader, &mut io::sink());
+        }
+        Some(Fault::Delay(wait)) => {
+            std::thread::sleep(wait);
+            if let Err(e) = forward(state, index, &head, &mut reader, &mut out, None) {
+                eprintln!("fault proxy: {} {}: {e}", head.method, head.path());
+            }
         }
         fault @ (None | Some(Fault::DropAfter(_)) | Some(Fault::CorruptBody)) => {
             if let Err(e) = forward(state, index, &head, &mut reader, &mut out, fault) {

@@ -90,6 +90,12 @@ impl Registry {
     /// Starts a registry and waits until `/v2/` answers. Panics (naming the Debian package
     /// when the binary is missing) if it cannot.
     pub fn start(tag: &str, auth: RegistryAuth) -> Registry {
+        Self::start_at(tag, auth, "127.0.0.1")
+    }
+
+    /// [`Registry::start`] listening on `host`, a loopback address as it appears before
+    /// `:PORT` (`127.0.0.1`, `[::1]`), for tests of how clients name a registry.
+    pub fn start_at(tag: &str, auth: RegistryAuth, host: &str) -> Registry {
         assert!(
             Path::new(REGISTRY_BIN).exists(),
             "{REGISTRY_BIN} is missing: install Debian's docker-registry (apt-get install docker-registry)"
@@ -107,8 +113,8 @@ impl Registry {
         let mut last_log = String::new();
         for _ in 0..3 {
             let dir = TempDir::new(&format!("registry-{tag}"));
-            let port = free_port();
-            let addr = format!("127.0.0.1:{port}");
+            let port = free_port(host);
+            let addr = format!("{host}:{port}");
             let config = Self::config(&dir.0, &addr, &auth, token.as_ref());
             let config_path = dir.write("config.yml", &config);
             let log_path = dir.0.join("registry.log");
@@ -159,7 +165,7 @@ storage:
     uploadpurging:
       enabled: false
 http:
-  addr: {addr}
+  addr: '{addr}'
   secret: rbuild-test-secret
 ",
             storage = storage.display()
@@ -245,9 +251,9 @@ impl Drop for Registry {
     }
 }
 
-/// A port on 127.0.0.1 that was free a moment ago.
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
+/// A port on `host` that was free a moment ago.
+fn free_port(host: &str) -> u16 {
+    TcpListener::bind(format!("{host}:0"))
         .unwrap()
         .local_addr()
         .unwrap()

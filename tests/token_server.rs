@@ -55,6 +55,9 @@ struct State {
     password: String,
     /// Seconds a new token lasts; changeable while the server runs.
     expires_in: AtomicU64,
+    /// When not 0, the seconds the registry accepts a new token for, whatever
+    /// `expires_in` says (see [`TokenServer::set_valid_for`]).
+    valid_for: AtomicU64,
     key: PathBuf,
     /// The certificate's DER, base64 (standard alphabet, as `x5c` wants).
     cert_der_b64: String,
@@ -106,6 +109,7 @@ impl TokenServer {
             user: user.to_string(),
             password: password.to_string(),
             expires_in: AtomicU64::new(expires_in_secs),
+            valid_for: AtomicU64::new(0),
             key,
             cert_der_b64,
             next_jti: AtomicU64::new(1),
@@ -135,6 +139,14 @@ impl TokenServer {
     /// Changes how long tokens issued from now on last.
     pub fn set_expires_in(&self, secs: u64) {
         self.state.expires_in.store(secs, Ordering::SeqCst);
+    }
+
+    /// Makes tokens issued from now on expire (for the registry) after `secs` while the
+    /// answer still says `expires_in`: a token revoked early, or a server whose clock
+    /// runs behind. The client can only learn it from the registry's 401, which is what
+    /// a test of "refresh the token on 401" needs. 0 goes back to honest tokens.
+    pub fn set_valid_for(&self, secs: u64) {
+        self.state.valid_for.store(secs, Ordering::SeqCst);
     }
 }
 
@@ -195,12 +207,16 @@ fn handle(state: &State, stream: TcpStream) {
         ""
     };
     let expires_in = state.expires_in.load(Ordering::SeqCst);
+    let valid_for = match state.valid_for.load(Ordering::SeqCst) {
+        0 => expires_in,
+        secs => secs,
+    };
     let token = sign(
         state,
         service.as_deref().unwrap_or(SERVICE),
         sub,
         access,
-        expires_in,
+        valid_for,
     );
     let body = serde_json::json!({
         "token": token,
@@ -245,12 +261,13 @@ fn grant(scope: &str) -> Option<serde_json::Value> {
     Some(serde_json::json!({"type": typ, "name": name, "actions": actions}))
 }
 
+/// A JWT the registry accepts for `valid_for` seconds from now.
 fn sign(
     state: &State,
     aud: &str,
     sub: &str,
     access: Vec<serde_json::Value>,
-    expires_in: u64,
+    valid_for: u64,
 ) -> String {
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -261,7 +278,7 @@ fn sign(
         "iss": ISSUER,
         "sub": sub,
         "aud": aud,
-        "exp": (now + expires_in).saturating_sub(REGISTRY_LEEWAY_SECS),
+        "exp": (now + valid_for).saturating_sub(REGISTRY_LEEWAY_SECS),
         "nbf": now,
         "iat": now,
         "jti": format!("rbuild-test-{}", state.next_jti.fetch_add(1, Ordering::SeqCst)),

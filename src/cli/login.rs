@@ -55,6 +55,7 @@ pub fn login(global: &Global, args: LoginArgs) -> Result<ExitCode, CliError> {
     // verification below needs it.
     let settings = global.registry_settings()?;
     let config = DockerConfig::from_env()?;
+    config.check()?;
 
     let mut password = args.password;
     if args.password_stdin {

@@ -17,7 +17,7 @@ use reqwest::{Method, Url};
 use serde::Deserialize;
 
 use super::error::RegistryError;
-use super::transport::{Client, Request, host_label, read_capped};
+use super::transport::{Client, Request, host_label};
 
 /// Repositories asked for per catalog request: the distribution spec's default, which
 /// every registry accepts (distribution 3 refuses an `n` above its configured maximum).
@@ -137,16 +137,14 @@ async fn walk(
         }
         let req = Request::new(Method::GET, list.registry, url.clone(), list.what.clone())
             .scope(list.scope.clone());
-        let resp = client.send_expect(&req, &[200]).await?;
-        let values: Vec<String> = resp
-            .headers()
+        let (headers, body) = client.fetch(&req, &[200], PAGE_LIMIT).await?;
+        let values: Vec<String> = headers
             .get_all(LINK)
             .iter()
             .filter_map(|v| v.to_str().ok().map(str::to_string))
             .collect();
         let link = next_link(&url, values.iter().map(String::as_str))
             .map_err(|l| protocol(format!("sent an invalid next link <{l}>")))?;
-        let body = read_capped(resp, PAGE_LIMIT, &host, &list.what).await?;
         let page: Page = serde_json::from_slice(&body)
             .map_err(|e| protocol(format!("sent an answer that is not a list: {e}")))?;
         let entries = match list.key {

@@ -158,6 +158,12 @@ impl DockerConfig {
         &self.path
     }
 
+    /// Fails as the first read of the file would (unreadable, not JSON), so a command
+    /// can say so before it prompts for a password or talks to a registry.
+    pub fn check(&self) -> Result<(), CredsError> {
+        self.load().map(|_| ())
+    }
+
     /// The credential for `registry` (`docker.io`, `localhost:5000`, or any key form
     /// docker accepts): from the helper `credHelpers` names for that host, else the
     /// `credsStore` helper, else `auths`. `auths` is also read when a helper has nothing,

@@ -361,6 +361,33 @@ impl Client {
         })
     }
 
+    /// [`Client::send_expect`] and the whole body, read under `limit`: for the small
+    /// answers (lists, manifests) that are read at once. A connection that breaks or
+    /// goes silent while the body is read is retried like one that fails before the
+    /// headers: the request is sent again, after the same backoff.
+    pub async fn fetch(
+        &self,
+        req: &Request,
+        ok: &[u16],
+        limit: u64,
+    ) -> Result<(HeaderMap, Bytes), RegistryError> {
+        let host = host_label(&req.url);
+        let attempts = self.opts.attempts.max(1);
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let resp = self.send_expect(req, ok).await?;
+            let headers = resp.headers().clone();
+            match read_body(resp, limit, &host, &req.what, self.opts.idle_timeout).await {
+                Ok(body) => return Ok((headers, body)),
+                Err(e) if e.is_transient() && attempt < attempts => {
+                    tokio::time::sleep(self.backoff(attempt)).await;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
     /// The Authorization header for `req` from what we know of its registry: a cached or
     /// freshly fetched token for a Bearer registry, the credentials for a Basic one,
     /// nothing before the first challenge.
@@ -675,6 +702,18 @@ pub async fn read_capped(
     host: &str,
     what: &str,
 ) -> Result<Bytes, RegistryError> {
+    read_body(resp, limit, host, what, Duration::ZERO).await
+}
+
+/// [`read_capped`], with the client's idle timeout for the message of a body that
+/// went silent (zero when the caller does not know it).
+async fn read_body(
+    resp: Response,
+    limit: u64,
+    host: &str,
+    what: &str,
+    idle: Duration,
+) -> Result<Bytes, RegistryError> {
     let too_large = || RegistryError::TooLarge {
         host: host.to_string(),
         what: what.to_string(),
@@ -686,7 +725,7 @@ pub async fn read_capped(
     let mut out = Vec::new();
     let mut stream = resp.bytes_stream();
     while let Some(chunk) = stream.next().await {
-        let chunk = chunk.map_err(|e| transport_error(&e, host, what, Duration::ZERO))?;
+        let chunk = chunk.map_err(|e| transport_error(&e, host, what, idle))?;
         if out.len() as u64 + chunk.len() as u64 > limit {
             return Err(too_large());
         }
@@ -698,9 +737,22 @@ pub async fn read_capped(
 /// The registry's explanation of an error answer, as `: CODE: message` (the
 /// distribution spec's `{"errors":[{code,message}]}`), or nothing.
 pub async fn error_detail(resp: Response) -> String {
+    match read_capped(resp, 64 << 10, "", "").await {
+        Ok(body) => detail_of(&body),
+        Err(_) => String::new(),
+    }
+}
+
+/// [`error_detail`] of a body: the distribution spec's `{"errors":[{code,message}]}`,
+/// or the `{"details":"…"}` of Docker Hub's token server (its "incorrect username or
+/// password" is what a user with a wrong password needs to read), or nothing.
+fn detail_of(body: &[u8]) -> String {
     #[derive(serde::Deserialize)]
     struct Errors {
+        #[serde(default)]
         errors: Vec<Entry>,
+        #[serde(default)]
+        details: Option<String>,
     }
     #[derive(serde::Deserialize)]
     struct Entry {
@@ -709,15 +761,15 @@ pub async fn error_detail(resp: Response) -> String {
         #[serde(default)]
         message: String,
     }
-    let Ok(body) = read_capped(resp, 64 << 10, "", "").await else {
-        return String::new();
-    };
-    match serde_json::from_slice::<Errors>(&body) {
+    match serde_json::from_slice::<Errors>(body) {
         Ok(e) if !e.errors.is_empty() => e
             .errors
             .iter()
             .map(|e| format!(": {}: {}", e.code, e.message))
             .collect(),
+        Ok(Errors {
+            details: Some(d), ..
+        }) if !d.trim().is_empty() => format!(": {}", d.trim()),
         _ => String::new(),
     }
 }
@@ -759,53 +811,4 @@ fn basic(user: &str, pass: &str) -> String {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn retry_after_is_capped_and_tolerant() {
-        let mut h = HeaderMap::new();
-        assert_eq!(retry_after(&h), None);
-        h.insert(header::RETRY_AFTER, HeaderValue::from_static("3"));
-        assert_eq!(retry_after(&h), Some(Duration::from_secs(3)));
-        h.insert(header::RETRY_AFTER, HeaderValue::from_static("99999"));
-        assert_eq!(retry_after(&h), Some(MAX_RETRY_AFTER));
-        h.insert(
-            header::RETRY_AFTER,
-            HeaderValue::from_static("Wed, 21 Oct 2015 07:28:00 GMT"),
-        );
-        assert_eq!(retry_after(&h), Some(Duration::from_secs(1)));
-    }
-
-    #[test]
-    fn hub_api_host_and_origins() {
-        assert_eq!(api_host("docker.io"), "registry-1.docker.io");
-        assert_eq!(api_host("127.0.0.1:5000"), "127.0.0.1:5000");
-        let a = Url::parse("http://127.0.0.1:5000/v2/").unwrap();
-        let b = Url::parse("http://127.0.0.2:5000/v2/").unwrap();
-        let c = Url::parse("http://127.0.0.1:5000/other?x=1").unwrap();
-        assert_ne!(origin(&a), origin(&b));
-        assert_eq!(origin(&a), origin(&c));
-        assert_eq!(host_label(&a), "127.0.0.1:5000");
-        assert_eq!(
-            redact_url("http://u:p@h:1/token?scope=x&account=u"),
-            "http://h:1/token"
-        );
-    }
-
-    #[test]
-    fn backoff_doubles_and_is_capped() {
-        let c = Client::new(ClientOptions::new(Arc::new(|_| true), Arc::new(Anonymous))).unwrap();
-        let b1 = c.backoff(1);
-        let b3 = c.backoff(3);
-        assert!(
-            b1 >= Duration::from_millis(250) && b1 < Duration::from_millis(400),
-            "{b1:?}"
-        );
-        assert!(
-            b3 >= Duration::from_millis(1000) && b3 < Duration::from_millis(1100),
-            "{b3:?}"
-        );
-        assert!(c.backoff(30) <= Duration::from_millis(10_100));
-    }
-}
+mod tests;

@@ -303,3 +303,20 @@ fn a_helper_that_hangs_is_stopped() {
     );
     assert!(start.elapsed() < Duration::from_secs(10));
 }
+
+#[test]
+fn check_fails_as_the_first_read_would() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(&dir);
+    cfg.check().expect("a missing file is an empty config");
+    write_config(&cfg, "  \n");
+    cfg.check().expect("an empty file is an empty config");
+    write_config(&cfg, r#"{"auths": {}}"#);
+    cfg.check().unwrap();
+    write_config(&cfg, "{\"auths\": {");
+    let err = cfg.check().unwrap_err().to_string();
+    assert!(err.contains("not valid JSON"), "{err}");
+    assert!(err.contains(&cfg.path().display().to_string()), "{err}");
+    write_config(&cfg, "[]");
+    assert!(cfg.check().is_err());
+}
