@@ -203,6 +203,8 @@ pub struct Client {
     auth: AuthCache,
     /// Credentials per registry, looked up once: a credential helper is a process.
     creds: Mutex<HashMap<String, Option<Credential>>>,
+    /// Held while a token is fetched, so concurrent requests fetch it once.
+    token_fetch: tokio::sync::Mutex<()>,
 }
 
 impl Client {
@@ -221,6 +223,7 @@ impl Client {
             opts,
             auth: AuthCache::default(),
             creds: Mutex::default(),
+            token_fetch: tokio::sync::Mutex::new(()),
         })
     }
 
@@ -410,18 +413,31 @@ impl Client {
                 let token = match self.auth.token(&req.registry, &req.scopes) {
                     Some(t) => t,
                     None => {
-                        let mut scopes = req.scopes.clone();
-                        if scopes.is_empty()
-                            && let Some(s) = scope
-                        {
-                            scopes.push(s);
+                        // One fetch at a time: the layers of a pull start together and
+                        // need the same token; the first fetches it, the others find it
+                        // cached once they get the lock.
+                        let _one = self.token_fetch.lock().await;
+                        match self.auth.token(&req.registry, &req.scopes) {
+                            Some(t) => t,
+                            None => {
+                                let mut scopes = req.scopes.clone();
+                                if scopes.is_empty()
+                                    && let Some(s) = scope
+                                {
+                                    scopes.push(s);
+                                }
+                                let (token, lifetime) = self
+                                    .fetch_token(req, host, &realm, service.as_deref(), &scopes)
+                                    .await?;
+                                self.auth.set_token(
+                                    &req.registry,
+                                    &req.scopes,
+                                    token.clone(),
+                                    lifetime,
+                                );
+                                token
+                            }
                         }
-                        let (token, lifetime) = self
-                            .fetch_token(req, host, &realm, service.as_deref(), &scopes)
-                            .await?;
-                        self.auth
-                            .set_token(&req.registry, &req.scopes, token.clone(), lifetime);
-                        token
                     }
                 };
                 format!("Bearer {token}")
