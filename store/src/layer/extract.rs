@@ -4,7 +4,7 @@ use std::cmp::Reverse;
 use std::collections::BTreeMap;
 use std::ffi::OsStr;
 use std::fs::{self, OpenOptions};
-use std::io::{self, Read};
+use std::io::{self, Read, Write};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{DirBuilderExt, FileTypeExt, MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
@@ -85,6 +85,7 @@ pub fn extract(r: impl Read, dest: &Path, opts: &ExtractOptions) -> Result<Extra
         dirs: BTreeMap::new(),
         content_size: 0,
         entries: 0,
+        buf: vec![0; COPY_BUFFER],
     };
     let mut last: Option<String> = None;
     let read_error = |after: &Option<String>, source| LayerError::Read {
@@ -134,6 +135,33 @@ struct Extractor<'a> {
     dirs: BTreeMap<PathBuf, DirMeta>,
     content_size: u64,
     entries: u64,
+    /// File contents go through this: `io::copy`'s 8 KiB would cost a write syscall
+    /// per 8 KiB, a third of a large layer's extraction time.
+    buf: Vec<u8>,
+}
+
+const COPY_BUFFER: usize = 256 << 10;
+
+/// Copies `r` to `w` through `buf`, returning the bytes copied.
+fn copy_through(r: &mut impl Read, w: &mut impl Write, buf: &mut [u8]) -> io::Result<u64> {
+    let mut n = 0u64;
+    loop {
+        // Fill the buffer as far as the reader goes before writing, so each write is big.
+        let mut filled = 0;
+        while filled < buf.len() {
+            match r.read(&mut buf[filled..]) {
+                Ok(0) => break,
+                Ok(k) => filled += k,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        if filled == 0 {
+            return Ok(n);
+        }
+        w.write_all(&buf[..filled])?;
+        n += filled as u64;
+    }
 }
 
 fn io_fail(action: &'static str) -> impl FnOnce(io::Error) -> Fail {
@@ -439,7 +467,8 @@ impl Extractor<'_> {
                     .mode(0o600)
                     .open(path)
                     .map_err(io_fail("creating the file"))?;
-                let n = io::copy(entry, &mut file).map_err(io_fail("copying its content"))?;
+                let n = copy_through(entry, &mut file, &mut self.buf)
+                    .map_err(io_fail("copying its content"))?;
                 self.content_size += n;
             }
             EntryType::Symlink => {
