@@ -1,10 +1,11 @@
 //! Pull and push under faults and under auth, end to end (issue 5): `rbuild pull` and
 //! `rbuild push` talk to a real `docker-registry` through [`FaultProxy`], which breaks
 //! chosen requests on purpose (5xx, 429, a body cut or corrupted, a server that stops
-//! answering, redirects to other hosts, an upload cut mid-way). After each fault the
-//! store is as it was, or holds the right image, and passes `system check`; no output
-//! of any command here holds a password, a Basic or Bearer value, a token or a
-//! registry URL's query string.
+//! answering, redirects to other hosts, an upload cut mid-way), and with Basic and
+//! Bearer auth (scoped tokens, reused, fetched again when the registry refuses one).
+//! After each fault the store is as it was, or holds the right image, and passes
+//! `system check`; no output of any command here holds a password, a Basic or Bearer
+//! value, a token or a registry URL's query string.
 
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -13,7 +14,7 @@ use std::time::{Duration, Instant};
 use crate::fault_proxy::{EvilServer, Fault, FaultProxy, Seen, StorageServer};
 use crate::login::base64;
 use crate::registry_seed::{digest, skopeo};
-use crate::registry_transport::assert_clean;
+use crate::registry_transport::{assert_clean, bearer};
 use crate::registry_util::{Registry, RegistryAuth, http_request};
 use crate::token_server::basic_auth;
 use crate::util::{Run, TempDir, TestStore, require_root};
@@ -159,7 +160,12 @@ fn manifest(addr: &str, repo: &str, tag: &str, auth: Option<&str>) -> serde_json
         b"",
     )
     .unwrap();
-    assert_eq!(res.status, 200, "manifest {repo}:{tag}: {res:?}");
+    assert_eq!(
+        res.status,
+        200,
+        "manifest {repo}:{tag}: {res:?}\n{}",
+        String::from_utf8_lossy(&res.body)
+    );
     serde_json::from_slice(&res.body).unwrap()
 }
 
@@ -835,4 +841,70 @@ fn push_and_pull_with_scoped_tokens_reused() {
         "{} token requests for {requests} registry requests",
         tokens.len()
     );
+}
+
+/// A token the registry stops accepting in the middle of a pull (the token server said
+/// 300 s; the registry refuses it after 4 s, and the layer request is held 5.5 s): the
+/// registry's 401 makes the client fetch a new token once and the layer comes.
+#[test]
+fn a_token_refused_mid_pull_is_fetched_again() {
+    let (user, password) = ("alice", "pw-faults-Rf63");
+    let reg = Registry::start("faults-refresh", RegistryAuth::token(user, password));
+    let proxy = FaultProxy::start(&reg.addr);
+    let docker = Docker::new("faults-refresh", Some((user, password)));
+    let src = TestStore::new("faults-refresh-src");
+    docker.login(&src, proxy.addr(), user, password).success();
+    let token = bearer(&reg, user, password, &["repository:big:pull".to_string()]);
+    let seeded = seed(
+        &src,
+        &docker,
+        proxy.addr(),
+        "big",
+        256 << 10,
+        (&reg.addr, Some(&token)),
+    );
+    let layer_path = format!("/v2/big/blobs/{}", seeded.layer);
+
+    reg.token_server().set_valid_for(4);
+    proxy.fail(
+        "GET",
+        &layer_path,
+        1,
+        Fault::Delay(Duration::from_millis(5500)),
+    );
+    let before = reg.token_requests().len();
+    let mark = proxy.seen().len();
+    let s = TestStore::new("faults-refresh");
+    let reference = format!("{}/big:1", proxy.addr());
+    let run = docker.rb(&s, &["pull", &reference]).success();
+    assert!(!run.stderr.contains("unauthorized"), "{}", run.stderr);
+    let layer: Vec<(bool, Option<u16>, bool)> = proxy.seen()[mark..]
+        .iter()
+        .filter(|s| s.path == layer_path)
+        .map(|s| (s.fault.is_some(), s.status, s.authorization))
+        .collect();
+    assert_eq!(
+        layer,
+        [(true, Some(401), true), (false, Some(200), true)],
+        "the held request's token was refused, then a new one worked"
+    );
+    let scopes: Vec<Vec<String>> = reg.token_requests()[before..]
+        .iter()
+        .map(|t| {
+            assert_eq!(
+                (t.status, t.basic_user.as_deref()),
+                (200, Some(user)),
+                "{t:?}"
+            );
+            t.scopes.clone()
+        })
+        .collect();
+    assert_eq!(
+        scopes,
+        [
+            vec!["repository:big:pull".to_string()],
+            vec!["repository:big:pull".to_string()]
+        ]
+    );
+    assert_pulled(&s, &reference, &seeded);
 }
