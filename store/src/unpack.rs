@@ -3,7 +3,9 @@
 //! One pass over the bytes does everything: they are teed into a blob writer while the
 //! (decompressed) stream is hashed for the diff ID and extracted into a private scratch
 //! directory. Only when the blob's digest and the diff ID check out is the tree renamed
-//! into `layers/` and recorded, so a failure or crash leaves only scratch for GC.
+//! into `layers/` and recorded, so a failure or crash leaves only scratch for GC. When
+//! the bytes fail to unpack and a digest was promised, the digest decides what the error
+//! says: wrong bytes are a digest mismatch, not the gzip or tar error they cause.
 
 use std::fs;
 use std::io::{self, Read, Write};
