@@ -42,6 +42,10 @@ pub enum Fault {
     /// token the request carries to expire before the registry sees it. `Delay(ZERO)`
     /// forwards untouched, to let a later rule pick a later request.
     Delay(Duration),
+    /// Forwards the request head and this many bytes of its body, then closes both
+    /// connections without an answer: an upload whose connection broke mid-way. The
+    /// registry sees a body cut short, as it would when a client's network fails.
+    CutRequest(u64),
 }
 
 impl Fault {
@@ -57,6 +61,8 @@ struct Rule {
     /// Empty matches any method.
     method: String,
     path_contains: String,
+    /// Empty matches any query.
+    query_contains: String,
     /// Matching requests still to let through before the fault applies.
     skip: usize,
     remaining: usize,
@@ -137,10 +143,38 @@ impl FaultProxy {
         self.state.rules.lock().unwrap().push(Rule {
             method: method.to_string(),
             path_contains: path_contains.to_string(),
+            query_contains: String::new(),
             skip,
             remaining: times,
             fault,
         });
+    }
+
+    /// Like [`FaultProxy::fail`], for requests whose query also contains
+    /// `query_contains`: upload requests of one blob share their path with nothing but
+    /// name it only in the query (`PUT …/uploads/UUID?digest=sha256%3AHEX`).
+    pub fn fail_query(
+        &self,
+        method: &str,
+        path_contains: &str,
+        query_contains: &str,
+        times: usize,
+        fault: Fault,
+    ) {
+        self.state.rules.lock().unwrap().push(Rule {
+            method: method.to_string(),
+            path_contains: path_contains.to_string(),
+            query_contains: query_contains.to_string(),
+            skip: 0,
+            remaining: times,
+            fault,
+        });
+    }
+
+    /// Drops every rule, used or not: from now on requests are forwarded untouched
+    /// (e.g. to run a command again once the fault is gone).
+    pub fn clear(&self) {
+        self.state.rules.lock().unwrap().clear();
     }
 
     /// Every request so far, in the order they arrived.
@@ -171,6 +205,7 @@ fn take_fault(state: &State, head: &RequestHead) -> Option<Fault> {
         r.remaining > 0
             && (r.method.is_empty() || r.method.eq_ignore_ascii_case(&head.method))
             && head.path().contains(&r.path_contains)
+            && head.query().contains(&r.query_contains)
     })?;
     if rule.skip > 0 {
         rule.skip -= 1;
@@ -234,7 +269,10 @@ fn handle(state: &State, client: TcpStream) {
                 eprintln!("fault proxy: {} {}: {e}", head.method, head.path());
             }
         }
-        fault @ (None | Some(Fault::DropAfter(_)) | Some(Fault::CorruptBody)) => {
+        fault @ (None
+        | Some(Fault::DropAfter(_))
+        | Some(Fault::CorruptBody)
+        | Some(Fault::CutRequest(_))) => {
             if let Err(e) = forward(state, index, &head, &mut reader, &mut out, fault) {
                 eprintln!(
                     "fault proxy: {} {}: {e}",
@@ -281,6 +319,15 @@ fn forward(
     up_writer.write_all(request.as_bytes())?;
     if head.expects_continue() {
         client.write_all(b"HTTP/1.1 100 Continue\r\n\r\n")?;
+    }
+    if let Some(Fault::CutRequest(n)) = fault {
+        // Raw bytes, framing and all: what the registry reads is a body that stops.
+        io::copy(&mut (&mut *client_reader).take(n), &mut up_writer)?;
+        up_writer.flush()?;
+        drop(up_writer);
+        let _ = upstream.shutdown(Shutdown::Both);
+        let _ = client.shutdown(Shutdown::Both);
+        return Ok(());
     }
     // The registry may answer (e.g. 401) before reading the whole body and close; what
     // it answered still goes to the client.
@@ -367,6 +414,63 @@ impl EvilServer {
     }
 
     /// Every request so far; `authorization` says whether credentials leaked.
+    pub fn seen(&self) -> Vec<Seen> {
+        self.seen.lock().unwrap().clone()
+    }
+}
+
+/// A blob store on 127.0.0.2, where real registries send blob downloads (S3, a CDN): it
+/// serves `GET …/sha256:HEX` from a distribution registry's storage directory with no
+/// authentication at all, and records each request, so a test can redirect a layer
+/// there and check that the download worked and carried no credentials.
+pub struct StorageServer {
+    server: Server,
+    seen: Arc<Mutex<Vec<Seen>>>,
+}
+
+impl StorageServer {
+    /// Serves the blobs under `storage` (a registry's `rootdirectory`) on a free port of
+    /// 127.0.0.2.
+    pub fn start(storage: &std::path::Path) -> StorageServer {
+        let seen: Arc<Mutex<Vec<Seen>>> = Arc::default();
+        let handler_seen = seen.clone();
+        let blobs = storage.join("docker/registry/v2/blobs/sha256");
+        let server = Server::spawn("127.0.0.2:0", move |s| {
+            let mut reader = BufReader::new(s.try_clone().unwrap());
+            let mut out = s;
+            let Ok(Some(head)) = read_request_head(&mut reader) else {
+                return;
+            };
+            let index = record(&handler_seen, &head, None);
+            let _ = discard_body(&mut reader, &head);
+            let hex = head
+                .path()
+                .rsplit("sha256:")
+                .next()
+                .unwrap_or("")
+                .to_string();
+            let data = (hex.len() == 64 && hex.bytes().all(|b| b.is_ascii_hexdigit()))
+                .then(|| std::fs::read(blobs.join(&hex[..2]).join(&hex).join("data")).ok())
+                .flatten();
+            let status = if data.is_some() { 200 } else { 404 };
+            handler_seen.lock().unwrap()[index].status = Some(status);
+            let _ = respond(
+                &mut out,
+                status,
+                &[("Content-Type", "application/octet-stream")],
+                data.as_deref().unwrap_or(b""),
+            );
+        })
+        .expect("binding 127.0.0.2 (the loopback range should answer on any 127.x address)");
+        StorageServer { server, seen }
+    }
+
+    /// `127.0.0.2:PORT`.
+    pub fn addr(&self) -> &str {
+        &self.server.addr
+    }
+
+    /// Every request so far.
     pub fn seen(&self) -> Vec<Seen> {
         self.seen.lock().unwrap().clone()
     }

@@ -41,7 +41,7 @@ pub fn push_tiny(addr: &str, repo: &str, tag: &str, auth: Option<&str>) {
 
 /// A token from the registry's token server for `scopes`, as `user`: the tests' own
 /// way in, to put content in a token registry.
-fn bearer(reg: &Registry, user: &str, password: &str, scopes: &[String]) -> String {
+pub fn bearer(reg: &Registry, user: &str, password: &str, scopes: &[String]) -> String {
     let realm = reg.token_server().realm();
     let rest = realm.strip_prefix("http://").unwrap();
     let (addr, path) = rest.split_at(rest.find('/').unwrap());

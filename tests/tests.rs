@@ -34,6 +34,7 @@ mod prune;
 mod pull;
 mod push;
 mod registry;
+mod registry_faults;
 mod registry_transport;
 mod rmi;
 mod search;

@@ -192,6 +192,12 @@ impl BlobWriter {
         self.len() == 0
     }
 
+    /// The digest of the bytes written so far (`None` once committed): lets a caller
+    /// whose reader failed tell wrong bytes from a wrong format without committing.
+    pub fn digest(&self) -> Option<Digest> {
+        self.out.as_ref().map(|o| o.digest())
+    }
+
     /// Makes the blob visible under its digest: fsync, verify, rename, fsync dir, read-only.
     pub fn commit(
         mut self,

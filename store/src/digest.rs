@@ -148,6 +148,11 @@ impl<T> Hashing<T> {
         self.count
     }
 
+    /// The digest of everything seen so far, without ending the stream.
+    pub fn digest(&self) -> Digest {
+        Digest::from_hasher(self.hasher.clone())
+    }
+
     /// The digest of everything seen, the byte count and the inner value.
     pub fn finish(self) -> (Digest, u64, T) {
         (Digest::from_hasher(self.hasher), self.count, self.inner)

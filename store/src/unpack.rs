@@ -3,14 +3,16 @@
 //! One pass over the bytes does everything: they are teed into a blob writer while the
 //! (decompressed) stream is hashed for the diff ID and extracted into a private scratch
 //! directory. Only when the blob's digest and the diff ID check out is the tree renamed
-//! into `layers/` and recorded, so a failure or crash leaves only scratch for GC.
+//! into `layers/` and recorded, so a failure or crash leaves only scratch for GC. When
+//! the bytes fail to unpack and a digest was promised, the digest decides what the error
+//! says: wrong bytes are a digest mismatch, not the gzip or tar error they cause.
 
 use std::fs;
 use std::io::{self, Read, Write};
 
 use rusqlite::{OptionalExtension, params};
 
-use crate::blobs::BlobWriter;
+use crate::blobs::{BlobError, BlobWriter};
 use crate::digest::{Digest, Hashing};
 use crate::error::StoreError;
 use crate::fsutil;
@@ -43,6 +45,33 @@ pub struct StoredLayer {
     pub size: u64,
 }
 
+/// `e`, or the digest mismatch behind it. A layer whose bytes are not those its
+/// manifest promised (a corrupted download) mostly fails as a broken gzip or tar stream,
+/// or a wrong diff ID, long before its digest can be checked at the end; but the wrong
+/// bytes are the cause, and the digest the one thing the user can check against the
+/// registry. So the rest of the blob is read (no further than its promised size) and
+/// its digest compared; when the bytes could not be read, or do hash to the promised
+/// digest (the image itself is broken), `e` stands.
+fn wrong_bytes<R: Read>(tee: &mut Tee<'_, R>, src: &LayerSource, e: StoreError) -> StoreError {
+    let Some(expected) = src.digest else {
+        return e;
+    };
+    // One byte past the promised size is enough to know the blob is not it.
+    let left = src
+        .size
+        .map_or(u64::MAX, |size| size.saturating_sub(tee.w.len()) + 1);
+    if io::copy(&mut tee.take(left), &mut io::sink()).is_err() {
+        return e;
+    }
+    match tee.w.digest() {
+        Some(actual) if &actual != expected => StoreError::Blob(BlobError::DigestMismatch {
+            expected: expected.clone(),
+            actual,
+        }),
+        _ => e,
+    }
+}
+
 /// Copies what it reads into a writer.
 struct Tee<'a, R> {
     r: R,
@@ -69,38 +98,9 @@ impl Store {
         };
         let mut writer = self.blobs().writer()?;
         let mut tee = Tee { r, w: &mut writer };
-        let (compression, diff_id, size, scratch) = {
-            let (compression, mut plain) =
-                layer::decompress(&mut tee).map_err(io_err(format!("reading {}", src.what)))?;
-            match known {
-                Some(size) => {
-                    let mut h = Hashing::new(io::sink());
-                    io::copy(&mut plain, &mut h)
-                        .map_err(io_err(format!("reading {}", src.what)))?;
-                    (compression, h.finish().0, size, None)
-                }
-                None => {
-                    let scratch = self.scratch_dir("layer")?;
-                    let diff = scratch.join("diff");
-                    let extracted = fs::create_dir(&diff)
-                        .map_err(io_err(format!("creating {}", diff.display())))
-                        .and_then(|()| {
-                            layer::extract(&mut plain, &diff, &ExtractOptions::for_current_user())
-                                .map_err(|source| StoreError::LayerIn {
-                                    what: src.what.to_string(),
-                                    source,
-                                })
-                        });
-                    match extracted {
-                        Ok(x) => (compression, x.diff_id, x.content_size, Some(scratch)),
-                        Err(e) => {
-                            let _ = fsutil::remove_tree(&scratch);
-                            return Err(e);
-                        }
-                    }
-                }
-            }
-        };
+        let unpacked = self.unpack(&mut tee, src, known);
+        let (compression, diff_id, size, scratch) =
+            unpacked.map_err(|e| wrong_bytes(&mut tee, src, e))?;
         let cleanup = |e: StoreError| {
             if let Some(s) = &scratch {
                 let _ = fsutil::remove_tree(s);
@@ -114,11 +114,12 @@ impl Store {
         if let Some(expected) = src.diff_id
             && expected != &diff_id
         {
-            return Err(cleanup(StoreError::DiffIdMismatch {
+            let e = StoreError::DiffIdMismatch {
                 what: src.what.to_string(),
                 expected: expected.clone(),
                 actual: diff_id,
-            }));
+            };
+            return Err(cleanup(wrong_bytes(&mut tee, src, e)));
         }
         let blob_size = writer.len();
         let blob = writer
@@ -147,6 +148,46 @@ impl Store {
             media_type,
             size,
         })
+    }
+
+    /// The decompressing, hashing and extracting part of [`Store::add_layer`]: the
+    /// compression, the diff ID, the content size and the scratch tree (none when the
+    /// layer is already stored). A failure leaves no scratch behind.
+    fn unpack<R: Read>(
+        &self,
+        tee: &mut Tee<'_, R>,
+        src: &LayerSource,
+        known: Option<u64>,
+    ) -> Result<(Compression, Digest, u64, Option<std::path::PathBuf>), StoreError> {
+        let (compression, mut plain) =
+            layer::decompress(tee).map_err(io_err(format!("reading {}", src.what)))?;
+        match known {
+            Some(size) => {
+                let mut h = Hashing::new(io::sink());
+                io::copy(&mut plain, &mut h).map_err(io_err(format!("reading {}", src.what)))?;
+                Ok((compression, h.finish().0, size, None))
+            }
+            None => {
+                let scratch = self.scratch_dir("layer")?;
+                let diff = scratch.join("diff");
+                let extracted = fs::create_dir(&diff)
+                    .map_err(io_err(format!("creating {}", diff.display())))
+                    .and_then(|()| {
+                        layer::extract(&mut plain, &diff, &ExtractOptions::for_current_user())
+                            .map_err(|source| StoreError::LayerIn {
+                                what: src.what.to_string(),
+                                source,
+                            })
+                    });
+                match extracted {
+                    Ok(x) => Ok((compression, x.diff_id, x.content_size, Some(scratch))),
+                    Err(e) => {
+                        let _ = fsutil::remove_tree(&scratch);
+                        Err(e)
+                    }
+                }
+            }
+        }
     }
 
     /// Records a layer and a blob that holds it (idempotent).
@@ -250,5 +291,86 @@ impl Store {
         let media_type = default_media_type(Compression::None);
         self.record_layer(diff_id, size, &blob, blob_size, &media_type)?;
         Ok((blob, media_type, blob_size))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn gzip_layer() -> (Vec<u8>, Digest) {
+        let mut b = tar::Builder::new(Vec::new());
+        let mut h = tar::Header::new_ustar();
+        h.set_path("hello").unwrap();
+        h.set_size(3);
+        h.set_mode(0o644);
+        h.set_mtime(0);
+        h.set_cksum();
+        b.append(&h, &b"hi\n"[..]).unwrap();
+        let tar = b.into_inner().unwrap();
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        gz.write_all(&tar).unwrap();
+        (gz.finish().unwrap(), Digest::of(&tar))
+    }
+
+    fn empty_dir(p: &std::path::Path) -> bool {
+        fs::read_dir(p).unwrap().next().is_none()
+    }
+
+    /// A flipped first byte breaks the gzip header; a flipped last byte only the
+    /// trailer's size; either way the error is the digest the bytes did not match,
+    /// and nothing is stored.
+    #[test]
+    fn wrong_bytes_are_reported_as_a_digest_mismatch() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let (gz, diff_id) = gzip_layer();
+        let digest = Digest::of(&gz);
+        for at in [0, gz.len() - 1] {
+            let mut bad = gz.clone();
+            bad[at] ^= 0xff;
+            let src = LayerSource {
+                what: "layer",
+                digest: Some(&digest),
+                size: Some(gz.len() as u64),
+                diff_id: Some(&diff_id),
+                media_type: None,
+            };
+            let e = store.add_layer(&bad[..], &src).unwrap_err();
+            match e {
+                StoreError::Blob(BlobError::DigestMismatch { expected, actual }) => {
+                    assert_eq!(expected, digest);
+                    assert_eq!(actual, Digest::of(&bad));
+                }
+                e => panic!("byte {at}: {e}"),
+            }
+            // Without a promised digest there is nothing to blame: the format error.
+            let unpromised = LayerSource {
+                digest: None,
+                ..src.clone()
+            };
+            let e = store.add_layer(&bad[..], &unpromised).unwrap_err();
+            assert!(
+                !matches!(e, StoreError::Blob(BlobError::DigestMismatch { .. })),
+                "{e}"
+            );
+        }
+        assert!(store.blobs().list().unwrap().is_empty());
+        assert!(empty_dir(&dir.path().join("layers")));
+        assert!(empty_dir(&dir.path().join("tmp")));
+        assert!(empty_dir(&dir.path().join("ingest")));
+
+        // The right bytes for another image: the diff ID is the error.
+        let other = Digest::of(b"another layer");
+        let src = LayerSource {
+            what: "layer",
+            digest: Some(&digest),
+            size: Some(gz.len() as u64),
+            diff_id: Some(&other),
+            media_type: None,
+        };
+        let e = store.add_layer(&gz[..], &src).unwrap_err();
+        assert!(matches!(e, StoreError::DiffIdMismatch { .. }), "{e}");
+        assert!(empty_dir(&dir.path().join("layers")));
     }
 }
