@@ -11,8 +11,10 @@
 # same compressed blobs: skopeo copies the layout (`oci:`), rbuild pushes the image it
 # loaded from that layout. Every round starts a fresh registry (Debian's docker-registry
 # on 127.0.0.1, its own storage), so nothing is "already there". Pull: rbuild into an
-# empty store (download, verify, extract) against `skopeo copy docker://… oci:DIR`
-# (download and verify, nothing extracted: skopeo does less work).
+# empty store (download, verify, extract) against skopeo into the two places it can put
+# an image: `oci:DIR` (download and verify only, nothing extracted: less work than
+# rbuild's) and `containers-storage:` (an empty overlay store, extracted as podman and
+# buildah keep images: the same job as rbuild's).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 repo=$PWD
@@ -39,7 +41,13 @@ stop_registry() {
   fi
   rm -rf "$work/registry"
 }
-trap 'stop_registry; rm -rf "$work"' EXIT
+cleanup() {
+  stop_registry
+  # containers-storage bind-mounts its overlay directory.
+  grep -o " $work[^ ]*" /proc/mounts | sort -r | xargs -r -n1 umount -l 2>/dev/null || true
+  rm -rf "$work"
+}
+trap cleanup EXIT
 now() { date +%s.%N; }
 median() { printf '%s\n' "$@" | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
@@ -139,6 +147,14 @@ for r in $(seq "$rounds"); do
   s=$(now)
   skopeo copy -q --src-tls-verify=false "docker://$reg/bench/img:1" "oci:$work/pulled:1" >/dev/null
   t[skopeo_pull]+="$(echo "$(now) - $s" | bc) "
+  # pull: skopeo into an empty containers-storage (overlay), as podman pull does
+  cs=$work/cs-$r
+  s=$(now)
+  skopeo copy -q --src-tls-verify=false "docker://$reg/bench/img:1" \
+    "containers-storage:[overlay@$cs/root+$cs/run]bench/img:1" >/dev/null
+  t[skopeo_pull_cs]+="$(echo "$(now) - $s" | bc) "
+  grep -o " $cs[^ ]*" /proc/mounts | sort -r | xargs -r -n1 umount -l 2>/dev/null || true
+  rm -rf "$cs"
   # push: rbuild, to a fresh registry
   start_registry
   "$rbuild" --root "$src_store" tag bench/img:1 "$reg/bench/img:1"
@@ -152,17 +168,21 @@ for r in $(seq "$rounds"); do
   "$rbuild" --root "$work/dst-store" pull -q "$reg/bench/img:1" >/dev/null
   t[rbuild_pull]+="$(echo "$(now) - $s" | bc) "
   echo "round $r: push rbuild $(echo ${t[rbuild_push]} | awk '{print $NF}') s, skopeo $(echo ${t[skopeo_push]} | awk '{print $NF}') s;" \
-    "pull rbuild $(echo ${t[rbuild_pull]} | awk '{print $NF}') s, skopeo $(echo ${t[skopeo_pull]} | awk '{print $NF}') s"
+    "pull rbuild $(echo ${t[rbuild_pull]} | awk '{print $NF}') s, skopeo oci: $(echo ${t[skopeo_pull]} | awk '{print $NF}') s," \
+    "skopeo containers-storage: $(echo ${t[skopeo_pull_cs]} | awk '{print $NF}') s"
 done
 stop_registry
 
 printf '\n| way | rbuild | skopeo | rbuild/skopeo | target | result |\n| --- | --- | --- | --- | --- | --- |\n'
-for way in push pull; do
+row() { # way label rbuild-key skopeo-key
   # shellcheck disable=SC2086
-  a=$(median ${t[rbuild_$way]})
+  a=$(median ${t[$3]})
   # shellcheck disable=SC2086
-  b=$(median ${t[skopeo_$way]})
+  b=$(median ${t[$4]})
   ratio=$(echo "scale=3; $a / $b" | bc)
   met=$(echo "$ratio <= 0.8" | bc)
-  printf '| %s | %.2f s | %.2f s | %s | <= 0.8 | %s |\n' "$way" "$a" "$b" "$ratio" "$([ "$met" = 1 ] && echo met || echo missed)"
-done
+  printf '| %s | %.2f s | %.2f s | %s | <= 0.8 | %s |\n' "$2" "$a" "$b" "$ratio" "$([ "$met" = 1 ] && echo met || echo missed)"
+}
+row push "push (skopeo from oci:)" rbuild_push skopeo_push
+row pull "pull (skopeo to oci:, not extracted)" rbuild_pull skopeo_pull
+row pull "pull (skopeo to containers-storage:, extracted)" rbuild_pull skopeo_pull_cs
