@@ -10,7 +10,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::registry_util::{Registry, RegistryAuth};
-use crate::util::{Run, TempDir};
+use crate::util::{Run, TempDir, run_command};
 
 /// A docker config dir, a HOME, a store root and a bin dir put first on PATH.
 pub struct Env {
@@ -57,7 +57,6 @@ impl Env {
 
     /// [`Env::run`] with extra environment variables.
     pub fn run_env(&self, args: &[&str], stdin: Option<&str>, envs: &[(&str, &str)]) -> Run {
-        use std::io::Write;
         let path = format!(
             "{}:{}",
             self.dir.0.join("bin").display(),
@@ -66,34 +65,14 @@ impl Env {
         let root = self.dir.0.join("root");
         let mut all = vec!["--root", root.to_str().unwrap()];
         all.extend_from_slice(args);
-        let mut child = Command::new(env!("CARGO_BIN_EXE_rbuild"))
-            .args(&all)
-            .env("DOCKER_CONFIG", self.dir.0.join("docker"))
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_rbuild"));
+        cmd.env("DOCKER_CONFIG", self.dir.0.join("docker"))
             .env("HOME", self.dir.0.join("home"))
             .env("PATH", path)
             .env_remove("RBUILD_INSECURE_REGISTRIES")
             .env_remove("RBUILD_REGISTRY_TIMEOUT")
-            .envs(envs.iter().copied())
-            .stdin(if stdin.is_some() {
-                Stdio::piped()
-            } else {
-                Stdio::null()
-            })
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("starting rbuild");
-        if let Some(input) = stdin {
-            let mut pipe = child.stdin.take().unwrap();
-            let _ = pipe.write_all(input.as_bytes());
-        }
-        let out = child.wait_with_output().unwrap();
-        Run {
-            args: all.iter().map(|s| s.to_string()).collect(),
-            status: out.status.code(),
-            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-        }
+            .envs(envs.iter().copied());
+        run_command(cmd, &all, stdin.map(str::as_bytes)).0
     }
 
     /// `rbuild login -u USER --password-stdin SERVER`.

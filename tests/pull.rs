@@ -3,36 +3,10 @@
 //! plain tar layers) and `buildah` (OCI manifests, gzip layers, an image index). What
 //! the registry must not hold (schema 1, lying digests) comes from a one-shot server.
 
-use std::process::Command;
-
 use sha2::{Digest as _, Sha256};
 
 use crate::registry_util::{Registry, RegistryAuth};
-use crate::util::{TempDir, TestStore, serve};
-
-/// Runs a tool and returns its stdout; a missing tool or a failure fails the test.
-#[track_caller]
-fn tool(cmd: &str, args: &[&str]) -> Vec<u8> {
-    let out = match Command::new(cmd).args(args).output() {
-        Ok(o) => o,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            panic!("{cmd} is not installed; these tests need it: apt-get install {cmd}")
-        }
-        Err(e) => panic!("running {cmd}: {e}"),
-    };
-    assert!(
-        out.status.success(),
-        "{cmd} {} failed:\n{}\n{}",
-        args.join(" "),
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out.stdout
-}
-
-fn json(b: &[u8]) -> serde_json::Value {
-    serde_json::from_slice(b).unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(b)))
-}
+use crate::util::{TempDir, TestStore, json, serve, tool_output};
 
 fn sha256(b: &[u8]) -> String {
     format!("sha256:{:x}", Sha256::digest(b))
@@ -40,7 +14,7 @@ fn sha256(b: &[u8]) -> String {
 
 /// The manifest bytes the registry holds for `reference` (`name:tag` or `name@digest`).
 fn raw_manifest(reg: &Registry, reference: &str) -> Vec<u8> {
-    tool(
+    tool_output(
         "skopeo",
         &[
             "inspect",
@@ -58,7 +32,7 @@ fn push_saved(store: &TestStore, image: &str, reg: &Registry, target: &str) {
     store
         .run(&["save", "-o", archive.to_str().unwrap(), image])
         .success();
-    tool(
+    tool_output(
         "skopeo",
         &[
             "copy",
@@ -339,7 +313,7 @@ fn push_index(reg: &Registry, tmp: &TempDir) -> String {
     ];
     let buildah = |args: &[&str]| {
         let all: Vec<&str> = base.iter().chain(args).copied().collect();
-        String::from_utf8(tool("buildah", &all))
+        String::from_utf8(tool_output("buildah", &all))
             .unwrap()
             .trim()
             .to_string()

@@ -2,42 +2,13 @@
 //! (Debian's `skopeo` and `umoci`; a missing one fails the test).
 
 use std::fs;
-use std::path::Path;
 use std::process::Command;
 
 use crate::build::{ctx_arg, setup};
 use crate::fault_proxy::{Fault, FaultProxy};
 use crate::imagetar::{assert_same_tree, listing, sha256_hex};
 use crate::registry_util::{Registry, RegistryAuth, http_request};
-use crate::util::{Run, TempDir, TestStore};
-
-/// Runs a tool and returns its stdout; a missing tool or a failure fails the test.
-#[track_caller]
-fn tool(cmd: &str, args: &[&str]) -> String {
-    let out = match Command::new(cmd).args(args).output() {
-        Ok(o) => o,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            panic!("{cmd} is not installed; these tests need it: apt-get install skopeo umoci")
-        }
-        Err(e) => panic!("running {cmd}: {e}"),
-    };
-    assert!(
-        out.status.success(),
-        "{cmd} {} failed:\n{}\n{}",
-        args.join(" "),
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-fn json(s: &str) -> serde_json::Value {
-    serde_json::from_str(s).unwrap_or_else(|e| panic!("{e}: {s}"))
-}
-
-fn p(path: &Path) -> &str {
-    path.to_str().unwrap()
-}
+use crate::util::{Run, TempDir, TestStore, json, p, tool};
 
 /// `rbuild --root STORE ARGS` with extra environment variables.
 fn run_env(store: &TestStore, env: &[(&str, &str)], args: &[&str]) -> Run {

@@ -8,7 +8,7 @@
 //! value, a token or a registry URL's query string.
 
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use crate::fault_proxy::{EvilServer, Fault, FaultProxy, Seen, StorageServer};
@@ -17,7 +17,7 @@ use crate::registry_seed::{digest, skopeo};
 use crate::registry_transport::{assert_clean, bearer};
 use crate::registry_util::{Registry, RegistryAuth, http_request};
 use crate::token_server::basic_auth;
-use crate::util::{Run, TempDir, TestStore, require_root};
+use crate::util::{Run, TempDir, TestStore, require_root, run_command};
 
 /// A docker config directory and HOME for one test, shared by its stores, and the
 /// secrets no output may show.
@@ -49,39 +49,18 @@ impl Docker {
         stdin: Option<&str>,
         envs: &[(&str, &str)],
     ) -> Run {
-        use std::io::Write;
         let root = store.root().to_str().unwrap();
         let mut all = vec!["--root", root];
         all.extend_from_slice(args);
-        let mut child = Command::new(env!("CARGO_BIN_EXE_rbuild"))
-            .args(&all)
-            .env("DOCKER_CONFIG", self.dir.0.join("docker"))
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_rbuild"));
+        cmd.env("DOCKER_CONFIG", self.dir.0.join("docker"))
             .env("HOME", self.dir.0.join("home"))
             .env_remove("RBUILD_INSECURE_REGISTRIES")
             .env_remove("RBUILD_REGISTRY_TIMEOUT")
             .env_remove("RBUILD_PUSH_CHUNK_SIZE")
             .envs(envs.iter().copied())
-            .current_dir(store.root())
-            .stdin(if stdin.is_some() {
-                Stdio::piped()
-            } else {
-                Stdio::null()
-            })
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("starting rbuild");
-        if let Some(input) = stdin {
-            let mut pipe = child.stdin.take().unwrap();
-            let _ = pipe.write_all(input.as_bytes());
-        }
-        let out = child.wait_with_output().unwrap();
-        let run = Run {
-            args: all.iter().map(|s| s.to_string()).collect(),
-            status: out.status.code(),
-            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-        };
+            .current_dir(store.root());
+        let (run, _) = run_command(cmd, &all, stdin.map(str::as_bytes));
         let secrets: Vec<&str> = self.secrets.iter().map(String::as_str).collect();
         assert_clean(&run, &secrets);
         run

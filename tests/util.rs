@@ -105,10 +105,18 @@ pub fn rbuild_in(dir: &Path, args: &[&str], stdin: Option<&[u8]>) -> Run {
 
 /// Like [`rbuild_in`], also returning stdout as bytes (`save` to a pipe is binary).
 pub fn rbuild_bytes(dir: &Path, args: &[&str], stdin: Option<&[u8]>) -> (Run, Vec<u8>) {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_rbuild"));
+    cmd.current_dir(dir);
+    run_command(cmd, args, stdin)
+}
+
+/// Runs `cmd` (rbuild, with whatever environment the caller set) with `args`, `stdin`
+/// as standard input (none: /dev/null, not a terminal), returning the run and stdout as
+/// bytes.
+pub fn run_command(mut cmd: Command, args: &[&str], stdin: Option<&[u8]>) -> (Run, Vec<u8>) {
     use std::io::Write;
-    let mut child = Command::new(env!("CARGO_BIN_EXE_rbuild"))
+    let mut child = cmd
         .args(args)
-        .current_dir(dir)
         .stdin(if stdin.is_some() {
             Stdio::piped()
         } else {
@@ -321,4 +329,43 @@ pub fn serve(
         }
     });
     url
+}
+
+/// Runs an external tool (skopeo, umoci, buildah: each its own Debian package) and returns
+/// its stdout; a missing tool or a failure fails the test, naming what to install.
+#[track_caller]
+pub fn tool_output(cmd: &str, args: &[&str]) -> Vec<u8> {
+    let out = match std::process::Command::new(cmd).args(args).output() {
+        Ok(o) => o,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            panic!("{cmd} is not installed; these tests need it: apt-get install {cmd}")
+        }
+        Err(e) => panic!("running {cmd}: {e}"),
+    };
+    assert!(
+        out.status.success(),
+        "{cmd} {} failed:\n{}\n{}",
+        args.join(" "),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out.stdout
+}
+
+/// [`tool_output`] as text.
+#[track_caller]
+pub fn tool(cmd: &str, args: &[&str]) -> String {
+    String::from_utf8_lossy(&tool_output(cmd, args)).into_owned()
+}
+
+/// Parses JSON a tool printed; a parse failure shows the text.
+#[track_caller]
+pub fn json<B: AsRef<[u8]> + ?Sized>(b: &B) -> serde_json::Value {
+    let b = b.as_ref();
+    serde_json::from_slice(b).unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(b)))
+}
+
+/// A path as the `&str` a command line wants.
+pub fn p(path: &Path) -> &str {
+    path.to_str().unwrap()
 }

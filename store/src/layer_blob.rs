@@ -8,7 +8,7 @@ use std::io::{self, Read};
 
 use crate::digest::{Digest, Verifying};
 use crate::error::StoreError;
-use crate::layer::{self, Compression};
+use crate::layer::Compression;
 use crate::store::{Store, io_err};
 use crate::unpack::default_media_type;
 
@@ -117,18 +117,7 @@ impl Store {
                 io::copy(&mut r, &mut gz)
                     .map_err(io_err(format!("compressing layer {diff_id}")))?;
             } else {
-                let written = layer::write_tar(
-                    &self.layer_dir(diff_id),
-                    &mut gz,
-                    &layer::WriteOptions::default(),
-                )?;
-                if &written.diff_id != diff_id {
-                    return Err(StoreError::DiffIdMismatch {
-                        what: format!("the tree of layer {diff_id}"),
-                        expected: diff_id.clone(),
-                        actual: written.diff_id,
-                    });
-                }
+                self.write_layer_tar(diff_id, &mut gz)?;
             }
             gz.finish()
                 .map_err(io_err(format!("compressing layer {diff_id}")))?;

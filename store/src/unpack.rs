@@ -263,6 +263,25 @@ pub(crate) fn now() -> i64 {
 }
 
 impl Store {
+    /// Writes the tar of a stored layer's tree to `w` (deterministic: the same tar every
+    /// time), checking that it is the layer it should be.
+    pub(crate) fn write_layer_tar(
+        &self,
+        diff_id: &Digest,
+        w: &mut impl io::Write,
+    ) -> Result<(), StoreError> {
+        let written =
+            layer::write_tar(&self.layer_dir(diff_id), w, &layer::WriteOptions::default())?;
+        if &written.diff_id != diff_id {
+            return Err(StoreError::DiffIdMismatch {
+                what: format!("the tree of layer {diff_id}"),
+                expected: diff_id.clone(),
+                actual: written.diff_id,
+            });
+        }
+        Ok(())
+    }
+
     /// Makes a plain tar blob of a layer that has only its tree (one built here), keeps
     /// it, and records it: `save` and `push` need bytes, and the tree is immutable, so
     /// the same tar is made every time.
@@ -274,18 +293,7 @@ impl Store {
                 diff_id: diff_id.clone(),
             })?;
         let mut w = self.blobs().writer()?;
-        let written = layer::write_tar(
-            &self.layer_dir(diff_id),
-            &mut w,
-            &layer::WriteOptions::default(),
-        )?;
-        if &written.diff_id != diff_id {
-            return Err(StoreError::DiffIdMismatch {
-                what: format!("the tree of layer {diff_id}"),
-                expected: diff_id.clone(),
-                actual: written.diff_id,
-            });
-        }
+        self.write_layer_tar(diff_id, &mut w)?;
         let blob_size = w.len();
         let blob = w.commit(Some(diff_id), None)?;
         let media_type = default_media_type(Compression::None);
