@@ -34,14 +34,12 @@ pub fn runtime() -> Result<tokio::runtime::Runtime, RegistryError> {
 
 /// Whether a registry host is loopback, which Docker speaks to over plain HTTP.
 pub fn is_loopback(registry: &str) -> bool {
-    let host = match registry.strip_prefix('[') {
-        Some(rest) => rest.split(']').next().unwrap_or(""),
-        None => registry.rsplit_once(':').map_or(registry, |(h, _)| h),
-    };
+    let (host, _) = settings::split_host_port(registry);
     host == "localhost"
         || host
             .parse::<std::net::IpAddr>()
-            .is_ok_and(|ip| ip.is_loopback())
+            // `::ffff:127.0.0.1` is IPv4 loopback written as IPv6, as docker counts it.
+            .is_ok_and(|ip| ip.to_canonical().is_loopback())
 }
 
 /// Checks that the client's credentials for `registry` are accepted, as `docker login`
@@ -65,6 +63,7 @@ mod tests {
             "127.1.2.3:80",
             "[::1]:5000",
             "[::1]",
+            "[::ffff:127.0.0.1]:5000",
         ] {
             assert!(is_loopback(h), "{h}");
         }
@@ -73,6 +72,7 @@ mod tests {
             "10.0.0.1:5000",
             "localhost.example.com",
             "[::2]:1",
+            "[::ffff:10.0.0.1]:5000",
             "128.0.0.1",
         ] {
             assert!(!is_loopback(h), "{h}");

@@ -115,10 +115,10 @@ impl RegistrySettings {
     /// without a port covers every port of that host; a CIDR covers IP literals in it
     /// (names are not resolved to find out).
     pub fn is_insecure(&self, host: &str) -> bool {
-        let (name, port) = split_host_port(host);
-        if is_loopback(&name) {
+        if super::is_loopback(host) {
             return true;
         }
+        let (name, port) = split_host_port(host);
         self.insecure.iter().any(|entry| {
             if let Some(net) = Cidr::parse(entry) {
                 return name.parse::<IpAddr>().is_ok_and(|ip| net.contains(ip));
@@ -156,7 +156,7 @@ pub fn check_insecure_entry(entry: &str) -> Result<(), String> {
 }
 
 /// Lower-cased host (brackets of an IPv6 literal removed) and port, if any.
-fn split_host_port(s: &str) -> (String, Option<String>) {
+pub(super) fn split_host_port(s: &str) -> (String, Option<String>) {
     let s = s.trim().to_ascii_lowercase();
     if let Some(rest) = s.strip_prefix('[') {
         if let Some((host, after)) = rest.split_once(']') {
@@ -170,10 +170,6 @@ fn split_host_port(s: &str) -> (String, Option<String>) {
         Some((host, port)) if !port.contains(':') => (host.to_string(), Some(port.to_string())),
         _ => (s, None),
     }
-}
-
-fn is_loopback(name: &str) -> bool {
-    name == "localhost" || name.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
 }
 
 /// An IPv4 or IPv6 network, `addr/len`.
