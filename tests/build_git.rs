@@ -3,6 +3,7 @@
 //! resolved commit, and errors that name the repository (without credentials).
 
 use std::os::unix::fs::MetadataExt;
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -62,6 +63,9 @@ impl Daemon {
             .arg(base)
             .env("GIT_CONFIG_NOSYSTEM", "1")
             .env("HOME", base)
+            // `git daemon` runs `git-daemon` as a child, which forks one per connection:
+            // a group of their own lets drop stop them all, not only `git`.
+            .process_group(0)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -86,7 +90,8 @@ impl Daemon {
 
 impl Drop for Daemon {
     fn drop(&mut self) {
-        let _ = self.child.kill();
+        let group = nix::unistd::Pid::from_raw(self.child.id() as i32);
+        let _ = nix::sys::signal::killpg(group, nix::sys::signal::Signal::SIGKILL);
         let _ = self.child.wait();
     }
 }
