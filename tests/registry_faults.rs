@@ -358,6 +358,27 @@ fn pull_resumes_a_layer_cut_halfway() {
 }
 
 #[test]
+fn pull_asks_again_for_a_manifest_and_config_cut_mid_body() {
+    let (_reg, proxy, docker, seeded, s) = pull_setup("faults-small-cut", 256 << 10);
+    let manifest_path = "/v2/big/manifests/1";
+    let config_path = format!("/v2/big/blobs/{}", seeded.id);
+    proxy.fail("GET", manifest_path, 1, Fault::DropAfter(100));
+    proxy.fail("GET", &config_path, 1, Fault::DropAfter(50));
+    let reference = format!("{}/big:1", proxy.addr());
+    docker.rb(&s, &["pull", &reference]).success();
+    // Each small body is read whole: a cut one is asked for again, from the start.
+    for path in [manifest_path, config_path.as_str()] {
+        let got = requests_for(&proxy.seen(), path);
+        assert_eq!(got.len(), 2, "{path}: {got:?}");
+        assert!(
+            got.iter().all(|(_, range, _)| range.is_none()),
+            "{path}: {got:?}"
+        );
+    }
+    assert_pulled(&s, &reference, &seeded);
+}
+
+#[test]
 fn pull_of_a_corrupted_layer_names_the_digest_and_stores_nothing() {
     let (_reg, proxy, docker, seeded, s) = pull_setup("faults-corrupt", 1 << 20);
     let layer_path = format!("/v2/big/blobs/{}", seeded.layer);

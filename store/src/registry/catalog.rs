@@ -17,7 +17,7 @@ use reqwest::{Method, Url};
 use serde::Deserialize;
 
 use super::error::RegistryError;
-use super::transport::{Client, Request, host_label};
+use super::transport::{Client, Request, host_label, same_origin};
 
 /// Repositories asked for per catalog request: the distribution spec's default, which
 /// every registry accepts (distribution 3 refuses an `n` above its configured maximum).
@@ -254,14 +254,6 @@ fn parse_links(value: &str) -> Vec<(&str, Vec<(String, String)>)> {
             None => return out,
         }
     }
-}
-
-/// Scheme, host and port agree: the transport sends the registry's credentials to the
-/// origin of the request's URL, so a page elsewhere must not be asked for.
-fn same_origin(a: &Url, b: &Url) -> bool {
-    a.scheme() == b.scheme()
-        && a.host_str() == b.host_str()
-        && a.port_or_known_default() == b.port_or_known_default()
 }
 
 /// A repository name by the distribution grammar's shape: `/`-separated components of

@@ -14,7 +14,7 @@ use reqwest::header;
 
 use super::auth::repository_scope;
 use super::error::RegistryError;
-use super::transport::{Client, Request, host_label, read_capped};
+use super::transport::{Client, Request};
 use crate::digest::Digest;
 use crate::platform::Platform;
 use crate::reference::ImageRef;
@@ -82,19 +82,15 @@ pub async fn fetch(
     let req = Request::new(Method::GET, registry, url, what.clone())
         .scope(repository_scope(repo, "pull"))
         .header(header::ACCEPT, ACCEPT);
-    let resp = client.send_expect(&req, &[200]).await?;
-    let host = host_label(resp.url());
-    let content_type = resp
-        .headers()
+    let (headers, bytes) = client.fetch(&req, &[200], MANIFEST_LIMIT).await?;
+    let content_type = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .map(|v| v.split(';').next().unwrap_or("").trim().to_string());
-    let announced = resp
-        .headers()
+    let announced = headers
         .get("docker-content-digest")
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.trim().parse::<Digest>().ok());
-    let bytes = read_capped(resp, MANIFEST_LIMIT, &host, &what).await?;
     let digest = Digest::of(&bytes);
     let pinned = reference.parse::<Digest>().ok();
     for expected in pinned.iter().chain(announced.iter()) {

@@ -25,7 +25,7 @@ use super::auth::repository_scope;
 use super::error::RegistryError;
 use super::manifest::{self, Resolved};
 use super::progress::{Event, Progress, short_id};
-use super::transport::{Client, Request, host_label, read_capped, transport_error};
+use super::transport::{Client, Request, host_label, transport_error};
 use crate::config::ImageConfig;
 use crate::digest::Digest;
 use crate::images::NewImage;
@@ -356,9 +356,7 @@ async fn fetch_config(
         });
     }
     let req = blob_request(client, image, digest, &what)?;
-    let resp = client.send_expect(&req, &[200]).await?;
-    let host = host_label(resp.url());
-    let bytes = read_capped(resp, CONFIG_LIMIT, &host, &what).await?;
+    let (_, bytes) = client.fetch(&req, &[200], CONFIG_LIMIT).await?;
     let actual = Digest::of(&bytes);
     if &actual != digest {
         return Err(RegistryError::DigestMismatch {

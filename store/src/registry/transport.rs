@@ -268,14 +268,13 @@ impl Client {
     /// 5xx/429 that outlasted the retries is [`RegistryError::Status`].
     pub async fn send(&self, req: &Request) -> Result<Response, RegistryError> {
         let host = host_label(&req.url);
-        let home = origin(&req.url);
         let mut url = req.url.clone();
         let mut method = req.method.clone();
         let mut body = req.body.clone();
         let mut fresh_auth = false;
         let mut hops = 0;
         loop {
-            let at_home = origin(&url) == home;
+            let at_home = same_origin(&url, &req.url);
             let auth = if at_home {
                 self.authorization(req, &host).await?
             } else {
@@ -552,7 +551,14 @@ impl Client {
                 detail,
             });
         }
-        let body = read_capped(resp, SMALL_BODY_LIMIT, &realm_host, &what).await?;
+        let body = read_body(
+            resp,
+            SMALL_BODY_LIMIT,
+            &realm_host,
+            &what,
+            self.opts.idle_timeout,
+        )
+        .await?;
         serde_json::from_slice::<TokenResponse>(&body)
             .ok()
             .and_then(TokenResponse::into_token)
@@ -673,7 +679,9 @@ pub fn transport_error(
             secs: idle.as_secs().max(1),
         };
     }
-    let mut reason = e.without_url_ref();
+    // The innermost cause says what happened (`Connection refused`); the outer ones
+    // repeat it with the URL, which may carry a query string.
+    let mut reason = String::from("the connection failed");
     let mut source: Option<&dyn std::error::Error> = std::error::Error::source(e);
     while let Some(s) = source {
         reason = s.to_string();
@@ -683,20 +691,6 @@ pub fn transport_error(
         host: host.to_string(),
         what: what.to_string(),
         reason,
-    }
-}
-
-trait WithoutUrl {
-    fn without_url_ref(&self) -> String;
-}
-
-impl WithoutUrl for reqwest::Error {
-    fn without_url_ref(&self) -> String {
-        let s = self.to_string();
-        match self.url() {
-            Some(u) => s.replace(u.as_str(), &redact_url(u.as_str())),
-            None => s,
-        }
     }
 }
 
@@ -711,18 +705,8 @@ fn retry_after(h: &HeaderMap) -> Option<Duration> {
     Some(d.min(MAX_RETRY_AFTER))
 }
 
-/// Reads a whole body, refusing more than `limit` bytes.
-pub async fn read_capped(
-    resp: Response,
-    limit: u64,
-    host: &str,
-    what: &str,
-) -> Result<Bytes, RegistryError> {
-    read_body(resp, limit, host, what, Duration::ZERO).await
-}
-
-/// [`read_capped`], with the client's idle timeout for the message of a body that
-/// went silent (zero when the caller does not know it).
+/// Reads a whole body, refusing more than `limit` bytes; `idle` is the client's idle
+/// timeout, for the message of a body that went silent.
 async fn read_body(
     resp: Response,
     limit: u64,
@@ -753,7 +737,7 @@ async fn read_body(
 /// The registry's explanation of an error answer, as `: CODE: message` (the
 /// distribution spec's `{"errors":[{code,message}]}`), or nothing.
 pub async fn error_detail(resp: Response) -> String {
-    match read_capped(resp, 64 << 10, "", "").await {
+    match read_body(resp, 64 << 10, "", "", Duration::ZERO).await {
         Ok(body) => detail_of(&body),
         Err(_) => String::new(),
     }
@@ -807,13 +791,12 @@ pub fn host_label(url: &Url) -> String {
     }
 }
 
-/// Scheme, host and port: what must match for credentials to go along.
-fn origin(url: &Url) -> (String, Option<String>, Option<u16>) {
-    (
-        url.scheme().to_string(),
-        url.host_str().map(str::to_string),
-        url.port_or_known_default(),
-    )
+/// Scheme, host and port agree: what must hold for credentials to go along (and so for
+/// a catalog page to be asked for at all).
+pub(super) fn same_origin(a: &Url, b: &Url) -> bool {
+    a.scheme() == b.scheme()
+        && a.host_str() == b.host_str()
+        && a.port_or_known_default() == b.port_or_known_default()
 }
 
 /// A URL without userinfo or query, fit for messages.
