@@ -111,6 +111,29 @@ impl Store {
         Ok(id)
     }
 
+    /// The image a reference (tag or digest, as stored) points at, if any.
+    pub fn ref_target(&self, name: &ImageRef) -> Result<Option<Digest>, StoreError> {
+        let id: Option<String> = self
+            .conn
+            .query_row(
+                "SELECT image_id FROM refs WHERE name = ?1",
+                [name.to_string()],
+                |row| row.get(0),
+            )
+            .optional()?;
+        Ok(id.and_then(|i| i.parse().ok()))
+    }
+
+    /// Records `manifest` (a stored blob) as the image's manifest, replacing any other:
+    /// a push that had to build one keeps it, so the next push gives the same digest.
+    pub fn set_manifest(&self, id: &Digest, manifest: &Digest) -> Result<(), StoreError> {
+        self.conn.execute(
+            "UPDATE images SET manifest = ?2 WHERE id = ?1",
+            params![id.to_string(), manifest.to_string()],
+        )?;
+        Ok(())
+    }
+
     /// Points `name` (a tag or digest reference) at an image; returns the image it
     /// pointed at before, if that was another one.
     pub fn tag(&self, id: &Digest, name: &ImageRef) -> Result<Option<Digest>, StoreError> {
@@ -158,21 +181,11 @@ impl Store {
                 .image(&d)?
                 .ok_or_else(|| StoreError::NoSuchImage(s.to_string()));
         }
-        if let Ok(r) = ImageRef::parse(s) {
-            let r = r.with_default_tag();
-            let id: Option<String> = self
-                .conn
-                .query_row(
-                    "SELECT image_id FROM refs WHERE name = ?1",
-                    [r.to_string()],
-                    |row| row.get(0),
-                )
-                .optional()?;
-            if let Some(id) = id.and_then(|i| i.parse::<Digest>().ok())
-                && let Some(img) = self.image(&id)?
-            {
-                return Ok(img);
-            }
+        if let Ok(r) = ImageRef::parse(s)
+            && let Some(id) = self.ref_target(&r.with_default_tag())?
+            && let Some(img) = self.image(&id)?
+        {
+            return Ok(img);
         }
         let prefix = s.strip_prefix("sha256:").unwrap_or(s);
         if !prefix.is_empty()

@@ -288,7 +288,7 @@ async fn pull_image(
     } else {
         reference.clone()
     };
-    let before = pointed_at(store, &key)?;
+    let before = store.ref_target(&key)?;
     store.tag(&id, &key)?;
     store.tag(&id, &repo_digest)?;
     let (registry, repo) = (reference.registry(), reference.repository());
@@ -303,21 +303,6 @@ async fn pull_image(
         reference: reference.clone(),
         updated: before.as_ref() != Some(&id),
     })
-}
-
-/// The image a reference points at now, if any.
-fn pointed_at(store: &Store, name: &ImageRef) -> Result<Option<Digest>, RegistryError> {
-    use rusqlite::OptionalExtension;
-    let id: Option<String> = store
-        .conn
-        .query_row(
-            "SELECT image_id FROM refs WHERE name = ?1",
-            [name.to_string()],
-            |r| r.get(0),
-        )
-        .optional()
-        .map_err(crate::StoreError::from)?;
-    Ok(id.and_then(|i| i.parse().ok()))
 }
 
 /// With `--platform`, a single-platform image must be for it (docker: "image with

@@ -14,7 +14,6 @@ use std::path::Path;
 use futures_util::future::try_join_all;
 use reqwest::Method;
 use reqwest::header::{self, HeaderName};
-use rusqlite::params;
 use tokio::sync::Semaphore;
 
 use super::auth::repository_scope;
@@ -331,10 +330,7 @@ fn build_and_record(store: &Store, image: &ImageRecord) -> Result<Manifest, Stor
     }
     let manifest = build_manifest(&image.id, config.len() as u64, &layers);
     store.blobs().put(&manifest.bytes)?;
-    store.conn.execute(
-        "UPDATE images SET manifest = ?2 WHERE id = ?1",
-        params![image.id.to_string(), manifest.digest.to_string()],
-    )?;
+    store.set_manifest(&image.id, &manifest.digest)?;
     Ok(manifest)
 }
 
