@@ -269,7 +269,8 @@ fn pull_setup(tag: &str, len: usize) -> (Registry, FaultProxy, Docker, Seeded, T
 }
 
 /// The pulled image is the one pushed: same ID and layers, the layer blob stored under
-/// its digest with bytes that hash to it, and the file in the layer as it was.
+/// its digest with bytes that hash to it, and, once the packed layer is extracted on
+/// first use, the file in the layer as it was.
 #[track_caller]
 fn assert_pulled(store: &TestStore, reference: &str, seeded: &Seeded) {
     assert_eq!(inspect(store, reference, "{{.Id}}"), seeded.id);
@@ -285,11 +286,20 @@ fn assert_pulled(store: &TestStore, reference: &str, seeded: &Seeded) {
     assert_eq!(bytes.len() as u64, seeded.layer_size);
     assert_eq!(digest(&bytes), seeded.layer);
     let diff_ids: Vec<String> = serde_json::from_str(&seeded.diff_ids).unwrap();
-    let file = store
+    let tree = store
         .root()
         .join("layers")
-        .join(diff_ids[0].trim_start_matches("sha256:"))
-        .join("diff/noise.bin");
+        .join(diff_ids[0].trim_start_matches("sha256:"));
+    assert!(
+        !tree.exists(),
+        "a pull extracts nothing: {}",
+        tree.display()
+    );
+    check_store(store);
+    let lib = rbuild_builder::store::Store::open(store.root()).unwrap();
+    let extracted = lib.layer_tree(&diff_ids[0].parse().unwrap()).unwrap();
+    assert_eq!(extracted, tree.join("diff"));
+    let file = tree.join("diff/noise.bin");
     let got = std::fs::read(&file).unwrap_or_else(|e| panic!("{}: {e}", file.display()));
     assert!(got == seeded.content, "{} differs", file.display());
     check_store(store);

@@ -77,9 +77,10 @@ impl Store {
         for l in layers {
             report.layers += 1;
             match l.parse::<Digest>() {
-                Ok(d) if !self.layer_dir(&d).is_dir() => report
-                    .problems
-                    .push(format!("layer {d}: its extracted tree is missing")),
+                // A pulled layer may be only packed until first use.
+                Ok(d) if self.layer_size(&d)?.is_none() => report.problems.push(format!(
+                    "layer {d}: neither its extracted tree nor a blob holding it is here"
+                )),
                 Ok(_) => {}
                 Err(e) => report.problems.push(format!("layer row {l:?}: {e}")),
             }

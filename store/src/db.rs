@@ -78,6 +78,22 @@ const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (digest, registry, repository)
     );
     ",
+    // 4: pulled layers not yet extracted. A pulled blob is checked against its digest as
+    // it arrives, but against the diff ID its image's config gives only when it is first
+    // extracted (Store::layer_tree); until then that pairing is the registry's word. It
+    // is kept here, apart from layer_blobs (pairings checked here), so that no other
+    // image that shares the diff ID ever saves or pushes an unchecked blob. While a layer
+    // is only packed, its layers.size is its blob's (compressed) size, as `ctr images
+    // ls` shows for content not unpacked; extraction puts the content size there.
+    "
+    CREATE TABLE packed_layers (
+        diff_id    TEXT NOT NULL REFERENCES layers(diff_id) ON DELETE CASCADE,
+        digest     TEXT NOT NULL,
+        media_type TEXT NOT NULL,
+        size       INTEGER NOT NULL,
+        PRIMARY KEY (diff_id, digest)
+    );
+    ",
 ];
 
 #[derive(Debug, thiserror::Error)]

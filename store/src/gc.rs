@@ -43,7 +43,9 @@ impl Store {
         }
         let mut stmt = self.conn.prepare(
             "SELECT DISTINCT il.diff_id, lb.digest FROM image_layers il
-             LEFT JOIN layer_blobs lb ON lb.diff_id = il.diff_id",
+             LEFT JOIN (SELECT diff_id, digest FROM layer_blobs
+                        UNION SELECT diff_id, digest FROM packed_layers) lb
+             ON lb.diff_id = il.diff_id",
         )?;
         for row in stmt.query_map([], |r| {
             Ok((r.get::<_, String>(0)?, r.get::<_, Option<String>>(1)?))

@@ -38,8 +38,21 @@ pub enum BlobUse {
 impl Store {
     /// The blob to hand out for the layer `diff_id`, made and recorded if none fits.
     pub fn layer_blob(&self, diff_id: &Digest, usage: BlobUse) -> Result<LayerBlob, StoreError> {
+        let present_blobs = |blobs: Vec<(Digest, String, u64)>| {
+            blobs
+                .into_iter()
+                .filter(|(d, _, _)| self.blobs().contains(d))
+                .collect::<Vec<_>>()
+        };
+        let mut checked = present_blobs(self.layer_blobs(diff_id)?);
+        if checked.is_empty() && !present_blobs(self.packed_blobs(diff_id)?).is_empty() {
+            // Only packed blobs, unchecked against the diff ID: extracting the layer
+            // checks one and records it with the others.
+            self.layer_tree(diff_id)?;
+            checked = present_blobs(self.layer_blobs(diff_id)?);
+        }
         let mut present = Vec::new();
-        for (digest, media_type, size) in self.layer_blobs(diff_id)? {
+        for (digest, media_type, size) in checked {
             if self.blobs().contains(&digest) {
                 let compression = self.blob_compression(&digest)?;
                 present.push(LayerBlob {

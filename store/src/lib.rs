@@ -27,6 +27,7 @@ pub mod layer_blob;
 pub mod list;
 pub mod lock;
 mod mounts;
+pub mod packed;
 pub mod platform;
 pub mod prune;
 pub mod reference;

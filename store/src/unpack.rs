@@ -9,6 +9,7 @@
 
 use std::fs;
 use std::io::{self, Read, Write};
+use std::path::PathBuf;
 
 use rusqlite::{OptionalExtension, params};
 
@@ -93,7 +94,7 @@ impl Store {
     /// are still read and verified, but nothing is extracted again.
     pub fn add_layer(&self, r: impl Read, src: &LayerSource) -> Result<StoredLayer, StoreError> {
         let known = match src.diff_id {
-            Some(d) => self.layer_size(d)?,
+            Some(d) => self.tree_size(d)?,
             None => None,
         };
         let mut writer = self.blobs().writer()?;
@@ -125,22 +126,19 @@ impl Store {
         let blob = writer
             .commit(src.digest, src.size)
             .map_err(|e| cleanup(e.into()))?;
+        let extracted = scratch.is_some();
         if let Some(scratch) = scratch {
-            let dest = self.layers_dir().join(diff_id.hex());
-            if let Err(e) = fs::rename(&scratch, &dest) {
-                // Another writer stored the same layer first: keep theirs.
-                let _ = fsutil::remove_tree(&scratch);
-                if !dest.join("diff").is_dir() {
-                    return Err(io_err(format!("storing layer {diff_id}"))(e));
-                }
-            }
-            fsutil::sync_dir(&self.layers_dir()).map_err(io_err("syncing layers/"))?;
+            self.install_tree(&diff_id, &scratch)?;
         }
         let media_type = src
             .media_type
             .map(str::to_string)
             .unwrap_or_else(|| default_media_type(compression));
         self.record_layer(&diff_id, size, &blob, blob_size, &media_type)?;
+        if extracted {
+            // The layer may have been stored packed, counted at its blob's size.
+            self.set_layer_size(&diff_id, size)?;
+        }
         Ok(StoredLayer {
             diff_id,
             blob,
@@ -152,15 +150,16 @@ impl Store {
 
     /// The decompressing, hashing and extracting part of [`Store::add_layer`]: the
     /// compression, the diff ID, the content size and the scratch tree (none when the
-    /// layer is already stored). A failure leaves no scratch behind.
-    fn unpack<R: Read>(
+    /// layer's tree is here already and `known` gives its size). A failure leaves no
+    /// scratch behind.
+    fn unpack(
         &self,
-        tee: &mut Tee<'_, R>,
+        r: &mut impl Read,
         src: &LayerSource,
         known: Option<u64>,
-    ) -> Result<(Compression, Digest, u64, Option<std::path::PathBuf>), StoreError> {
+    ) -> Result<(Compression, Digest, u64, Option<PathBuf>), StoreError> {
         let (compression, mut plain) =
-            layer::decompress(tee).map_err(io_err(format!("reading {}", src.what)))?;
+            layer::decompress(r).map_err(io_err(format!("reading {}", src.what)))?;
         match known {
             Some(size) => {
                 let mut h = Hashing::new(io::sink());
@@ -168,26 +167,61 @@ impl Store {
                 Ok((compression, h.finish().0, size, None))
             }
             None => {
-                let scratch = self.scratch_dir("layer")?;
-                let diff = scratch.join("diff");
-                let extracted = fs::create_dir(&diff)
-                    .map_err(io_err(format!("creating {}", diff.display())))
-                    .and_then(|()| {
-                        layer::extract(&mut plain, &diff, &ExtractOptions::for_current_user())
-                            .map_err(|source| StoreError::LayerIn {
-                                what: src.what.to_string(),
-                                source,
-                            })
-                    });
-                match extracted {
-                    Ok(x) => Ok((compression, x.diff_id, x.content_size, Some(scratch))),
-                    Err(e) => {
-                        let _ = fsutil::remove_tree(&scratch);
-                        Err(e)
-                    }
-                }
+                let (diff_id, size, scratch) = self.extract_to_scratch(&mut plain, src.what)?;
+                Ok((compression, diff_id, size, Some(scratch)))
             }
         }
+    }
+
+    /// Extracts an uncompressed layer tar into a fresh `tmp/layer-*/diff`: its diff ID,
+    /// content size and the scratch directory. A failure leaves no scratch behind.
+    fn extract_to_scratch(
+        &self,
+        plain: &mut impl Read,
+        what: &str,
+    ) -> Result<(Digest, u64, PathBuf), StoreError> {
+        let scratch = self.scratch_dir("layer")?;
+        let diff = scratch.join("diff");
+        let extracted = fs::create_dir(&diff)
+            .map_err(io_err(format!("creating {}", diff.display())))
+            .and_then(|()| {
+                layer::extract(plain, &diff, &ExtractOptions::for_current_user()).map_err(
+                    |source| StoreError::LayerIn {
+                        what: what.to_string(),
+                        source,
+                    },
+                )
+            });
+        match extracted {
+            Ok(x) => Ok((x.diff_id, x.content_size, scratch)),
+            Err(e) => {
+                let _ = fsutil::remove_tree(&scratch);
+                Err(e)
+            }
+        }
+    }
+
+    /// Extracts a layer blob (plain, gzip or zstd) into scratch, checking its tar
+    /// against `src.diff_id`: the scratch directory and the content size.
+    pub(crate) fn extract_layer(
+        &self,
+        r: &mut impl Read,
+        src: &LayerSource,
+    ) -> Result<(PathBuf, u64), StoreError> {
+        let (_, mut plain) =
+            layer::decompress(r).map_err(io_err(format!("reading {}", src.what)))?;
+        let (diff_id, size, scratch) = self.extract_to_scratch(&mut plain, src.what)?;
+        if let Some(expected) = src.diff_id
+            && expected != &diff_id
+        {
+            let _ = fsutil::remove_tree(&scratch);
+            return Err(StoreError::DiffIdMismatch {
+                what: src.what.to_string(),
+                expected: expected.clone(),
+                actual: diff_id,
+            });
+        }
+        Ok((scratch, size))
     }
 
     /// Records a layer and a blob that holds it (idempotent).
@@ -212,8 +246,31 @@ impl Store {
         Ok(())
     }
 
-    /// The recorded size of a layer, or None if it is not stored (or its tree is gone).
+    /// The recorded size of a layer, or None if it is not stored: neither its tree nor a
+    /// blob holding it (checked or [packed](crate::packed)) is here.
     pub fn layer_size(&self, diff_id: &Digest) -> Result<Option<u64>, StoreError> {
+        let Some(size) = self.recorded_size(diff_id)? else {
+            return Ok(None);
+        };
+        if self.layer_dir(diff_id).is_dir() {
+            return Ok(Some(size));
+        }
+        let mut blobs = self.layer_blobs(diff_id)?;
+        blobs.extend(self.packed_blobs(diff_id)?);
+        Ok(blobs
+            .iter()
+            .any(|(d, _, _)| self.blobs().contains(d))
+            .then_some(size))
+    }
+
+    /// The size of a layer whose tree is here, or None.
+    pub(crate) fn tree_size(&self, diff_id: &Digest) -> Result<Option<u64>, StoreError> {
+        Ok(self
+            .recorded_size(diff_id)?
+            .filter(|_| self.layer_dir(diff_id).is_dir()))
+    }
+
+    fn recorded_size(&self, diff_id: &Digest) -> Result<Option<u64>, StoreError> {
         let size: Option<i64> = self
             .conn
             .query_row(
@@ -222,9 +279,7 @@ impl Store {
                 |r| r.get(0),
             )
             .optional()?;
-        Ok(size
-            .filter(|_| self.layer_dir(diff_id).is_dir())
-            .map(|s| s as u64))
+        Ok(size.map(|s| s as u64))
     }
 
     /// Blobs known to hold a layer, as (digest, media type, size), plain tars first.
@@ -270,8 +325,11 @@ impl Store {
         diff_id: &Digest,
         w: &mut impl io::Write,
     ) -> Result<(), StoreError> {
-        let written =
-            layer::write_tar(&self.layer_dir(diff_id), w, &layer::WriteOptions::default())?;
+        let written = layer::write_tar(
+            &self.layer_tree(diff_id)?,
+            w,
+            &layer::WriteOptions::default(),
+        )?;
         if &written.diff_id != diff_id {
             return Err(StoreError::DiffIdMismatch {
                 what: format!("the tree of layer {diff_id}"),

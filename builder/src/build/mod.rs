@@ -73,7 +73,7 @@ pub struct RunRequest<'a> {
     /// `Dockerfile:LINE` of the RUN, for messages.
     pub location: String,
     /// The parent image's layers by diff ID, bottom first (their trees are
-    /// [`Store::layer_dir`]): the overlay lowerdirs.
+    /// [`Store::layer_tree`]): the overlay lowerdirs.
     pub parent_layers: Vec<Digest>,
     /// The parent image's container config (ENV, USER, WORKDIR, SHELL, …).
     pub config: &'a ContainerConfig,

@@ -948,8 +948,9 @@ fn workdir_layer(cx: &Cx<'_>, config: &ImageConfig) -> Result<Option<CommittedLa
         .diff_ids
         .iter()
         .rev()
-        .map(|d| store.layer_dir(d))
-        .collect();
+        .map(|d| store.layer_tree(d))
+        .collect::<Result<_, _>>()
+        .map_err(|e| e.to_string())?;
     let view = super::rootfs::RootView {
         layers: lower.clone(),
     };
@@ -1030,8 +1031,9 @@ fn from_view(
         layers: diff_ids
             .iter()
             .rev()
-            .map(|d| cx.store.layer_dir(d))
-            .collect(),
+            .map(|d| cx.store.layer_tree(d))
+            .collect::<Result<_, _>>()
+            .map_err(|e| e.to_string())?,
     })
 }
 
@@ -1081,8 +1083,9 @@ fn copy_layer(
         .diff_ids
         .iter()
         .rev()
-        .map(|d| store.layer_dir(d))
-        .collect();
+        .map(|d| store.layer_tree(d))
+        .collect::<Result<_, _>>()
+        .map_err(|e| e.to_string())?;
     let chmod = match chmod {
         None => None,
         Some(Ok(c)) => Some(c),

@@ -163,7 +163,8 @@ impl Snapshot {
             if store.layer_size(d)?.is_none() {
                 return Err(SnapshotError::MissingLayer(d.clone()));
             }
-            layer_dirs.push(store.layer_dir(d));
+            // A pulled layer is extracted the first time it is mounted.
+            layer_dirs.push(store.layer_tree(d)?);
         }
         let dirs = store.new_upper_dir()?;
         let merged = dirs.root.join("merged");

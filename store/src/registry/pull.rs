@@ -2,9 +2,11 @@
 //!
 //! Manifest (resolved to the platform), then the config blob (kept in memory until the
 //! image is created), then every layer the store does not hold yet, a few at a time.
-//! Each layer's body streams through a bounded channel into [`Store::add_layer`] on the
-//! blocking pool, which tees it into a blob writer while extracting and commits only when
-//! the blob digest, the size and the diff ID all check out. A body that breaks is asked
+//! Each layer's body streams through a bounded channel into [`Store::add_packed_layer`]
+//! on the blocking pool, which hashes it into a blob and commits it only when the digest
+//! and the size check out; the layer is extracted, and its diff ID checked, when it is
+//! first used ([`crate::packed`]), as containerd's content store and snapshots split
+//! the two. A body that breaks is asked
 //! for again from where it stopped (`Range`), below the reader, so the joined stream is
 //! what gets verified; a registry that ignores the range makes the layer start over.
 //! Only then are the manifest blob, the image, its tag and its RepoDigest recorded: a
@@ -38,7 +40,7 @@ use crate::unpack::LayerSource;
 /// cap, containerd reads them whole. 8 MiB leaves room for long histories.
 pub const CONFIG_LIMIT: u64 = 8 << 20;
 
-/// Chunks of a layer body in flight between the network and the extracting thread.
+/// Chunks of a layer body in flight between the network and the writing thread.
 const CHANNEL_DEPTH: usize = 16;
 
 /// How to pull.
@@ -266,7 +268,7 @@ async fn pull_image(
         }
     });
     // The first failure drops the other transfers: their readers see the stream end
-    // early, and `add_layer` refuses a blob shorter than promised.
+    // early, and `add_packed_layer` refuses a blob shorter than promised.
     futures_util::future::try_join_all(transfers).await?;
 
     // Everything verified: now the records.
@@ -383,7 +385,7 @@ struct LayerJob {
 enum FeedStop {
     /// The registry cannot continue where the body broke: start the layer again.
     Restart(String),
-    /// The reader is gone: `add_layer` failed, and its result says why.
+    /// The reader is gone: `add_packed_layer` failed, and its result says why.
     ReaderGone,
     Failed(RegistryError),
 }
@@ -416,7 +418,7 @@ async fn fetch_layer(
             // this thread opens its own.
             let store = Store::open(&root)?;
             let what = format!("layer {digest}");
-            store.add_layer(
+            store.add_packed_layer(
                 ChannelReader {
                     rx,
                     cur: Bytes::new(),
@@ -591,7 +593,7 @@ fn content_range_start(v: &str) -> Option<u64> {
     range.split('-').next()?.trim().parse().ok()
 }
 
-/// The blocking side of a layer's byte channel, for `Store::add_layer`.
+/// The blocking side of a layer's byte channel, for `Store::add_packed_layer`.
 struct ChannelReader {
     rx: mpsc::Receiver<io::Result<Bytes>>,
     cur: Bytes,

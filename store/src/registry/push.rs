@@ -285,8 +285,11 @@ fn recorded_manifest(store: &Store, image: &ImageRecord) -> Result<Option<Manife
         return Ok(None);
     }
     for (l, diff_id) in m.layers.iter().zip(&image.layers) {
-        let recorded = store
-            .layer_blobs(diff_id)?
+        // A packed blob's pairing with the diff ID is unchecked, but it is this image's
+        // own manifest's: pushed as pulled, as `skopeo copy` would.
+        let mut blobs = store.layer_blobs(diff_id)?;
+        blobs.extend(store.packed_blobs(diff_id)?);
+        let recorded = blobs
             .into_iter()
             .any(|(d, _, size)| d == l.digest && size == l.size);
         if !recorded || !store.blobs().contains(&l.digest) {
