@@ -11,10 +11,11 @@
 # same compressed blobs: skopeo copies the layout (`oci:`), rbuild pushes the image it
 # loaded from that layout. Every round starts a fresh registry (Debian's docker-registry
 # on 127.0.0.1, its own storage), so nothing is "already there". Pull: rbuild into an
-# empty store (download, verify, extract) against skopeo into the two places it can put
-# an image: `oci:DIR` (download and verify only, nothing extracted: less work than
-# rbuild's) and `containers-storage:` (an empty overlay store, extracted as podman and
-# buildah keep images: the same job as rbuild's).
+# empty store downloads and verifies each blob and keeps it packed (layers are extracted
+# on first use), the same job as skopeo into `oci:DIR`. Pull and first use: the pull,
+# then a build `FROM` the image (one COPY), which extracts and checks every layer,
+# against skopeo into an empty `containers-storage:` (overlay, extracted as podman and
+# buildah keep images).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 repo=$PWD
@@ -131,6 +132,7 @@ PY
 size=$(du -sm "$work/layout/blobs" | cut -f1)
 echo "image: 5 gzip layers, ${size} MB compressed ($mb MB uncompressed)"
 (cd "$work/layout" && tar -cf "$work/layout.tar" .)
+mkdir "$work/ctx" && echo used >"$work/ctx/f"
 src_store=$work/src-store
 "$rbuild" --root "$src_store" load -i "$work/layout.tar" >/dev/null
 "$rbuild" --root "$src_store" tag "$("$rbuild" --root "$src_store" images -q | head -1)" bench/img:1
@@ -167,9 +169,15 @@ for r in $(seq "$rounds"); do
   s=$(now)
   "$rbuild" --root "$work/dst-store" pull -q "$reg/bench/img:1" >/dev/null
   t[rbuild_pull]+="$(echo "$(now) - $s" | bc) "
+  # first use: a build on the pulled image extracts its layers
+  printf 'FROM %s\nCOPY f /f\n' "$reg/bench/img:1" >"$work/ctx/Dockerfile"
+  "$rbuild" --root "$work/dst-store" build -q -t bench/used:1 "$work/ctx" >/dev/null
+  t[rbuild_pull_use]+="$(echo "$(now) - $s" | bc) "
+  [ "$(find "$work/dst-store/layers" -mindepth 1 -maxdepth 1 | wc -l)" -ge 5 ] ||
+    { echo "the build did not extract the pulled layers" >&2; exit 1; }
   echo "round $r: push rbuild $(echo ${t[rbuild_push]} | awk '{print $NF}') s, skopeo $(echo ${t[skopeo_push]} | awk '{print $NF}') s;" \
-    "pull rbuild $(echo ${t[rbuild_pull]} | awk '{print $NF}') s, skopeo oci: $(echo ${t[skopeo_pull]} | awk '{print $NF}') s," \
-    "skopeo containers-storage: $(echo ${t[skopeo_pull_cs]} | awk '{print $NF}') s"
+    "pull rbuild $(echo ${t[rbuild_pull]} | awk '{print $NF}') s, skopeo oci: $(echo ${t[skopeo_pull]} | awk '{print $NF}') s;" \
+    "pull+use rbuild $(echo ${t[rbuild_pull_use]} | awk '{print $NF}') s, skopeo containers-storage: $(echo ${t[skopeo_pull_cs]} | awk '{print $NF}') s"
 done
 stop_registry
 
@@ -184,5 +192,5 @@ row() { # way label rbuild-key skopeo-key
   printf '| %s | %.2f s | %.2f s | %s | <= 0.8 | %s |\n' "$2" "$a" "$b" "$ratio" "$([ "$met" = 1 ] && echo met || echo missed)"
 }
 row push "push (skopeo from oci:)" rbuild_push skopeo_push
-row pull "pull (skopeo to oci:, not extracted)" rbuild_pull skopeo_pull
-row pull "pull (skopeo to containers-storage:, extracted)" rbuild_pull skopeo_pull_cs
+row pull "pull (skopeo to oci:; neither extracts)" rbuild_pull skopeo_pull
+row pull "pull + first use (skopeo to containers-storage:; both extract)" rbuild_pull_use skopeo_pull_cs

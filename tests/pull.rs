@@ -267,6 +267,33 @@ fn stored_layers_are_not_fetched_and_builds_pull_their_bases() {
         id(&src)
     );
     check_store(&s);
+
+    // The child's own layer stays packed, counted at its blob's size, until a build
+    // uses it; then it is extracted (and checked), and sized as where it was built.
+    let inspect =
+        |st: &TestStore, name: &str, f: &str| st.run(&["inspect", "-f", f, name]).success().stdout;
+    let diff_ids: Vec<String> =
+        serde_json::from_str(inspect(&s, &reference, "{{json .RootFS.Layers}}").trim()).unwrap();
+    let tree = |d: &str| s.root().join("layers").join(&d["sha256:".len()..]);
+    assert!(tree(&diff_ids[0]).is_dir(), "the base was used by a build");
+    assert!(
+        !tree(&diff_ids[1]).exists(),
+        "the child's layer is not extracted yet"
+    );
+    let packed_size = inspect(&s, &reference, "{{.Size}}");
+    assert_ne!(packed_size, inspect(&src, "child:1", "{{.Size}}"));
+    let ctx3 = TempDir::new("pull-shared-ctx3");
+    ctx3.write(
+        "Dockerfile",
+        &format!("FROM {reference}\nRUN test \"$(cat /hi)\" = hi\n"),
+    );
+    s.run(&["build", "-q", ctx3.0.to_str().unwrap()]).success();
+    assert!(tree(&diff_ids[1]).join("diff/hi").is_file());
+    assert_eq!(
+        inspect(&s, &reference, "{{.Size}}"),
+        inspect(&src, "child:1", "{{.Size}}")
+    );
+    check_store(&s);
 }
 
 #[test]
@@ -685,4 +712,76 @@ fn a_download_that_never_completes_or_lies_leaves_nothing() {
             "a layer was stored"
         );
     }
+}
+
+/// An image whose config names another diff ID than its layer holds (a registry
+/// cannot tell; docker's pull fails at extraction): the pull stores the verified blob
+/// packed, and the first use fails naming the blob and both diff IDs, extracting
+/// nothing; the store stays sound and the image can be removed.
+#[test]
+fn a_layer_that_is_not_its_diff_id_fails_at_first_use() {
+    let reg = Registry::start("pull-diffid", RegistryAuth::Anonymous);
+    let layout = TempDir::new("pull-diffid-layout");
+    let manifest = json(&crate::registry_seed::tiny_oci_layout(&layout.0));
+    let blobs = layout.0.join("blobs/sha256");
+    let put = |data: &[u8]| -> String {
+        let d = sha256(data);
+        std::fs::write(blobs.join(&d[7..]), data).unwrap();
+        d
+    };
+    let config_digest = manifest["config"]["digest"].as_str().unwrap();
+    let mut config = json(&std::fs::read(blobs.join(&config_digest[7..])).unwrap());
+    let real = config["rootfs"]["diff_ids"][0]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let claimed = sha256(b"not the layer");
+    config["rootfs"]["diff_ids"][0] = claimed.clone().into();
+    let config_bytes = config.to_string().into_bytes();
+    let mut manifest = manifest;
+    manifest["config"]["digest"] = put(&config_bytes).into();
+    manifest["config"]["size"] = config_bytes.len().into();
+    let manifest_bytes = manifest.to_string().into_bytes();
+    let m = put(&manifest_bytes);
+    let mut index = json(&std::fs::read(layout.0.join("index.json")).unwrap());
+    index["manifests"][0]["digest"] = m.into();
+    index["manifests"][0]["size"] = manifest_bytes.len().into();
+    std::fs::write(layout.0.join("index.json"), index.to_string()).unwrap();
+    let out = crate::registry_seed::skopeo(&[
+        "copy",
+        "--dest-tls-verify=false",
+        &format!("oci:{}:1", layout.0.display()),
+        &format!("docker://{}/lie:1", reg.addr),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let s = TestStore::new("pull-diffid");
+    let reference = format!("{}/lie:1", reg.addr);
+    s.run(&["pull", "-q", &reference]).success();
+    check_store(&s);
+    let ctx = TempDir::new("pull-diffid-ctx");
+    ctx.write("f", "x");
+    ctx.write("Dockerfile", &format!("FROM {reference}\nCOPY f /f\n"));
+    let run = s
+        .run(&["build", "--progress", "plain", ctx.0.to_str().unwrap()])
+        .failure();
+    let layer = manifest["layers"][0]["digest"].as_str().unwrap();
+    for part in ["diff ID mismatch", layer, &claimed, &real] {
+        assert!(run.stderr.contains(part), "{part}:\n{}", run.stderr);
+    }
+    let empty = |d: &str| {
+        std::fs::read_dir(s.root().join(d))
+            .unwrap()
+            .next()
+            .is_none()
+    };
+    assert!(empty("layers"), "nothing extracted");
+    assert!(empty("tmp"), "no scratch left");
+    check_store(&s);
+    s.run(&["rmi", &reference]).success();
+    check_store(&s);
 }

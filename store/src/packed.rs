@@ -14,6 +14,7 @@
 
 use std::io::{self, BufReader, Read};
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use rusqlite::params;
 
@@ -159,6 +160,48 @@ impl Store {
         }))
     }
 
+    /// [`Store::layer_tree`] for each of `diff_ids`, in order; the layers not extracted
+    /// yet are extracted side by side, one per core (gunzip and hashing are CPU-bound),
+    /// as a pull used to extract them while downloading.
+    pub fn layer_trees(&self, diff_ids: &[Digest]) -> Result<Vec<PathBuf>, StoreError> {
+        let mut missing: Vec<&Digest> = diff_ids
+            .iter()
+            .filter(|d| !self.layer_dir(d).is_dir())
+            .collect();
+        missing.sort();
+        missing.dedup();
+        if missing.len() > 1 {
+            let workers = std::thread::available_parallelism()
+                .map_or(1, |n| n.get())
+                .min(missing.len());
+            let next = AtomicUsize::new(0);
+            let root = self.root();
+            std::thread::scope(|s| {
+                let handles: Vec<_> = (0..workers)
+                    .map(|_| {
+                        s.spawn(|| -> Result<(), StoreError> {
+                            // A Store's SQLite connection stays on its thread.
+                            let store = Store::open(root)?;
+                            while let Some(d) = missing.get(next.fetch_add(1, Ordering::Relaxed)) {
+                                store.layer_tree(d)?;
+                            }
+                            Ok(())
+                        })
+                    })
+                    .collect();
+                handles.into_iter().try_for_each(|h| {
+                    h.join().unwrap_or_else(|_| {
+                        Err(StoreError::Io {
+                            what: "extracting layers".into(),
+                            source: io::Error::other("an extracting thread panicked"),
+                        })
+                    })
+                })
+            })?;
+        }
+        diff_ids.iter().map(|d| self.layer_tree(d)).collect()
+    }
+
     /// Renames a verified scratch tree (`tmp/layer-*/` holding `diff/`) into
     /// `layers/<hex>`; when another writer stored the same layer first, theirs stays.
     pub(crate) fn install_tree(
@@ -195,5 +238,150 @@ impl Store {
         }
         tx.commit()?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::fs;
+    use std::io::Write;
+
+    use super::*;
+    use crate::images::NewImage;
+    use crate::layer_blob::BlobUse;
+
+    /// A gzip layer holding one file: (gzip bytes, diff ID).
+    fn gzip_layer(name: &str, content: &[u8]) -> (Vec<u8>, Digest) {
+        let mut b = tar::Builder::new(Vec::new());
+        let mut h = tar::Header::new_ustar();
+        h.set_path(name).unwrap();
+        h.set_size(content.len() as u64);
+        h.set_mode(0o644);
+        h.set_mtime(0);
+        h.set_cksum();
+        b.append(&h, content).unwrap();
+        let tar = b.into_inner().unwrap();
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        gz.write_all(&tar).unwrap();
+        (gz.finish().unwrap(), Digest::of(&tar))
+    }
+
+    fn add_packed(store: &Store, gz: &[u8], diff_id: &Digest) -> Result<StoredLayer, StoreError> {
+        let digest = Digest::of(gz);
+        store.add_packed_layer(
+            gz,
+            &LayerSource {
+                what: "layer",
+                digest: Some(&digest),
+                size: Some(gz.len() as u64),
+                diff_id: Some(diff_id),
+                media_type: Some("application/vnd.oci.image.layer.v1.tar+gzip"),
+            },
+        )
+    }
+
+    fn image_of(store: &Store, diff_ids: &[&Digest]) -> Digest {
+        let config = serde_json::json!({
+            "architecture": "amd64", "os": "linux",
+            "rootfs": {"type": "layers", "diff_ids": diff_ids},
+        });
+        store
+            .create_image(config.to_string().as_bytes(), &NewImage::default())
+            .unwrap()
+    }
+
+    fn is_empty(p: &std::path::Path) -> bool {
+        fs::read_dir(p).unwrap().next().is_none()
+    }
+
+    /// Stored packed: counted at its blob's size, no tree, a sound store that GC keeps
+    /// whole; extracted on first use: the file is there, the layer and the image count
+    /// the content size, and the blob is a checked one.
+    #[test]
+    fn a_packed_layer_is_extracted_on_first_use() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let content = vec![7u8; 100_000];
+        let (gz, diff_id) = gzip_layer("data.bin", &content);
+        let stored = add_packed(&store, &gz, &diff_id).unwrap();
+        assert_eq!(stored.blob, Digest::of(&gz));
+        assert_eq!(store.layer_size(&diff_id).unwrap(), Some(gz.len() as u64));
+        assert!(!store.layer_dir(&diff_id).exists());
+        let id = image_of(&store, &[&diff_id]);
+        assert_eq!(store.image(&id).unwrap().unwrap().size, gz.len() as u64);
+        let report = store.check().unwrap();
+        assert!(report.is_clean(), "{:?}", report.problems);
+        store.collect_garbage().unwrap();
+        assert!(store.blobs().contains(&stored.blob));
+
+        let tree = store.layer_tree(&diff_id).unwrap();
+        assert_eq!(tree, store.layer_dir(&diff_id));
+        assert_eq!(fs::read(tree.join("data.bin")).unwrap(), content);
+        assert_eq!(store.layer_size(&diff_id).unwrap(), Some(100_000));
+        assert_eq!(store.image(&id).unwrap().unwrap().size, 100_000);
+        assert!(store.packed_blobs(&diff_id).unwrap().is_empty());
+        assert_eq!(store.layer_blobs(&diff_id).unwrap()[0].0, stored.blob);
+        // The blob as received is what a push sends.
+        let blob = store.layer_blob(&diff_id, BlobUse::Push).unwrap();
+        assert_eq!(blob.digest, stored.blob);
+        assert!(store.check().unwrap().is_clean());
+        assert!(is_empty(&dir.path().join("tmp")));
+    }
+
+    /// A blob that does not hold the diff ID its config names is an error at first use,
+    /// naming the blob and both diff IDs; nothing is extracted, and the blob is never
+    /// handed out for the layer.
+    #[test]
+    fn a_packed_blob_with_another_diff_id_is_refused_at_first_use() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let (gz, actual) = gzip_layer("a", b"a\n");
+        let claimed = Digest::of(b"what the config says");
+        add_packed(&store, &gz, &claimed).unwrap();
+        let e = store.layer_tree(&claimed).unwrap_err();
+        let msg = e.to_string();
+        assert!(matches!(e, StoreError::DiffIdMismatch { .. }), "{msg}");
+        assert!(msg.contains(&Digest::of(&gz).to_string()), "{msg}");
+        assert!(msg.contains(&claimed.to_string()), "{msg}");
+        assert!(msg.contains(&actual.to_string()), "{msg}");
+        assert!(!store.layer_dir(&claimed).exists());
+        assert!(is_empty(&dir.path().join("layers")));
+        assert!(is_empty(&dir.path().join("tmp")));
+        assert!(store.layer_blob(&claimed, BlobUse::Push).is_err());
+        assert!(store.layer_blob(&claimed, BlobUse::Archive).is_err());
+    }
+
+    /// A pulled image that claims the diff ID of a layer built here, with other bytes,
+    /// cannot make a save or push of the built image send those bytes.
+    #[test]
+    fn an_unchecked_claim_never_stands_for_a_checked_layer() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let (gz, diff_id) = gzip_layer("mine", b"built here\n");
+        let built = store.add_layer(&gz[..], &LayerSource::default()).unwrap();
+        assert_eq!(built.diff_id, diff_id);
+        let (garbage, _) = gzip_layer("theirs", b"something else\n");
+        add_packed(&store, &garbage, &diff_id).unwrap();
+        let garbage = Digest::of(&garbage);
+        for usage in [BlobUse::Push, BlobUse::Archive] {
+            let b = store.layer_blob(&diff_id, usage).unwrap();
+            assert_ne!(b.digest, garbage, "{usage:?}");
+        }
+        // The tree is the one built here.
+        let tree = store.layer_tree(&diff_id).unwrap();
+        assert_eq!(fs::read(tree.join("mine")).unwrap(), b"built here\n");
+    }
+
+    /// `save` of an image pulled but never used: the layer is checked (extracted) first,
+    /// then the blob as received goes into the archive.
+    #[test]
+    fn an_archive_of_a_packed_layer_checks_it_first() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let (gz, diff_id) = gzip_layer("f", b"x\n");
+        add_packed(&store, &gz, &diff_id).unwrap();
+        let b = store.layer_blob(&diff_id, BlobUse::Archive).unwrap();
+        assert_eq!(b.digest, Digest::of(&gz));
+        assert!(store.layer_dir(&diff_id).is_dir());
     }
 }

@@ -948,9 +948,9 @@ fn workdir_layer(cx: &Cx<'_>, config: &ImageConfig) -> Result<Option<CommittedLa
         .diff_ids
         .iter()
         .rev()
-        .map(|d| store.layer_tree(d))
-        .collect::<Result<_, _>>()
-        .map_err(|e| e.to_string())?;
+        .cloned()
+        .collect::<Vec<_>>();
+    let lower = store.layer_trees(&lower).map_err(|e| e.to_string())?;
     let view = super::rootfs::RootView {
         layers: lower.clone(),
     };
@@ -1027,12 +1027,11 @@ fn from_view(
                 .diff_ids
         }
     };
+    let top_first: Vec<Digest> = diff_ids.iter().rev().cloned().collect();
     Ok(super::rootfs::RootView {
-        layers: diff_ids
-            .iter()
-            .rev()
-            .map(|d| cx.store.layer_tree(d))
-            .collect::<Result<_, _>>()
+        layers: cx
+            .store
+            .layer_trees(&top_first)
             .map_err(|e| e.to_string())?,
     })
 }
@@ -1083,9 +1082,9 @@ fn copy_layer(
         .diff_ids
         .iter()
         .rev()
-        .map(|d| store.layer_tree(d))
-        .collect::<Result<_, _>>()
-        .map_err(|e| e.to_string())?;
+        .cloned()
+        .collect::<Vec<_>>();
+    let lower = store.layer_trees(&lower).map_err(|e| e.to_string())?;
     let chmod = match chmod {
         None => None,
         Some(Ok(c)) => Some(c),

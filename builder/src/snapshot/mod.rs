@@ -158,14 +158,14 @@ impl Snapshot {
             .filter(|(i, d)| !lowers[i + 1..].contains(d))
             .map(|(_, d)| d)
             .collect();
-        let mut layer_dirs = Vec::with_capacity(lowers.len());
-        for d in lowers {
+        for d in &lowers {
             if store.layer_size(d)?.is_none() {
-                return Err(SnapshotError::MissingLayer(d.clone()));
+                return Err(SnapshotError::MissingLayer((*d).clone()));
             }
-            // A pulled layer is extracted the first time it is mounted.
-            layer_dirs.push(store.layer_tree(d)?);
         }
+        // A pulled layer is extracted the first time it is mounted.
+        let lowers: Vec<Digest> = lowers.into_iter().cloned().collect();
+        let layer_dirs = store.layer_trees(&lowers)?;
         let dirs = store.new_upper_dir()?;
         let merged = dirs.root.join("merged");
         // From here on, Drop cleans up whatever fails.
