@@ -146,6 +146,7 @@ impl Blobs {
             blobs: self.clone(),
             tmp,
             out: Some(Hashing::new(BufWriter::with_capacity(1 << 20, file))),
+            written_back: 0,
         })
     }
 
@@ -180,6 +181,8 @@ pub struct BlobWriter {
     blobs: Blobs,
     tmp: PathBuf,
     out: Option<Hashing<BufWriter<File>>>,
+    /// Bytes of the file whose writeback has been started.
+    written_back: u64,
 }
 
 impl BlobWriter {
@@ -244,12 +247,27 @@ impl BlobWriter {
     }
 }
 
+/// How much a blob writer lets pile up in the page cache before it starts writing it
+/// to disk (see [`fsutil::start_writeback`]).
+const WRITEBACK_STEP: u64 = 8 << 20;
+
 impl Write for BlobWriter {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        match &mut self.out {
-            Some(o) => o.write(buf),
-            None => Err(io::Error::other("blob writer already committed")),
+        let Some(o) = &mut self.out else {
+            return Err(io::Error::other("blob writer already committed"));
+        };
+        let n = o.write(buf)?;
+        let buffered = o.get_mut().buffer().len() as u64;
+        let in_file = o.count() - buffered;
+        if in_file - self.written_back >= WRITEBACK_STEP {
+            fsutil::start_writeback(
+                o.get_mut().get_ref(),
+                self.written_back,
+                in_file - self.written_back,
+            );
+            self.written_back = in_file;
         }
+        Ok(n)
     }
     fn flush(&mut self) -> io::Result<()> {
         match &mut self.out {
