@@ -22,7 +22,7 @@ use crate::digest::{Digest, Verifying};
 use crate::error::StoreError;
 use crate::fsutil;
 use crate::store::{Store, io_err};
-use crate::unpack::{LayerSource, StoredLayer, now};
+use crate::unpack::{LayerSource, StoredLayer};
 
 impl Store {
     /// Stores a layer blob without extracting it; `src` must promise the blob's digest
@@ -46,16 +46,14 @@ impl Store {
             .media_type
             .unwrap_or("application/vnd.oci.image.layer.v1.tar+gzip");
         let (blob, blob_size) = self.blobs().put_reader(r, Some(digest), Some(size))?;
-        let tx = self.conn.unchecked_transaction()?;
-        tx.execute(
-            "INSERT OR IGNORE INTO layers (diff_id, size, tar_size, created_at) VALUES (?1, ?2, 0, ?3)",
-            params![diff_id.to_string(), blob_size as i64, now()],
-        )?;
-        tx.execute(
+        self.record_pairing(
             "INSERT OR IGNORE INTO packed_layers (diff_id, digest, media_type, size) VALUES (?1, ?2, ?3, ?4)",
-            params![diff_id.to_string(), blob.to_string(), media_type, blob_size as i64],
+            diff_id,
+            blob_size,
+            &blob,
+            blob_size,
+            media_type,
         )?;
-        tx.commit()?;
         let size = self.layer_size(diff_id)?.unwrap_or(blob_size);
         Ok(StoredLayer {
             diff_id: diff_id.clone(),
@@ -71,24 +69,10 @@ impl Store {
         &self,
         diff_id: &Digest,
     ) -> Result<Vec<(Digest, String, u64)>, StoreError> {
-        let mut stmt = self.conn.prepare(
+        self.blob_rows(
             "SELECT digest, media_type, size FROM packed_layers WHERE diff_id = ?1 ORDER BY digest",
-        )?;
-        let rows = stmt.query_map([diff_id.to_string()], |r| {
-            Ok((
-                r.get::<_, String>(0)?,
-                r.get::<_, String>(1)?,
-                r.get::<_, i64>(2)?,
-            ))
-        })?;
-        let mut out = Vec::new();
-        for row in rows {
-            let (d, mt, size) = row?;
-            if let Ok(d) = d.parse() {
-                out.push((d, mt, size as u64));
-            }
-        }
-        Ok(out)
+            diff_id,
+        )
     }
 
     /// The extracted tree of a stored layer, extracting it first if it is only packed:
@@ -244,27 +228,11 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use std::fs;
-    use std::io::Write;
 
     use super::*;
     use crate::images::NewImage;
     use crate::layer_blob::BlobUse;
-
-    /// A gzip layer holding one file: (gzip bytes, diff ID).
-    fn gzip_layer(name: &str, content: &[u8]) -> (Vec<u8>, Digest) {
-        let mut b = tar::Builder::new(Vec::new());
-        let mut h = tar::Header::new_ustar();
-        h.set_path(name).unwrap();
-        h.set_size(content.len() as u64);
-        h.set_mode(0o644);
-        h.set_mtime(0);
-        h.set_cksum();
-        b.append(&h, content).unwrap();
-        let tar = b.into_inner().unwrap();
-        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
-        gz.write_all(&tar).unwrap();
-        (gz.finish().unwrap(), Digest::of(&tar))
-    }
+    use crate::unpack::tests::{empty_dir, gzip_layer};
 
     fn add_packed(store: &Store, gz: &[u8], diff_id: &Digest) -> Result<StoredLayer, StoreError> {
         let digest = Digest::of(gz);
@@ -288,10 +256,6 @@ mod tests {
         store
             .create_image(config.to_string().as_bytes(), &NewImage::default())
             .unwrap()
-    }
-
-    fn is_empty(p: &std::path::Path) -> bool {
-        fs::read_dir(p).unwrap().next().is_none()
     }
 
     /// Stored packed: counted at its blob's size, no tree, a sound store that GC keeps
@@ -325,7 +289,7 @@ mod tests {
         let blob = store.layer_blob(&diff_id, BlobUse::Push).unwrap();
         assert_eq!(blob.digest, stored.blob);
         assert!(store.check().unwrap().is_clean());
-        assert!(is_empty(&dir.path().join("tmp")));
+        assert!(empty_dir(&dir.path().join("tmp")));
     }
 
     /// A blob that does not hold the diff ID its config names is an error at first use,
@@ -345,8 +309,8 @@ mod tests {
         assert!(msg.contains(&claimed.to_string()), "{msg}");
         assert!(msg.contains(&actual.to_string()), "{msg}");
         assert!(!store.layer_dir(&claimed).exists());
-        assert!(is_empty(&dir.path().join("layers")));
-        assert!(is_empty(&dir.path().join("tmp")));
+        assert!(empty_dir(&dir.path().join("layers")));
+        assert!(empty_dir(&dir.path().join("tmp")));
         assert!(store.layer_blob(&claimed, BlobUse::Push).is_err());
         assert!(store.layer_blob(&claimed, BlobUse::Archive).is_err());
     }

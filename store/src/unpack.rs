@@ -224,9 +224,30 @@ impl Store {
         Ok((scratch, size))
     }
 
-    /// Records a layer and a blob that holds it (idempotent).
+    /// Records a layer and a blob checked to hold it (idempotent).
     pub(crate) fn record_layer(
         &self,
+        diff_id: &Digest,
+        size: u64,
+        blob: &Digest,
+        blob_size: u64,
+        media_type: &str,
+    ) -> Result<(), StoreError> {
+        self.record_pairing(
+            "INSERT OR IGNORE INTO layer_blobs (diff_id, digest, media_type, size) VALUES (?1, ?2, ?3, ?4)",
+            diff_id,
+            size,
+            blob,
+            blob_size,
+            media_type,
+        )
+    }
+
+    /// Records a layer (at `size` unless it is recorded already) and, with
+    /// `insert_blob`, a blob said to hold it, in one transaction.
+    pub(crate) fn record_pairing(
+        &self,
+        insert_blob: &str,
         diff_id: &Digest,
         size: u64,
         blob: &Digest,
@@ -239,8 +260,13 @@ impl Store {
             params![diff_id.to_string(), size as i64, now()],
         )?;
         tx.execute(
-            "INSERT OR IGNORE INTO layer_blobs (diff_id, digest, media_type, size) VALUES (?1, ?2, ?3, ?4)",
-            params![diff_id.to_string(), blob.to_string(), media_type, blob_size as i64],
+            insert_blob,
+            params![
+                diff_id.to_string(),
+                blob.to_string(),
+                media_type,
+                blob_size as i64
+            ],
         )?;
         tx.commit()?;
         Ok(())
@@ -284,9 +310,20 @@ impl Store {
 
     /// Blobs known to hold a layer, as (digest, media type, size), plain tars first.
     pub fn layer_blobs(&self, diff_id: &Digest) -> Result<Vec<(Digest, String, u64)>, StoreError> {
-        let mut stmt = self.conn.prepare(
+        self.blob_rows(
             "SELECT digest, media_type, size FROM layer_blobs WHERE diff_id = ?1 ORDER BY digest = ?1 DESC, digest",
-        )?;
+            diff_id,
+        )
+    }
+
+    /// (digest, media type, size) rows that `sql` selects for `diff_id`; a digest that
+    /// does not parse is skipped (`system check` reports it).
+    pub(crate) fn blob_rows(
+        &self,
+        sql: &str,
+        diff_id: &Digest,
+    ) -> Result<Vec<(Digest, String, u64)>, StoreError> {
+        let mut stmt = self.conn.prepare(sql)?;
         let rows = stmt.query_map([diff_id.to_string()], |r| {
             Ok((
                 r.get::<_, String>(0)?,
@@ -361,25 +398,26 @@ impl Store {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn gzip_layer() -> (Vec<u8>, Digest) {
+    /// A gzip layer holding one file: (gzip bytes, diff ID).
+    pub(crate) fn gzip_layer(name: &str, content: &[u8]) -> (Vec<u8>, Digest) {
         let mut b = tar::Builder::new(Vec::new());
         let mut h = tar::Header::new_ustar();
-        h.set_path("hello").unwrap();
-        h.set_size(3);
+        h.set_path(name).unwrap();
+        h.set_size(content.len() as u64);
         h.set_mode(0o644);
         h.set_mtime(0);
         h.set_cksum();
-        b.append(&h, &b"hi\n"[..]).unwrap();
+        b.append(&h, content).unwrap();
         let tar = b.into_inner().unwrap();
         let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
         gz.write_all(&tar).unwrap();
         (gz.finish().unwrap(), Digest::of(&tar))
     }
 
-    fn empty_dir(p: &std::path::Path) -> bool {
+    pub(crate) fn empty_dir(p: &std::path::Path) -> bool {
         fs::read_dir(p).unwrap().next().is_none()
     }
 
@@ -390,7 +428,7 @@ mod tests {
     fn wrong_bytes_are_reported_as_a_digest_mismatch() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path()).unwrap();
-        let (gz, diff_id) = gzip_layer();
+        let (gz, diff_id) = gzip_layer("hello", b"hi\n");
         let digest = Digest::of(&gz);
         for at in [0, gz.len() - 1] {
             let mut bad = gz.clone();
