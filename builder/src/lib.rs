@@ -5,6 +5,7 @@
 
 pub mod build;
 pub mod config_edit;
+pub mod export;
 pub mod sandbox;
 pub mod snapshot;
 pub mod source;

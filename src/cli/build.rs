@@ -12,7 +12,7 @@ use rbuild_builder::store::ImageRef;
 
 use rbuild_builder::store::registry::RegistryError;
 
-use super::{CliError, Global, progress, registry};
+use super::{CliError, Global, build_output, progress, registry};
 
 /// Build an image from a Dockerfile.
 #[derive(Debug, Args)]
@@ -59,6 +59,17 @@ pub struct BuildArgs {
     /// pulled anyway).
     #[arg(long)]
     pull: bool,
+    /// Output destination: `type=oci|docker|tar,dest=FILE`, `type=local,dest=DIR`,
+    /// `DIR`, `-` (a tar of the file system to STDOUT); repeatable.
+    #[arg(short = 'o', long = "output", value_name = "PATH|-|type=TYPE[,KEY=VALUE]")]
+    outputs: Vec<String>,
+    /// Push every `-t` tag to its registry once built.
+    #[arg(long)]
+    push: bool,
+    /// Evict least recently used build cache down to this size after the build
+    /// (`10GB`; default: `max-cache-size` in the store's config.json).
+    #[arg(long, value_name = "SIZE")]
+    max_cache_size: Option<String>,
     /// The build context.
     context: PathBuf,
 }
@@ -108,6 +119,15 @@ pub fn run(global: &Global, args: BuildArgs) -> Result<ExitCode, CliError> {
                 .map_err(|e| CliError::Usage(format!("invalid tag {t:?}: {e}")))
         })
         .collect::<Result<Vec<_>, _>>()?;
+    let mut outputs = args
+        .outputs
+        .iter()
+        .map(|o| build_output::Output::parse(o))
+        .collect::<Result<Vec<_>, _>>()?;
+    if args.push {
+        outputs.push(build_output::Output::Push);
+    }
+    build_output::check(&outputs, &tags, args.quiet)?;
     build::interrupt::install()?;
     // Made on first use: most builds find every image in the store.
     let client = std::sync::OnceLock::new();
@@ -159,6 +179,8 @@ pub fn run(global: &Global, args: BuildArgs) -> Result<ExitCode, CliError> {
         eprint!("\n{}", f.report());
     }
     let outcome = outcome?;
+    build_output::export(global, &store, &outcome.image_id, &outcome.tags, &outputs)?;
+    build_output::enforce_cache_limit(&store, args.max_cache_size.as_deref())?;
     if let Some(path) = &args.iidfile {
         std::fs::write(path, outcome.image_id.to_string())?;
     }
@@ -205,6 +227,10 @@ pub fn rewrite_shorthand(mut argv: Vec<String>, commands: &[&str]) -> Vec<String
         "--network",
         "--platform",
         "--pull",
+        "-o",
+        "--output",
+        "--push",
+        "--max-cache-size",
     ]
     .iter()
     .any(|f| {

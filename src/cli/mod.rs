@@ -2,6 +2,8 @@
 
 mod archive;
 mod build;
+mod build_output;
+mod builder;
 mod error;
 mod format;
 mod history;
@@ -122,6 +124,8 @@ enum Command {
     Image(image::ImageCommand),
     #[command(subcommand)]
     System(system::SystemCommand),
+    #[command(subcommand)]
+    Builder(builder::BuilderCommand),
 }
 
 impl Cli {
@@ -154,6 +158,7 @@ pub fn run(cli: Cli) -> Result<ExitCode, CliError> {
         Command::History(args) => history::run(&cli.global, args),
         Command::Image(cmd) => image::run(&cli.global, cmd),
         Command::System(cmd) => system::run(&cli.global, cmd),
+        Command::Builder(cmd) => builder::run(&cli.global, cmd),
         Command::Save(args) => archive::save(&cli.global, args),
         Command::Load(args) => archive::load(&cli.global, args),
         Command::Push(args) => push::run(&cli.global, args),

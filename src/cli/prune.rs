@@ -68,7 +68,7 @@ pub fn run(global: &Global, args: PruneArgs) -> Result<ExitCode, CliError> {
 }
 
 /// docker's `PromptForConfirmation`: the question on stdout, `y`/`Y` on stdin to go on.
-fn confirm(message: &str) -> Result<bool, CliError> {
+pub(super) fn confirm(message: &str) -> Result<bool, CliError> {
     let mut out = io::stdout().lock();
     write!(out, "{message} [y/N] ")?;
     out.flush()?;

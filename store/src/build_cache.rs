@@ -13,6 +13,11 @@ use crate::error::StoreError;
 use crate::store::Store;
 use crate::unpack::now;
 
+/// Unix milliseconds: the cache's clock for least-recently-used order.
+pub(crate) fn now_millis() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}
+
 impl Store {
     /// The image a step with this cache key made, if it is still here.
     pub fn cache_get(&self, key: &str) -> Result<Option<Digest>, StoreError> {
@@ -30,8 +35,27 @@ impl Store {
     /// Records that the step with this key made `image_id` (which must exist).
     pub fn cache_put(&self, key: &str, image_id: &Digest) -> Result<(), StoreError> {
         self.conn.execute(
-            "INSERT OR REPLACE INTO build_cache (key, image_id, created_at) VALUES (?1, ?2, ?3)",
-            params![key, image_id.to_string(), now()],
+            "INSERT OR REPLACE INTO build_cache (key, image_id, created_at, last_used)
+             VALUES (?1, ?2, ?3, ?4)",
+            params![key, image_id.to_string(), now(), now_millis()],
+        )?;
+        Ok(())
+    }
+
+    /// Marks as used now every cache entry of `images` and of their ancestors: what a
+    /// build used, hits included. Done once at the end of a build, in one statement,
+    /// rather than at each hit: a cached step then costs no database commit (an fsync),
+    /// and every hit is an ancestor of its stage's last image anyway.
+    pub fn touch_cache(&self, images: &[Digest]) -> Result<(), StoreError> {
+        let ids: Vec<String> = images.iter().map(Digest::to_string).collect();
+        let ids = serde_json::to_string(&ids).expect("strings serialize");
+        self.conn.execute(
+            "WITH RECURSIVE chain(id) AS (
+                 SELECT value FROM json_each(?1)
+                 UNION SELECT i.parent FROM images i JOIN chain c ON i.id = c.id
+                 WHERE i.parent IS NOT NULL)
+             UPDATE build_cache SET last_used = ?2 WHERE image_id IN (SELECT id FROM chain)",
+            params![ids, now_millis()],
         )?;
         Ok(())
     }

@@ -94,6 +94,13 @@ const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (diff_id, digest)
     );
     ",
+    // 5: when each build cache entry was last used (unix milliseconds): made, or hit by
+    // a build. Cache GC (`builder prune`, `max-cache-size`) evicts the least recently
+    // used first; milliseconds so that the steps of one build still have an order.
+    "
+    ALTER TABLE build_cache ADD COLUMN last_used INTEGER NOT NULL DEFAULT 0;
+    UPDATE build_cache SET last_used = created_at * 1000;
+    ",
 ];
 
 #[derive(Debug, thiserror::Error)]

@@ -73,7 +73,7 @@ impl Store {
         }
     }
 
-    fn collect_locked(&self) -> Result<GcReport, StoreError> {
+    pub(crate) fn collect_locked(&self) -> Result<GcReport, StoreError> {
         let keep = self.reachable()?;
         let mut report = GcReport::default();
 

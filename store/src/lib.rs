@@ -7,6 +7,7 @@ pub mod archive;
 pub mod blob_sources;
 pub mod blobs;
 pub mod build_cache;
+pub mod cache_gc;
 pub mod check;
 pub mod commit;
 pub mod config;

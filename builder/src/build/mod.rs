@@ -370,6 +370,14 @@ pub fn build(
         progress.log(&v, format!("naming to {tag} done"));
     }
     progress.done(v);
+    // Every cache hit is an ancestor of its stage's last image: marking those chains
+    // used keeps what this build needed last in line for cache eviction.
+    let used: Vec<Digest> = built
+        .iter()
+        .flatten()
+        .filter_map(|r| r.image.clone())
+        .collect();
+    store.touch_cache(&used)?;
     Ok(BuildOutcome {
         image_id,
         tags: opts.tags.clone(),

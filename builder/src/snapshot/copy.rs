@@ -84,7 +84,10 @@ pub(crate) fn prepare(
 }
 
 /// Applies one layer dir (overlay format) onto `dst`, as overlay would stack it on top.
-fn apply_layer(src: &Path, dst: &Path, links: &mut Links) -> Result<(), SnapshotError> {
+///
+/// Writes only below `dst`: whatever is in the way of an entry is removed, not followed
+/// (a symlink where the layer has a directory is replaced by the directory).
+pub(super) fn apply_layer(src: &Path, dst: &Path, links: &mut Links) -> Result<(), SnapshotError> {
     for entry in fs::read_dir(src).map_err(io_at(src, "listing"))? {
         let entry = entry.map_err(io_at(src, "listing"))?;
         let (s, d) = (entry.path(), dst.join(entry.file_name()));

@@ -354,6 +354,18 @@ impl Drop for Snapshot {
     }
 }
 
+/// Writes the file system of an image whose layer trees are `layers` (bottom first) into
+/// the directory `dest`: each layer applied in turn with its whiteouts and opaque
+/// directories, owners, modes, xattrs, times and hard links kept — the image's rootfs
+/// as a container would see it (`--output type=local|tar`). Symlinks are written as
+/// symlinks and never followed, so nothing lands outside `dest`.
+pub fn flatten(layers: &[PathBuf], dest: &Path) -> Result<(), SnapshotError> {
+    for layer in layers {
+        copy::apply_layer(layer, dest, &mut files::Links::default())?;
+    }
+    Ok(())
+}
+
 /// Copies the directory `src` and everything in it, owners, modes, times and hard links
 /// kept, to the new path `dst` (a cache mount seeded `from=` a stage).
 pub(crate) fn copy_tree(src: &Path, dst: &Path) -> Result<(), SnapshotError> {

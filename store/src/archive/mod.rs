@@ -8,7 +8,7 @@ mod members;
 mod save;
 
 pub use load::{LoadedImage, load_path, load_reader};
-pub use save::{SaveRequest, save, save_to_path};
+pub use save::{ArchiveFormat, SaveRequest, save, save_as, save_to_path, save_to_path_as};
 
 use serde::{Deserialize, Serialize};
 

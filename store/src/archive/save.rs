@@ -26,12 +26,34 @@ pub struct SaveRequest {
     pub names: Vec<ImageRef>,
 }
 
+/// Which image archive formats one tar holds.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum ArchiveFormat {
+    /// Both, as `docker save` (25+) writes: what every tool reads.
+    #[default]
+    Both,
+    /// A Docker archive only (`manifest.json`, `repositories`): buildx `type=docker`.
+    Docker,
+    /// An OCI image layout only (`oci-layout`, `index.json`): buildx `type=oci`.
+    Oci,
+}
+
 /// Writes `images` to the file `path` atomically: into a temp file beside it, fsynced,
 /// then renamed over it, so a failed or killed save never leaves a partial archive
 /// under that name (at worst a `.NAME.rbuild-tmp-…` file beside it after a `kill -9`).
 pub fn save_to_path(
     store: &Store,
     images: &[SaveRequest],
+    path: &Path,
+) -> Result<(), ArchiveError> {
+    save_to_path_as(store, images, ArchiveFormat::Both, path)
+}
+
+/// [`save_to_path`] in one of the formats.
+pub fn save_to_path_as(
+    store: &Store,
+    images: &[SaveRequest],
+    format: ArchiveFormat,
     path: &Path,
 ) -> Result<(), ArchiveError> {
     let what = path.display().to_string();
@@ -54,7 +76,7 @@ pub fn save_to_path(
             .open(&tmp)
             .map_err(io_err(format!("creating {}", tmp.display())))?;
         let mut out = io::BufWriter::with_capacity(1 << 20, file);
-        save(store, images, &mut out)?;
+        save_as(store, images, format, &mut out)?;
         let file = out
             .into_inner()
             .map_err(|e| io_err(format!("writing {what}"))(e.into_error()))?;
@@ -75,6 +97,20 @@ pub fn save_to_path(
 ///
 /// Holds the store's shared lock throughout, so GC cannot delete a blob mid-copy.
 pub fn save(store: &Store, images: &[SaveRequest], out: impl Write) -> Result<(), ArchiveError> {
+    save_as(store, images, ArchiveFormat::Both, out)
+}
+
+/// [`save`] in one of the formats.
+pub fn save_as(
+    store: &Store,
+    images: &[SaveRequest],
+    format: ArchiveFormat,
+    out: impl Write,
+) -> Result<(), ArchiveError> {
+    let (docker, oci) = (
+        format != ArchiveFormat::Oci,
+        format != ArchiveFormat::Docker,
+    );
     let _lock = store.write_lock()?;
     let mut blobs: BTreeSet<Digest> = BTreeSet::new();
     let mut small: BTreeMap<Digest, Vec<u8>> = BTreeMap::new();
@@ -189,25 +225,31 @@ pub fn save(store: &Store, images: &[SaveRequest], out: impl Write) -> Result<()
                 .map_err(|e| ArchiveError::Malformed(format!("blob {d}: {e}")))?;
         }
     }
-    let index_bytes = serde_json::to_vec(&index).map_err(json_err)?;
-    append_file(
-        &mut tar,
-        "index.json",
-        index_bytes.len() as u64,
-        &index_bytes[..],
-    )
-    .map_err(io)?;
-    let manifest_json = serde_json::to_vec(&docker_manifest).map_err(json_err)?;
-    append_file(
-        &mut tar,
-        "manifest.json",
-        manifest_json.len() as u64,
-        &manifest_json[..],
-    )
-    .map_err(io)?;
-    let layout = br#"{"imageLayoutVersion":"1.0.0"}"#;
-    append_file(&mut tar, "oci-layout", layout.len() as u64, &layout[..]).map_err(io)?;
-    if !repositories.is_empty() {
+    if oci {
+        let index_bytes = serde_json::to_vec(&index).map_err(json_err)?;
+        append_file(
+            &mut tar,
+            "index.json",
+            index_bytes.len() as u64,
+            &index_bytes[..],
+        )
+        .map_err(io)?;
+    }
+    if docker {
+        let manifest_json = serde_json::to_vec(&docker_manifest).map_err(json_err)?;
+        append_file(
+            &mut tar,
+            "manifest.json",
+            manifest_json.len() as u64,
+            &manifest_json[..],
+        )
+        .map_err(io)?;
+    }
+    if oci {
+        let layout = br#"{"imageLayoutVersion":"1.0.0"}"#;
+        append_file(&mut tar, "oci-layout", layout.len() as u64, &layout[..]).map_err(io)?;
+    }
+    if docker && !repositories.is_empty() {
         let repos = serde_json::to_vec(&repositories).map_err(json_err)?;
         append_file(&mut tar, "repositories", repos.len() as u64, &repos[..]).map_err(io)?;
     }
