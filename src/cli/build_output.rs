@@ -14,7 +14,7 @@ use rbuild_builder::export;
 use rbuild_builder::store::archive::{self, ArchiveFormat, SaveRequest};
 use rbuild_builder::store::cache_gc;
 use rbuild_builder::store::registry::push::{self, PushOptions};
-use rbuild_builder::store::{Digest, ImageRef, Store};
+use rbuild_builder::store::{Digest, ImageRecord, ImageRef, Store};
 
 use super::transfer::TransferDisplay;
 use super::{CliError, Global, registry};
@@ -187,56 +187,8 @@ pub fn export(
         .image(id)?
         .ok_or_else(|| CliError::Usage(format!("the built image {id} is gone")))?;
     for out in outputs {
-        match out {
-            Output::Archive {
-                format,
-                dest,
-                names,
-            } => {
-                let names = if names.is_empty() { tags } else { names };
-                let request = [SaveRequest {
-                    image: image.clone(),
-                    names: names.to_vec(),
-                }];
-                match dest {
-                    Dest::File(path) => {
-                        archive::save_to_path_as(store, &request, *format, path)?;
-                    }
-                    Dest::Stdout => {
-                        let mut w = io::BufWriter::with_capacity(1 << 20, io::stdout().lock());
-                        archive::save_as(store, &request, *format, &mut w)?;
-                        w.flush()?;
-                    }
-                }
-            }
-            Output::Tar(Dest::File(path)) => {
-                let tmp = path.with_file_name(format!(
-                    ".{}.rbuild-tmp",
-                    path.file_name().map_or("tar".into(), |n| n.to_string_lossy())
-                ));
-                let written = (|| -> Result<(), CliError> {
-                    let file = std::fs::File::create(&tmp)?;
-                    let mut w = io::BufWriter::with_capacity(1 << 20, file);
-                    export::write_rootfs_tar(store, &image, &mut w).map_err(export_err(out))?;
-                    w.into_inner().map_err(|e| e.into_error())?.sync_all()?;
-                    std::fs::rename(&tmp, path)?;
-                    Ok(())
-                })();
-                if written.is_err() {
-                    let _ = std::fs::remove_file(&tmp);
-                }
-                written?;
-            }
-            Output::Tar(Dest::Stdout) => {
-                let mut w = io::BufWriter::with_capacity(1 << 20, io::stdout().lock());
-                export::write_rootfs_tar(store, &image, &mut w).map_err(export_err(out))?;
-                w.flush()?;
-            }
-            Output::Local(dir) => {
-                export::write_rootfs_dir(store, &image, dir).map_err(export_err(out))?;
-            }
-            Output::Push => {}
-        }
+        write_output(store, &image, tags, out)
+            .map_err(|e| CliError::Usage(format!("--output {}: {e}", describe(out))))?;
     }
     if outputs.contains(&Output::Push) {
         push_tags(global, store, tags)?;
@@ -244,8 +196,61 @@ pub fn export(
     Ok(())
 }
 
-fn export_err(out: &Output) -> impl FnOnce(export::ExportError) -> CliError + '_ {
-    move |e| CliError::Usage(format!("--output {}: {e}", describe(out)))
+/// Writes one output (not `Push`); the caller names it in the error.
+fn write_output(
+    store: &Store,
+    image: &ImageRecord,
+    tags: &[ImageRef],
+    out: &Output,
+) -> Result<(), Box<dyn std::error::Error>> {
+    match out {
+        Output::Archive {
+            format,
+            dest,
+            names,
+        } => {
+            let names = if names.is_empty() { tags } else { names };
+            let request = [SaveRequest {
+                image: image.clone(),
+                names: names.to_vec(),
+            }];
+            match dest {
+                Dest::File(path) => archive::save_to_path_as(store, &request, *format, path)?,
+                Dest::Stdout => {
+                    let mut w = io::BufWriter::with_capacity(1 << 20, io::stdout().lock());
+                    archive::save_as(store, &request, *format, &mut w)?;
+                    w.flush()?;
+                }
+            }
+        }
+        Output::Tar(Dest::File(path)) => {
+            // Into a temp file beside it, renamed when complete: a failed export leaves
+            // no partial tar under the name.
+            let name = path.file_name().ok_or("not a file name")?;
+            let tmp = path.with_file_name(format!(".{}.rbuild-tmp", name.to_string_lossy()));
+            let written = (|| -> Result<(), Box<dyn std::error::Error>> {
+                let file = std::fs::File::create(&tmp)
+                    .map_err(|e| format!("creating {}: {e}", tmp.display()))?;
+                let mut w = io::BufWriter::with_capacity(1 << 20, file);
+                export::write_rootfs_tar(store, image, &mut w)?;
+                w.into_inner().map_err(|e| e.into_error())?.sync_all()?;
+                std::fs::rename(&tmp, path)?;
+                Ok(())
+            })();
+            if written.is_err() {
+                let _ = std::fs::remove_file(&tmp);
+            }
+            written?;
+        }
+        Output::Tar(Dest::Stdout) => {
+            let mut w = io::BufWriter::with_capacity(1 << 20, io::stdout().lock());
+            export::write_rootfs_tar(store, image, &mut w)?;
+            w.flush()?;
+        }
+        Output::Local(dir) => export::write_rootfs_dir(store, image, dir)?,
+        Output::Push => {}
+    }
+    Ok(())
 }
 
 fn describe(out: &Output) -> String {
