@@ -42,9 +42,15 @@ fn assert_flattened(root: &Path, host_dir: &Path) {
         fs::read_to_string(app.join("sub/deep.txt")).unwrap(),
         "deep\n"
     );
-    let mode = fs::metadata(app.join("exe.sh")).unwrap().permissions().mode();
+    let mode = fs::metadata(app.join("exe.sh"))
+        .unwrap()
+        .permissions()
+        .mode();
     assert_eq!(mode & 0o7777, 0o750);
-    assert!(!app.join("gone.txt").exists(), "the whiteout was not applied");
+    assert!(
+        !app.join("gone.txt").exists(),
+        "the whiteout was not applied"
+    );
     assert!(
         !app.join("olddir/old.txt").exists(),
         "the opaque directory was not applied"
@@ -53,14 +59,14 @@ fn assert_flattened(root: &Path, host_dir: &Path) {
         fs::read_to_string(app.join("olddir/new.txt")).unwrap(),
         "new\n"
     );
-    assert_eq!(fs::read_link(app.join("rel")).unwrap(), Path::new("keep.txt"));
+    assert_eq!(
+        fs::read_link(app.join("rel")).unwrap(),
+        Path::new("keep.txt")
+    );
     assert_eq!(fs::read_link(app.join("abs")).unwrap(), host_dir);
     let evil = fs::symlink_metadata(app.join("evil")).unwrap();
     assert!(evil.is_dir(), "app/evil should be a directory");
-    assert_eq!(
-        fs::read_to_string(app.join("evil/x")).unwrap(),
-        "inside\n"
-    );
+    assert_eq!(fs::read_to_string(app.join("evil/x")).unwrap(), "inside\n");
     assert!(root.join("bin/busybox").is_file());
     assert_eq!(
         fs::read_dir(host_dir).unwrap().count(),
@@ -80,7 +86,15 @@ fn local_and_tar_outputs_are_the_flattened_file_system() {
     let local_spec = format!("type=local,dest={}", p(&dest));
     let tar_spec = format!("type=tar,dest={}", p(&tar));
     store
-        .run(&["build", "-q", "-o", &local_spec, "--output", &tar_spec, ctx_arg(&ctx)])
+        .run(&[
+            "build",
+            "-q",
+            "-o",
+            &local_spec,
+            "--output",
+            &tar_spec,
+            ctx_arg(&ctx),
+        ])
         .success();
     assert_flattened(&dest, &host.0);
 
@@ -106,9 +120,16 @@ fn local_and_tar_outputs_are_the_flattened_file_system() {
         .run(&["build", "-q", "-o", p(&short), ctx_arg(&ctx)])
         .success();
     assert_same_tree(&listing(&dest), &listing(&short), "-o DIR");
-    let (run, bytes) = store.run_bytes(&["build", "--progress", "quiet", "-o", "-", ctx_arg(&ctx)], None);
+    let (run, bytes) = store.run_bytes(
+        &["build", "--progress", "quiet", "-o", "-", ctx_arg(&ctx)],
+        None,
+    );
     run.success();
-    assert_eq!(bytes, fs::read(&tar).unwrap(), "-o - differs from dest=FILE");
+    assert_eq!(
+        bytes,
+        fs::read(&tar).unwrap(),
+        "-o - differs from dest=FILE"
+    );
 
     // No scratch is left in the store, and it is sound.
     let tmp = store.root().join("tmp");
@@ -177,7 +198,12 @@ fn oci_and_docker_outputs_are_image_archives_other_tools_read() {
     assert_eq!(inspected["Digest"].as_str().map(str::len), Some(71));
     let config = tool(
         "skopeo",
-        &["inspect", "--config", "--raw", &format!("docker-archive:{}", p(&docker))],
+        &[
+            "inspect",
+            "--config",
+            "--raw",
+            &format!("docker-archive:{}", p(&docker)),
+        ],
     );
     assert_eq!(
         format!("sha256:{}", crate::imagetar::sha256_hex(config.as_bytes())),
@@ -188,7 +214,9 @@ fn oci_and_docker_outputs_are_image_archives_other_tools_read() {
         .run(&["load", "-i", p(&docker)])
         .success()
         .stdout_contains("Loaded image: outapp:1");
-    let loaded = other.run(&["inspect", "-f", "{{.Id}}", "outapp:1"]).success();
+    let loaded = other
+        .run(&["inspect", "-f", "{{.Id}}", "outapp:1"])
+        .success();
     assert_eq!(loaded.stdout.trim(), id);
     other.run(&["system", "check"]).success();
     store.run(&["system", "check"]).success();
@@ -206,7 +234,16 @@ fn push_sends_every_tag_and_another_store_pulls_the_same_image() {
     let one = format!("{}/built/app:1", reg.addr);
     let two = format!("{}/built/app:two", reg.addr);
     let run = store
-        .run(&["build", "-q", "--push", "-t", &one, "-t", &two, ctx_arg(&ctx)])
+        .run(&[
+            "build",
+            "-q",
+            "--push",
+            "-t",
+            &one,
+            "-t",
+            &two,
+            ctx_arg(&ctx),
+        ])
         .success();
     let id = run.stdout.trim().to_string();
     assert!(run.stderr.contains("pushed "), "{}", run.stderr);
@@ -221,7 +258,15 @@ fn push_sends_every_tag_and_another_store_pulls_the_same_image() {
     // `type=registry` is the same as --push.
     ctx.write("hello.txt", "pushed again\n");
     let run = store
-        .run(&["build", "-q", "-t", &one, "-o", "type=registry", ctx_arg(&ctx)])
+        .run(&[
+            "build",
+            "-q",
+            "-t",
+            &one,
+            "-o",
+            "type=registry",
+            ctx_arg(&ctx),
+        ])
         .success();
     let other = TestStore::new("out-push-pull2");
     other.run(&["pull", &one]).success();

@@ -22,7 +22,11 @@ pub enum ExportError {
 
 /// Writes `image`'s file system into the directory `dest` (made if missing; what is
 /// already there stays unless the image has something at the same path).
-pub fn write_rootfs_dir(store: &Store, image: &ImageRecord, dest: &Path) -> Result<(), ExportError> {
+pub fn write_rootfs_dir(
+    store: &Store,
+    image: &ImageRecord,
+    dest: &Path,
+) -> Result<(), ExportError> {
     // Shared lock: GC must not take a layer tree while it is copied.
     let _lock = store.write_lock()?;
     let trees = store.layer_trees(&image.layers)?;

@@ -61,7 +61,11 @@ pub struct BuildArgs {
     pull: bool,
     /// Output destination: `type=oci|docker|tar,dest=FILE`, `type=local,dest=DIR`,
     /// `DIR`, `-` (a tar of the file system to STDOUT); repeatable.
-    #[arg(short = 'o', long = "output", value_name = "PATH|-|type=TYPE[,KEY=VALUE]")]
+    #[arg(
+        short = 'o',
+        long = "output",
+        value_name = "PATH|-|type=TYPE[,KEY=VALUE]"
+    )]
     outputs: Vec<String>,
     /// Push every `-t` tag to its registry once built.
     #[arg(long)]
@@ -163,6 +167,7 @@ pub fn run(global: &Global, args: BuildArgs) -> Result<ExitCode, CliError> {
         registry: Some(&registry_access),
     };
     let store = global.store()?;
+    let cache_limit = build_output::cache_limit(&store, args.max_cache_size.as_deref())?;
     let mode = if args.quiet {
         progress::Mode::Quiet
     } else {
@@ -180,7 +185,7 @@ pub fn run(global: &Global, args: BuildArgs) -> Result<ExitCode, CliError> {
     }
     let outcome = outcome?;
     build_output::export(global, &store, &outcome.image_id, &outcome.tags, &outputs)?;
-    build_output::enforce_cache_limit(&store, args.max_cache_size.as_deref())?;
+    build_output::enforce_cache_limit(&store, cache_limit)?;
     if let Some(path) = &args.iidfile {
         std::fs::write(path, outcome.image_id.to_string())?;
     }

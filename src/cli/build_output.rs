@@ -80,7 +80,8 @@ impl Output {
                 other => return Err(bad(&format!("unsupported attribute {other:?}"))),
             }
         }
-        let kind = kind.ok_or_else(|| bad("type is required (oci, docker, tar, local, registry)"))?;
+        let kind =
+            kind.ok_or_else(|| bad("type is required (oci, docker, tar, local, registry)"))?;
         let file_dest = |dest: Option<String>| -> Result<Dest, CliError> {
             match dest.as_deref() {
                 None | Some("-") => Ok(Dest::Stdout),
@@ -259,8 +260,14 @@ fn describe(out: &Output) -> String {
         Dest::Stdout => "-".into(),
     };
     match out {
-        Output::Archive { format, dest: d, .. } => {
-            let t = if *format == ArchiveFormat::Oci { "oci" } else { "docker" };
+        Output::Archive {
+            format, dest: d, ..
+        } => {
+            let t = if *format == ArchiveFormat::Oci {
+                "oci"
+            } else {
+                "docker"
+            };
             format!("type={t},dest={}", dest(d))
         }
         Output::Tar(d) => format!("type=tar,dest={}", dest(d)),
@@ -289,16 +296,20 @@ fn push_tags(global: &Global, store: &Store, tags: &[ImageRef]) -> Result<(), Cl
     Ok(())
 }
 
-/// The `max-cache-size` limit (`--max-cache-size`, else the store's `config.json`):
-/// evicts least recently used cache after a build. Skipped quietly when another build
-/// is running; that one enforces it when it ends.
-pub fn enforce_cache_limit(store: &Store, flag: Option<&str>) -> Result<(), CliError> {
-    let limit = match flag {
-        Some(s) => Some(
-            cache_gc::parse_size(s).map_err(|e| CliError::Usage(format!("--max-cache-size: {e}")))?,
-        ),
-        None => cache_gc::max_cache_size(store.root())?,
-    };
+/// The `max-cache-size` limit: `--max-cache-size`, else the store's `config.json`.
+/// Read before the build, so that a bad value fails it before it starts.
+pub fn cache_limit(store: &Store, flag: Option<&str>) -> Result<Option<u64>, CliError> {
+    match flag {
+        Some(s) => cache_gc::parse_size(s)
+            .map(Some)
+            .map_err(|e| CliError::Usage(format!("--max-cache-size: {e}"))),
+        None => Ok(cache_gc::max_cache_size(store.root())?),
+    }
+}
+
+/// Evicts least recently used cache down to `limit` after a build. Skipped when
+/// another build is running; that one enforces it when it ends.
+pub fn enforce_cache_limit(store: &Store, limit: Option<u64>) -> Result<(), CliError> {
     if let Some(max) = limit {
         store.enforce_cache_limit(max)?;
     }

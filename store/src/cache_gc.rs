@@ -238,7 +238,10 @@ impl CacheView {
             if let Some(p) = &img.parent
                 && candidates.contains(p)
             {
-                children.entry(p.clone()).or_default().insert(img.id.clone());
+                children
+                    .entry(p.clone())
+                    .or_default()
+                    .insert(img.id.clone());
             }
         }
         // Last use: an image's own entries', or any image's built on it (using a child
@@ -341,9 +344,7 @@ pub fn parse_size(s: &str) -> Result<u64, String> {
         .find(|c: char| !(c.is_ascii_digit() || c == '.'))
         .unwrap_or(t.len());
     let (num, unit) = t.split_at(num_end);
-    let value: f64 = num
-        .parse()
-        .map_err(|_| format!("invalid size: {s:?}"))?;
+    let value: f64 = num.parse().map_err(|_| format!("invalid size: {s:?}"))?;
     let unit = unit.trim_start().to_ascii_lowercase();
     let unit = unit.strip_suffix('b').unwrap_or(&unit);
     let unit = unit.strip_suffix('i').unwrap_or(unit);
