@@ -367,6 +367,84 @@ pub fn parse_size(s: &str) -> Result<u64, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::{History, ImageConfig, RootFs};
+    use crate::images::NewImage;
+    use crate::reference::ImageRef;
+
+    /// An image on `parent`, told apart by `step`; with a cache row `step` if `cached`.
+    fn image(store: &Store, parent: Option<&Digest>, step: &str, cached: bool) -> Digest {
+        let config = ImageConfig {
+            architecture: "amd64".into(),
+            os: "linux".into(),
+            rootfs: RootFs::default(),
+            history: vec![History {
+                created_by: Some(step.into()),
+                empty_layer: true,
+                ..History::default()
+            }],
+            ..ImageConfig::default()
+        };
+        let id = store
+            .create_image(
+                &config.to_vec(),
+                &NewImage {
+                    parent: parent.cloned(),
+                    manifest: None,
+                },
+            )
+            .unwrap();
+        if cached {
+            store.cache_put(step, &id).unwrap();
+        }
+        id
+    }
+
+    #[test]
+    fn dangling_chains_go_newest_end_first_and_all_takes_every_row() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        // base (named, no cache row) <- a <- b: an old build's steps, now dangling;
+        // base <- c, named: what a tagged image needs.
+        let base = image(&store, None, "base", false);
+        store
+            .tag(&base, &ImageRef::parse("base").unwrap().with_default_tag())
+            .unwrap();
+        let a = image(&store, Some(&base), "a", true);
+        let b = image(&store, Some(&a), "b", true);
+        let c = image(&store, Some(&base), "c", true);
+        store
+            .tag(&c, &ImageRef::parse("app").unwrap().with_default_tag())
+            .unwrap();
+
+        // Everything was used after an hour ago: `until=1h` takes nothing.
+        let hour_ago = Utc::now() - chrono::TimeDelta::hours(1);
+        let report = store
+            .prune_build_cache(&CachePrune {
+                until: Some(hour_ago),
+                ..CachePrune::default()
+            })
+            .unwrap();
+        assert!(report.images.is_empty());
+
+        let report = store.prune_build_cache(&CachePrune::default()).unwrap();
+        assert_eq!(report.images, [b.clone(), a.clone()]);
+        assert_eq!(report.entries, 2);
+        assert!(store.image(&a).unwrap().is_none());
+        assert_eq!(store.cache_get("c").unwrap(), Some(c.clone()));
+        assert!(store.image(&base).unwrap().is_some());
+
+        let report = store
+            .prune_build_cache(&CachePrune {
+                all: true,
+                ..CachePrune::default()
+            })
+            .unwrap();
+        assert!(report.images.is_empty());
+        assert_eq!(report.entries, 1);
+        assert_eq!(store.cache_get("c").unwrap(), None);
+        assert!(store.image(&c).unwrap().is_some());
+        assert!(store.check().unwrap().is_clean());
+    }
 
     #[test]
     fn sizes_parse_like_docker() {
