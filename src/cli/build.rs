@@ -59,6 +59,20 @@ pub struct BuildArgs {
     /// pulled anyway).
     #[arg(long)]
     pull: bool,
+    /// Import a build cache: `type=registry,ref=R` (or just `R`) or `type=local,src=DIR`;
+    /// repeatable.
+    #[arg(
+        long = "cache-from",
+        value_name = "type=registry,ref=R|type=local,src=DIR"
+    )]
+    cache_from: Vec<String>,
+    /// Export the build cache: `type=registry,ref=R[,mode=min|max]` or
+    /// `type=local,dest=DIR[,mode=min|max]`; repeatable.
+    #[arg(
+        long = "cache-to",
+        value_name = "type=registry,ref=R|type=local,dest=DIR"
+    )]
+    cache_to: Vec<String>,
     /// The build context.
     context: PathBuf,
 }
@@ -108,6 +122,8 @@ pub fn run(global: &Global, args: BuildArgs) -> Result<ExitCode, CliError> {
                 .map_err(|e| CliError::Usage(format!("invalid tag {t:?}: {e}")))
         })
         .collect::<Result<Vec<_>, _>>()?;
+    let cache =
+        super::build_cache::options(&args.cache_from, &args.cache_to).map_err(CliError::Usage)?;
     build::interrupt::install()?;
     // Made on first use: most builds find every image in the store.
     let client = std::sync::OnceLock::new();
@@ -141,6 +157,7 @@ pub fn run(global: &Global, args: BuildArgs) -> Result<ExitCode, CliError> {
         platform: args.platform.clone(),
         pull: args.pull,
         registry: Some(&registry_access),
+        cache,
     };
     let store = global.store()?;
     let mode = if args.quiet {
@@ -205,6 +222,8 @@ pub fn rewrite_shorthand(mut argv: Vec<String>, commands: &[&str]) -> Vec<String
         "--network",
         "--platform",
         "--pull",
+        "--cache-from",
+        "--cache-to",
     ]
     .iter()
     .any(|f| {

@@ -2,6 +2,7 @@
 
 mod archive;
 mod build;
+mod build_cache;
 mod error;
 mod format;
 mod history;

@@ -51,6 +51,10 @@ pub(super) struct Cx<'a> {
     pub stages: Vec<Option<StageResult>>,
     /// Images the build uses (FROM, `COPY --from`) by reference as written, resolved.
     pub images: BTreeMap<String, Digest>,
+    /// `--cache-from`: caches consulted when the store has no image for a key.
+    pub imported: &'a super::remote_cache::Imported<'a>,
+    /// The step records this stage made or took, for `--cache-to`.
+    pub records: Vec<super::remote_cache::CacheRecord>,
 }
 
 /// A stage while it is built.
@@ -376,6 +380,7 @@ pub(super) fn build_stage(
             },
         };
         let key = inputs.key();
+        let parent_id = st.result.image.clone();
         let last_note = cx.store.cache_note(&note_key)?;
         let last: Option<Inputs> = last_note
             .as_deref()
@@ -391,16 +396,44 @@ pub(super) fn build_stage(
         {
             st.result = StageResult {
                 config: cx.store.config(&id)?,
-                image: Some(id),
+                image: Some(id.clone()),
             };
             // Unchanged on a plain rebuild: not rewriting it saves a database commit
             // (an fsync) per cached step.
             if last_note.as_deref() != Some(note.as_str()) {
                 cx.store.set_cache_note(&note_key, &note)?;
             }
+            cx.records.push(super::remote_cache::CacheRecord {
+                key: key.clone(),
+                image: id,
+                parent: parent_id,
+            });
             progress.cached(&v);
             cx.cached += 1;
             continue;
+        }
+        if !cx.opts.no_cache {
+            match cx.imported.lookup(cx.store, &key, parent_id.as_ref()) {
+                Ok(Some((id, config))) => {
+                    st.result = StageResult {
+                        config,
+                        image: Some(id.clone()),
+                    };
+                    if last_note.as_deref() != Some(note.as_str()) {
+                        cx.store.set_cache_note(&note_key, &note)?;
+                    }
+                    cx.records.push(super::remote_cache::CacheRecord {
+                        key: key.clone(),
+                        image: id,
+                        parent: parent_id,
+                    });
+                    progress.cached(&v);
+                    cx.cached += 1;
+                    continue;
+                }
+                Ok(None) => {}
+                Err(e) => progress.warning(format!("{location}: {e}; running the step")),
+            }
         }
         let reason = if cx.opts.no_cache {
             MissReason::NoCache
@@ -408,6 +441,11 @@ pub(super) fn build_stage(
             inputs.miss_reason(last.as_ref())
         };
         progress.miss(&v, reason);
+        // The step runs on its parent's files: an imported parent is fetched now.
+        if let Err(message) = cx.imported.materialize(cx.store, parent_id.as_ref()) {
+            progress.failed(v, &message);
+            return Err(fail(message));
+        }
 
         // A --link step's layer may come from an earlier build on another base.
         let link_key = super::link::active(instr).then(|| {
@@ -505,6 +543,11 @@ pub(super) fn build_stage(
             },
         )?;
         cx.store.cache_put(&key, &id)?;
+        cx.records.push(super::remote_cache::CacheRecord {
+            key: key.clone(),
+            image: id.clone(),
+            parent: parent_id,
+        });
         if let Some(k) = &link_key {
             cx.store.cache_put(k, &id)?;
         }
