@@ -366,6 +366,59 @@ fn import_fetches_only_the_final_images_missing_layers() {
 }
 
 #[test]
+fn copy_from_an_imported_stage_fetches_none_of_its_layers() {
+    // mode=max, a builder stage with a big layer whose output the final stage copies:
+    // on an empty runner every step is a hit, and only the final image's own layer
+    // comes in (COPY --from is found by the builder image's ID, not its files).
+    let marker = Marker::start();
+    let a = TestStore::new("cache-from-stage-a");
+    a.busybox("base:1");
+    let base_tar = a.root().join("base.tar");
+    a.run(&["save", "-o", p(&base_tar), "base:1"]).success();
+    let ctx = TempDir::new("cache-from-stage-ctx");
+    ctx.write("big.bin", &"y".repeat(1 << 18));
+    ctx.write(
+        "Dockerfile",
+        &format!(
+            "FROM base:1 AS builder\nCOPY big.bin /big.bin\n{} && head -c 10 /big.bin > /out\n\
+             FROM base:1\nCOPY --from=builder /out /out\n",
+            marker.run("builder")
+        ),
+    );
+    let dir = TempDir::new("cache-from-stage-dir");
+    a.run(&[
+        "build",
+        "--cache-to",
+        &format!("type=local,dest={},mode=max", p(&dir.0)),
+        "-t",
+        "app",
+        ctx_arg(&ctx),
+    ])
+    .success();
+    let b = TestStore::new("cache-from-stage-b");
+    b.run(&["load", "-i", p(&base_tar)]).success();
+    let before = blob_count(&b);
+    let run = b
+        .run(&[
+            "build",
+            "--progress",
+            "plain",
+            "--cache-from",
+            &format!("type=local,src={}", p(&dir.0)),
+            "-t",
+            "app",
+            ctx_arg(&ctx),
+        ])
+        .success();
+    all_cached(&run.stderr, 3);
+    assert_eq!(marker.hits("builder"), 1);
+    // The final image's COPY layer and its config; nothing of the builder stage.
+    assert_eq!(blob_count(&b), before + 2, "{}", run.stderr);
+    assert_eq!(id(&b, "app"), id(&a, "app"));
+    b.run(&["system", "check"]).success();
+}
+
+#[test]
 fn missing_and_broken_caches_are_warnings() {
     let reg = Registry::start("cache-broken", RegistryAuth::Anonymous);
     let s = TestStore::new("cache-broken");

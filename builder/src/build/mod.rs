@@ -323,10 +323,12 @@ pub fn build(
         };
         // What `RUN --mount from=` can name: images, and the stages built so far by
         // name and index.
-        // Stages this one copies or mounts from are read from disk: an imported
-        // result is fetched now. Its base stage is not: its steps may all be hits.
+        // Stages this one mounts from are read from disk: an imported result is
+        // fetched now. Its base stage is not (its steps may all be hits), nor those
+        // `COPY --from` reads (the step fetches them if its key needs their files).
         for d in &stage.deps {
             if let DependsOn::Stage(j) = d.on
+                && d.reason == rbuild_parser::stages::Reason::RunMount
                 && let Some(Some(result)) = done.get(j)
             {
                 imported

@@ -114,6 +114,11 @@ impl<'a> Imported<'a> {
         self.pending.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// Whether `id` was taken from an imported cache and is not in the store yet.
+    pub fn is_pending(&self, id: &Digest) -> bool {
+        self.pending().contains_key(id)
+    }
+
     /// The image an imported cache records for `key` (on `parent`, the image the step
     /// builds on), with its config; the image is pending until materialized. An image
     /// config that cannot be fetched is an `Err` the caller shows as a warning before

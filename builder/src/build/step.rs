@@ -194,6 +194,59 @@ pub(super) fn build_stage(
                 .collect(),
         };
 
+        // `COPY --from` is keyed on the files it reads, so reading them needs the source
+        // on disk. It also has a key on the source's image ID (the same ID means the
+        // same files), which other stores record in the caches they export: a source
+        // taken from an imported cache and not fetched yet is tried by that key first,
+        // so a hit needs none of its layers.
+        let from_image = copy_from_image(cx, stage, step);
+        let parent_id = st.result.image.clone();
+        let by_image_key = from_image.as_ref().map(|src| {
+            Inputs {
+                parent: parent_id
+                    .as_ref()
+                    .map_or("scratch".to_string(), |d| d.to_string()),
+                text: step.text.clone(),
+                args: args.clone(),
+                sources: BTreeMap::from([(
+                    "--from image".to_string(),
+                    src.as_ref()
+                        .map_or("scratch".to_string(), |d| d.to_string()),
+                )]),
+                extra: String::new(),
+            }
+            .key()
+        });
+        if let (Some(k), Some(Some(src))) = (&by_image_key, &from_image)
+            && !cx.opts.no_cache
+            && cx.imported.is_pending(src)
+        {
+            match cx.imported.lookup(cx.store, k, parent_id.as_ref()) {
+                Ok(Some((id, config))) => {
+                    st.result = StageResult {
+                        config,
+                        image: Some(id.clone()),
+                    };
+                    cx.records.push(super::remote_cache::CacheRecord {
+                        key: k.clone(),
+                        image: id,
+                        parent: parent_id,
+                    });
+                    progress.cached(&v);
+                    cx.cached += 1;
+                    continue;
+                }
+                Ok(None) => {}
+                Err(e) => progress.warning(format!("{location}: {e}")),
+            }
+        }
+        if let Some(src) = &from_image
+            && let Err(message) = cx.imported.materialize(cx.store, src.as_ref())
+        {
+            progress.failed(v, &message);
+            return Err(fail(message));
+        }
+
         // COPY/ADD sources, read now: their digests are part of the key. Downloads
         // live in store scratch dirs until the step is done.
         let mut downloads = Scratch::default();
@@ -380,7 +433,22 @@ pub(super) fn build_stage(
             },
         };
         let key = inputs.key();
-        let parent_id = st.result.image.clone();
+        // The records this step adds to an exported cache, once its image is known.
+        let record = |image: &Digest| {
+            let mut r = vec![super::remote_cache::CacheRecord {
+                key: key.clone(),
+                image: image.clone(),
+                parent: parent_id.clone(),
+            }];
+            if let Some(k) = &by_image_key {
+                r.push(super::remote_cache::CacheRecord {
+                    key: k.clone(),
+                    image: image.clone(),
+                    parent: parent_id.clone(),
+                });
+            }
+            r
+        };
         let last_note = cx.store.cache_note(&note_key)?;
         let last: Option<Inputs> = last_note
             .as_deref()
@@ -403,11 +471,7 @@ pub(super) fn build_stage(
             if last_note.as_deref() != Some(note.as_str()) {
                 cx.store.set_cache_note(&note_key, &note)?;
             }
-            cx.records.push(super::remote_cache::CacheRecord {
-                key: key.clone(),
-                image: id,
-                parent: parent_id,
-            });
+            cx.records.extend(record(&id));
             progress.cached(&v);
             cx.cached += 1;
             continue;
@@ -422,11 +486,7 @@ pub(super) fn build_stage(
                     if last_note.as_deref() != Some(note.as_str()) {
                         cx.store.set_cache_note(&note_key, &note)?;
                     }
-                    cx.records.push(super::remote_cache::CacheRecord {
-                        key: key.clone(),
-                        image: id,
-                        parent: parent_id,
-                    });
+                    cx.records.extend(record(&id));
                     progress.cached(&v);
                     cx.cached += 1;
                     continue;
@@ -543,11 +603,7 @@ pub(super) fn build_stage(
             },
         )?;
         cx.store.cache_put(&key, &id)?;
-        cx.records.push(super::remote_cache::CacheRecord {
-            key: key.clone(),
-            image: id.clone(),
-            parent: parent_id,
-        });
+        cx.records.extend(record(&id));
         if let Some(k) = &link_key {
             cx.store.cache_put(k, &id)?;
         }
@@ -1027,25 +1083,57 @@ struct CopyArgs<'a> {
     link: bool,
 }
 
-/// The file system `COPY --from` reads: the stage's or image's layers (empty for
-/// `scratch`). The planner resolved the name into this step's dependency.
-fn from_view(
-    cx: &Cx<'_>,
-    stage: &Stage,
+/// What a `COPY --from` step reads from: the planner resolved the name into one of the
+/// stage's dependencies (`None`: scratch).
+fn copy_from_dep<'s>(
+    stage: &'s Stage,
     step: &rbuild_parser::stages::Step,
-) -> Result<super::rootfs::RootView, String> {
-    use rbuild_parser::stages::{DependsOn, Reason};
+) -> Option<&'s rbuild_parser::stages::DependsOn> {
+    use rbuild_parser::stages::Reason;
     // Triggers all sit on the FROM line, so the name tells their dependencies apart.
     let from = match &step.instruction {
         Instruction::Copy(c) => c.from.as_deref(),
         _ => None,
     };
-    let dep = stage.deps.iter().find(|d| {
-        d.reason == Reason::CopyFrom
-            && d.line == step.start_line
-            && from.is_none_or(|f| f == d.written)
-    });
-    let diff_ids = match dep.map(|d| &d.on) {
+    stage
+        .deps
+        .iter()
+        .find(|d| {
+            d.reason == Reason::CopyFrom
+                && d.line == step.start_line
+                && from.is_none_or(|f| f == d.written)
+        })
+        .map(|d| &d.on)
+}
+
+/// The image a `COPY --from` step reads (`None` for scratch or an empty stage); `None`
+/// for any other step.
+fn copy_from_image(
+    cx: &Cx<'_>,
+    stage: &Stage,
+    step: &rbuild_parser::stages::Step,
+) -> Option<Option<Digest>> {
+    use rbuild_parser::stages::DependsOn;
+    match &step.instruction {
+        Instruction::Copy(c) if c.from.is_some() => {}
+        _ => return None,
+    }
+    Some(match copy_from_dep(stage, step) {
+        None => None,
+        Some(DependsOn::Stage(j)) => cx.stages.get(*j)?.as_ref()?.image.clone(),
+        Some(DependsOn::Image(r)) => cx.images.get(r).cloned(),
+    })
+}
+
+/// The file system `COPY --from` reads: the stage's or image's layers (empty for
+/// `scratch`).
+fn from_view(
+    cx: &Cx<'_>,
+    stage: &Stage,
+    step: &rbuild_parser::stages::Step,
+) -> Result<super::rootfs::RootView, String> {
+    use rbuild_parser::stages::DependsOn;
+    let diff_ids = match copy_from_dep(stage, step) {
         None => Vec::new(),
         Some(DependsOn::Stage(j)) => cx
             .stages
