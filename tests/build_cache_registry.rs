@@ -524,6 +524,25 @@ fn missing_and_broken_caches_are_warnings() {
         run.stderr
     );
 
+    // An export that fails fails the build (the image is built and named), unless
+    // ignore-error=true makes it a warning, as in BuildKit.
+    let not_dir = dir.write("plain-file", "x");
+    let dest = format!("type=local,dest={}/sub", p(&not_dir));
+    s.run(&["build", "--cache-to", &dest, ctx_arg(&ctx)])
+        .failure()
+        .stderr_contains("exporting cache to");
+    let run = s
+        .run(&[
+            "build",
+            "--progress",
+            "plain",
+            "--cache-to",
+            &format!("{dest},ignore-error=true"),
+            ctx_arg(&ctx),
+        ])
+        .success();
+    assert!(run.stderr.contains("ignore-error=true"), "{}", run.stderr);
+
     // Flags are checked before anything runs.
     s.run(&["build", "--cache-to", "type=gha", ctx_arg(&ctx)])
         .failure()

@@ -4,7 +4,7 @@
 
 use std::path::PathBuf;
 
-use rbuild_builder::build::remote_cache::{CacheLocation, CacheMode, CacheOptions};
+use rbuild_builder::build::remote_cache::{CacheLocation, CacheMode, CacheOptions, CacheTarget};
 use rbuild_builder::store::ImageRef;
 
 /// Attributes buildx accepts that change nothing here (our artifact has one format).
@@ -14,7 +14,6 @@ const IGNORED: &[&str] = &[
     "compression",
     "compression-level",
     "force-compression",
-    "ignore-error",
 ];
 
 /// The options for `--cache-from` (repeatable) and `--cache-to` (repeatable).
@@ -22,7 +21,7 @@ pub fn options(from: &[String], to: &[String]) -> Result<CacheOptions, String> {
     Ok(CacheOptions {
         from: from
             .iter()
-            .map(|s| parse(s, "--cache-from").map(|(l, _)| l))
+            .map(|s| parse(s, "--cache-from").map(|t| t.location))
             .collect::<Result<_, _>>()?,
         to: to
             .iter()
@@ -31,8 +30,9 @@ pub fn options(from: &[String], to: &[String]) -> Result<CacheOptions, String> {
     })
 }
 
-fn parse(spec: &str, flag: &str) -> Result<(CacheLocation, CacheMode), String> {
+fn parse(spec: &str, flag: &str) -> Result<CacheTarget, String> {
     let (mut kind, mut reference, mut dir, mut mode) = (None, None, None, CacheMode::Min);
+    let mut ignore_error = false;
     if !spec.contains('=') {
         reference = Some(spec.to_string());
         kind = Some("registry".to_string());
@@ -53,6 +53,17 @@ fn parse(spec: &str, flag: &str) -> Result<(CacheLocation, CacheMode), String> {
                         other => {
                             return Err(format!(
                                 "{flag} {spec}: invalid mode {other:?} (min or max)"
+                            ));
+                        }
+                    }
+                }
+                "ignore-error" if flag == "--cache-to" => {
+                    ignore_error = match v {
+                        "true" => true,
+                        "false" => false,
+                        other => {
+                            return Err(format!(
+                                "{flag} {spec}: invalid ignore-error {other:?} (true or false)"
                             ));
                         }
                     }
@@ -81,7 +92,11 @@ fn parse(spec: &str, flag: &str) -> Result<(CacheLocation, CacheMode), String> {
         }
         None => return Err(format!("{flag} {spec}: type is required")),
     };
-    Ok((location, mode))
+    Ok(CacheTarget {
+        location,
+        mode,
+        ignore_error,
+    })
 }
 
 #[cfg(test)]
@@ -100,7 +115,10 @@ mod tests {
             panic!("{:?}", o.from[0]);
         };
         assert_eq!(r.to_string(), "localhost:5000/c:t");
-        assert_eq!(o.to[0].1, CacheMode::Max);
+        assert_eq!(o.to[0].mode, CacheMode::Max);
+        assert!(!o.to[0].ignore_error);
+        let o = options(&[], &["type=local,dest=/d,ignore-error=true".into()]).unwrap();
+        assert!(o.to[0].ignore_error);
         assert!(options(&[], &["type=gha".into()]).is_err());
         assert!(options(&[], &["type=local,src=/d".into()]).is_err());
         assert!(options(&[], &["type=registry,ref=x,mode=all".into()]).is_err());

@@ -274,7 +274,9 @@ pub fn build(
     );
     let cached = AtomicUsize::new(0);
     let ran = AtomicUsize::new(0);
-    let imported = remote_cache::Imported::open(&opts.cache.from, opts.registry, &progress);
+    // `--no-cache` ignores imported caches too, as BuildKit does.
+    let from: &[_] = if opts.no_cache { &[] } else { &opts.cache.from };
+    let imported = remote_cache::Imported::open(from, opts.registry, &progress);
     let records = std::sync::Mutex::new(Vec::new());
 
     // The stages the target needs, dependencies first, and what each waits for.

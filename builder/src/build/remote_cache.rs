@@ -35,11 +35,20 @@ pub enum CacheMode {
     Max,
 }
 
+/// One `--cache-to`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CacheTarget {
+    pub location: CacheLocation,
+    pub mode: CacheMode,
+    /// `ignore-error=true`: a failed export is a warning, not a failed build.
+    pub ignore_error: bool,
+}
+
 /// `--cache-from` and `--cache-to`.
 #[derive(Debug, Clone, Default)]
 pub struct CacheOptions {
     pub from: Vec<CacheLocation>,
-    pub to: Vec<(CacheLocation, CacheMode)>,
+    pub to: Vec<CacheTarget>,
 }
 
 /// An image a cache record names that is not in the store yet.
@@ -225,35 +234,50 @@ impl<'a> Imported<'a> {
 /// `records` are by stage index; `chain` lists the final image's stage chain.
 pub(super) fn export(
     store: &Store,
-    to: &[(CacheLocation, CacheMode)],
+    to: &[CacheTarget],
     records: &[(usize, CacheRecord)],
     chain: &[usize],
     imported: &Imported<'_>,
     progress: &Progress<'_>,
 ) -> Result<(), String> {
-    for (location, mode) in to {
+    for target in to {
+        let location = &target.location;
         let v = progress.start(format!("exporting cache to {location}"));
         let chosen: Vec<CacheRecord> = records
             .iter()
-            .filter(|(stage, _)| *mode == CacheMode::Max || chain.contains(stage))
+            .filter(|(stage, _)| target.mode == CacheMode::Max || chain.contains(stage))
             .map(|(_, r)| r.clone())
             .collect();
-        // Steps taken from an imported cache are exported again: their layers are
-        // needed here for that.
-        for r in &chosen {
-            imported.materialize(store, Some(&r.image))?;
+        let done = (|| {
+            // Steps taken from an imported cache are exported again: their layers
+            // are needed here for that.
+            for r in &chosen {
+                imported.materialize(store, Some(&r.image))?;
+            }
+            let client = client_for(imported.registry, location)?;
+            cache::export(store, client.as_deref(), location, chosen)
+                .map_err(|e| format!("exporting cache to {location}: {e}"))
+        })();
+        match done {
+            Ok(done) => {
+                progress.log(
+                    &v,
+                    format!(
+                        "writing cache manifest {} ({} steps, {} layers) done",
+                        done.digest, done.records, done.layers
+                    ),
+                );
+                progress.done(v);
+            }
+            Err(e) if target.ignore_error => {
+                progress.failed(v, &e);
+                progress.warning(format!("{e} (ignored: ignore-error=true)"));
+            }
+            Err(e) => {
+                progress.failed(v, &e);
+                return Err(e);
+            }
         }
-        let client = client_for(imported.registry, location)?;
-        let done = cache::export(store, client.as_deref(), location, chosen)
-            .map_err(|e| format!("exporting cache to {location}: {e}"))?;
-        progress.log(
-            &v,
-            format!(
-                "writing cache manifest {} ({} steps, {} layers) done",
-                done.digest, done.records, done.layers
-            ),
-        );
-        progress.done(v);
     }
     Ok(())
 }
