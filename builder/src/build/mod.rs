@@ -323,8 +323,6 @@ pub fn build(
                 message: format!("stage {j} was not built before stage {index}"),
             })?,
         };
-        // What `RUN --mount from=` can name: images, and the stages built so far by
-        // name and index.
         // Stages this one mounts from are read from disk: an imported result is
         // fetched now. Its base stage is not (its steps may all be hits), nor those
         // `COPY --from` reads (the step fetches them if its key needs their files).
@@ -338,6 +336,8 @@ pub fn build(
                     .map_err(BuildError::Cache)?;
             }
         }
+        // What `RUN --mount from=` can name: images, and the stages built so far by
+        // name and index.
         let mut mount_sources = mount_images.clone();
         for (j, result) in done.iter().enumerate() {
             if let Some(result) = result {

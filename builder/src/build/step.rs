@@ -202,20 +202,7 @@ pub(super) fn build_stage(
         let from_image = copy_from_image(cx, stage, step);
         let parent_id = st.result.image.clone();
         let by_image_key = from_image.as_ref().map(|src| {
-            Inputs {
-                parent: parent_id
-                    .as_ref()
-                    .map_or("scratch".to_string(), |d| d.to_string()),
-                text: step.text.clone(),
-                args: args.clone(),
-                sources: BTreeMap::from([(
-                    "--from image".to_string(),
-                    src.as_ref()
-                        .map_or("scratch".to_string(), |d| d.to_string()),
-                )]),
-                extra: String::new(),
-            }
-            .key()
+            super::cache::copy_from_image_key(parent_id.as_ref(), &step.text, &args, src.as_ref())
         });
         if let (Some(k), Some(Some(src))) = (&by_image_key, &from_image)
             && !cx.opts.no_cache
