@@ -18,7 +18,7 @@ use std::fmt;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use futures_util::future::try_join_all;
+use futures_util::stream::{self, StreamExt, TryStreamExt};
 use reqwest::Method;
 use reqwest::header;
 use serde::{Deserialize, Serialize};
@@ -88,7 +88,13 @@ pub struct CacheSource {
     pub config: CacheConfig,
     /// The image configs the manifest lists, with their sizes.
     configs: HashMap<Digest, u64>,
+    /// Record positions by key, and layer positions by diff ID.
+    by_key: HashMap<String, usize>,
+    by_diff_id: HashMap<Digest, usize>,
 }
+
+/// Blobs moved at once, as push and pull do by default.
+const CONCURRENT: usize = 3;
 
 /// The manifest fields a cache artifact is read by.
 #[derive(Serialize, Deserialize)]
@@ -198,10 +204,21 @@ pub fn open(
         .filter(|d| d.media_type == OCI_CONFIG)
         .map(|d| (d.digest.clone(), d.size))
         .collect();
+    // The first record of a key wins, as the first layer blob of a diff ID.
+    let mut by_key = HashMap::new();
+    for (i, r) in config.records.iter().enumerate() {
+        by_key.entry(r.key.clone()).or_insert(i);
+    }
+    let mut by_diff_id = HashMap::new();
+    for (i, l) in config.layers.iter().enumerate() {
+        by_diff_id.entry(l.diff_id.clone()).or_insert(i);
+    }
     Ok(Some(CacheSource {
         location: location.clone(),
         config,
         configs,
+        by_key,
+        by_diff_id,
     }))
 }
 
@@ -275,12 +292,14 @@ fn read_local_blob(
 impl CacheSource {
     /// The record of the step with `key`, if this cache has one.
     pub fn record(&self, key: &str) -> Option<&CacheRecord> {
-        self.config.records.iter().find(|r| r.key == key)
+        self.by_key.get(key).map(|&i| &self.config.records[i])
     }
 
     /// The blob this cache holds the layer `diff_id` in.
     pub fn layer(&self, diff_id: &Digest) -> Option<&CacheLayer> {
-        self.config.layers.iter().find(|l| &l.diff_id == diff_id)
+        self.by_diff_id
+            .get(diff_id)
+            .map(|&i| &self.config.layers[i])
     }
 
     /// The image config `id`, fetched and checked against its digest.
@@ -319,24 +338,28 @@ impl CacheSource {
             CacheLocation::Registry(r) => {
                 let client = need_client(client, &self.location)?;
                 let rt = super::runtime()?;
-                rt.block_on(try_join_all(layers.iter().map(|l| {
-                    let job = LayerJob {
-                        digest: l.digest.clone(),
-                        size: l.size,
-                        diff_id: l.diff_id.clone(),
-                        media_type: l.media_type.clone(),
-                    };
-                    async move {
-                        pull::fetch_layer(
-                            client,
-                            r,
-                            &job,
-                            root.to_path_buf(),
-                            &super::progress::Silent,
-                        )
-                        .await
-                    }
-                })))?;
+                rt.block_on(
+                    stream::iter(layers.iter().map(|l| {
+                        let job = LayerJob {
+                            digest: l.digest.clone(),
+                            size: l.size,
+                            diff_id: l.diff_id.clone(),
+                            media_type: l.media_type.clone(),
+                        };
+                        async move {
+                            pull::fetch_layer(
+                                client,
+                                r,
+                                &job,
+                                root.to_path_buf(),
+                                &super::progress::Silent,
+                            )
+                            .await
+                        }
+                    }))
+                    .buffer_unordered(CONCURRENT)
+                    .try_collect::<Vec<()>>(),
+                )?;
                 Ok(())
             }
             CacheLocation::Local(dir) => {
@@ -468,7 +491,10 @@ pub fn export(
             }
             let rt = super::runtime()?;
             rt.block_on(async {
-                try_join_all(uploads.iter().map(|b| target.upload(b))).await?;
+                stream::iter(uploads.iter().map(|b| target.upload(b)))
+                    .buffer_unordered(CONCURRENT)
+                    .try_collect::<Vec<_>>()
+                    .await?;
                 put_manifest(client, r, &manifest_bytes, &digest).await
             })?;
             for b in &uploads {
