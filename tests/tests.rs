@@ -11,6 +11,7 @@ mod util;
 mod archive;
 mod bad_input;
 mod build;
+mod build_cache_registry;
 mod build_copy;
 mod build_copy_reuse;
 mod build_git;

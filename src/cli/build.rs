@@ -74,6 +74,20 @@ pub struct BuildArgs {
     /// (`10GB`; default: `max-cache-size` in the store's config.json).
     #[arg(long, value_name = "SIZE")]
     max_cache_size: Option<String>,
+    /// Import a build cache: `type=registry,ref=R` (or just `R`) or `type=local,src=DIR`;
+    /// repeatable.
+    #[arg(
+        long = "cache-from",
+        value_name = "type=registry,ref=R|type=local,src=DIR"
+    )]
+    cache_from: Vec<String>,
+    /// Export the build cache: `type=registry,ref=R[,mode=min|max]` or
+    /// `type=local,dest=DIR[,mode=min|max]`; repeatable.
+    #[arg(
+        long = "cache-to",
+        value_name = "type=registry,ref=R|type=local,dest=DIR"
+    )]
+    cache_to: Vec<String>,
     /// The build context.
     context: PathBuf,
 }
@@ -132,6 +146,8 @@ pub fn run(global: &Global, args: BuildArgs) -> Result<ExitCode, CliError> {
         outputs.push(build_output::Output::Push);
     }
     build_output::check(&outputs, &tags, args.quiet)?;
+    let cache =
+        super::build_cache::options(&args.cache_from, &args.cache_to).map_err(CliError::Usage)?;
     build::interrupt::install()?;
     // Made on first use: most builds find every image in the store.
     let client = std::sync::OnceLock::new();
@@ -165,6 +181,7 @@ pub fn run(global: &Global, args: BuildArgs) -> Result<ExitCode, CliError> {
         platform: args.platform.clone(),
         pull: args.pull,
         registry: Some(&registry_access),
+        cache,
     };
     let store = global.store()?;
     let cache_limit = build_output::cache_limit(&store, args.max_cache_size.as_deref())?;
@@ -236,6 +253,8 @@ pub fn rewrite_shorthand(mut argv: Vec<String>, commands: &[&str]) -> Vec<String
         "--output",
         "--push",
         "--max-cache-size",
+        "--cache-from",
+        "--cache-to",
     ]
     .iter()
     .any(|f| {

@@ -2,6 +2,7 @@
 
 mod archive;
 mod build;
+mod build_cache;
 mod build_output;
 mod builder;
 mod error;

@@ -136,6 +136,29 @@ impl Inputs {
     }
 }
 
+/// The second key of a `COPY --from` step: on the image it reads (`None`: scratch)
+/// rather than the content of the files it reads. The same image ID means the same
+/// files, so it is as sound as the content key, if less often hit (a stage rebuilt with
+/// the same output has another ID); it lets an imported stage's result be copied from
+/// without fetching its layers ([`super::remote_cache`]).
+pub fn copy_from_image_key(
+    parent: Option<&rbuild_store::Digest>,
+    text: &str,
+    args: &BTreeMap<String, Option<String>>,
+    source: Option<&rbuild_store::Digest>,
+) -> String {
+    let name =
+        |d: Option<&rbuild_store::Digest>| d.map_or("scratch".to_string(), |d| d.to_string());
+    Inputs {
+        parent: name(parent),
+        text: text.to_string(),
+        args: args.clone(),
+        sources: BTreeMap::from([("--from image".to_string(), name(source))]),
+        extra: String::new(),
+    }
+    .key()
+}
+
 /// The first key (in order) that is in one map and not the other, or has another value.
 fn first_difference<V: PartialEq>(
     a: &BTreeMap<String, V>,
@@ -220,6 +243,27 @@ mod tests {
         sorted.dedup();
         assert_eq!(sorted.len(), keys.len());
         assert_eq!(base.key(), inputs().key());
+    }
+
+    #[test]
+    fn copy_from_image_key_follows_parent_and_source() {
+        let d = |s: &str| rbuild_store::Digest::of(s.as_bytes());
+        let args = BTreeMap::new();
+        let text = "COPY --from=b /out /out";
+        let k = copy_from_image_key(Some(&d("p")), text, &args, Some(&d("s")));
+        assert_eq!(
+            k,
+            copy_from_image_key(Some(&d("p")), text, &args, Some(&d("s")))
+        );
+        assert_ne!(
+            k,
+            copy_from_image_key(Some(&d("p")), text, &args, Some(&d("t")))
+        );
+        assert_ne!(
+            k,
+            copy_from_image_key(Some(&d("q")), text, &args, Some(&d("s")))
+        );
+        assert_ne!(k, copy_from_image_key(Some(&d("p")), text, &args, None));
     }
 
     #[test]

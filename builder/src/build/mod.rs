@@ -21,6 +21,7 @@ pub mod interrupt;
 mod link;
 mod parents;
 pub mod progress;
+pub mod remote_cache;
 mod rootfs;
 mod run;
 mod run_mounts;
@@ -144,6 +145,8 @@ pub struct BuildOptions<'a> {
     /// all of them with `--pull`); `None` builds from the store alone. A maker rather
     /// than a client: a build whose images are all here never pays for one.
     pub registry: Option<&'a RegistryAccess<'a>>,
+    /// `--cache-from` and `--cache-to`: caches shared between stores.
+    pub cache: remote_cache::CacheOptions,
 }
 
 /// How a build gets a registry client, when it needs one.
@@ -179,6 +182,9 @@ pub enum BuildError {
     /// `--platform` names a platform this machine cannot build for.
     #[error("{0}")]
     Platform(String),
+    /// An imported cache's image could not be fetched, or `--cache-to` failed.
+    #[error("{0}")]
+    Cache(String),
 }
 
 /// A stage's result: its last image (or none for an empty `FROM scratch`) and config.
@@ -268,6 +274,10 @@ pub fn build(
     );
     let cached = AtomicUsize::new(0);
     let ran = AtomicUsize::new(0);
+    // `--no-cache` ignores imported caches too, as BuildKit does.
+    let from: &[_] = if opts.no_cache { &[] } else { &opts.cache.from };
+    let imported = remote_cache::Imported::open(from, opts.registry, &progress);
+    let records = std::sync::Mutex::new(Vec::new());
 
     // The stages the target needs, dependencies first, and what each waits for.
     let order: Vec<usize> = plan.waves.iter().flatten().copied().collect();
@@ -313,6 +323,19 @@ pub fn build(
                 message: format!("stage {j} was not built before stage {index}"),
             })?,
         };
+        // Stages this one mounts from are read from disk: an imported result is
+        // fetched now. Its base stage is not (its steps may all be hits), nor those
+        // `COPY --from` reads (the step fetches them if its key needs their files).
+        for d in &stage.deps {
+            if let DependsOn::Stage(j) = d.on
+                && d.reason == rbuild_parser::stages::Reason::RunMount
+                && let Some(Some(result)) = done.get(j)
+            {
+                imported
+                    .materialize(store, result.image.as_ref())
+                    .map_err(BuildError::Cache)?;
+            }
+        }
         // What `RUN --mount from=` can name: images, and the stages built so far by
         // name and index.
         let mut mount_sources = mount_images.clone();
@@ -340,6 +363,8 @@ pub fn build(
             ran: 0,
             stages: done.to_vec(),
             images: bases.clone(),
+            imported: &imported,
+            records: Vec::new(),
         };
         let label = if many {
             format!("{} ", stage.display_name())
@@ -356,6 +381,10 @@ pub fn build(
         let result = step::build_stage(&mut cx, &progress, stage, base, &label);
         cached.fetch_add(cx.cached, Ordering::Relaxed);
         ran.fetch_add(cx.ran, Ordering::Relaxed);
+        records
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .extend(cx.records.drain(..).map(|r| (index, r)));
         result
     })?;
 
@@ -363,6 +392,9 @@ pub fn build(
     let last = built[plan.target]
         .clone()
         .expect("the target stage was built");
+    imported
+        .materialize(store, last.image.as_ref())
+        .map_err(BuildError::Cache)?;
     let image_id = step::finish(store, last, &opts.labels)?;
     progress.log(&v, format!("writing image {image_id} done"));
     for tag in &opts.tags {
@@ -378,6 +410,23 @@ pub fn build(
         .filter_map(|r| r.image.clone())
         .collect();
     store.touch_cache(&used)?;
+    if !opts.cache.to.is_empty() {
+        // The final image's stage chain: the target and the stages it is built FROM.
+        let mut chain = vec![plan.target];
+        while let Base::Stage(j) = plan.stages[*chain.last().expect("not empty")].base {
+            chain.push(j);
+        }
+        let records = records.into_inner().unwrap_or_else(|p| p.into_inner());
+        remote_cache::export(
+            store,
+            &opts.cache.to,
+            &records,
+            &chain,
+            &imported,
+            &progress,
+        )
+        .map_err(BuildError::Cache)?;
+    }
     Ok(BuildOutcome {
         image_id,
         tags: opts.tags.clone(),

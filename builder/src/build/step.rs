@@ -51,6 +51,10 @@ pub(super) struct Cx<'a> {
     pub stages: Vec<Option<StageResult>>,
     /// Images the build uses (FROM, `COPY --from`) by reference as written, resolved.
     pub images: BTreeMap<String, Digest>,
+    /// `--cache-from`: caches consulted when the store has no image for a key.
+    pub imported: &'a super::remote_cache::Imported<'a>,
+    /// The step records this stage made or took, for `--cache-to`.
+    pub records: Vec<super::remote_cache::CacheRecord>,
 }
 
 /// A stage while it is built.
@@ -189,6 +193,46 @@ pub(super) fn build_stage(
                 .map(|n| (n.clone(), st.args[n].clone()))
                 .collect(),
         };
+
+        // `COPY --from` is keyed on the files it reads, so reading them needs the source
+        // on disk. It also has a key on the source's image ID (the same ID means the
+        // same files), which other stores record in the caches they export: a source
+        // taken from an imported cache and not fetched yet is tried by that key first,
+        // so a hit needs none of its layers.
+        let from_image = copy_from_image(cx, stage, step);
+        let parent_id = st.result.image.clone();
+        let by_image_key = from_image.as_ref().map(|src| {
+            super::cache::copy_from_image_key(parent_id.as_ref(), &step.text, &args, src.as_ref())
+        });
+        if let (Some(k), Some(Some(src))) = (&by_image_key, &from_image)
+            && !cx.opts.no_cache
+            && cx.imported.is_pending(src)
+        {
+            match cx.imported.lookup(cx.store, k, parent_id.as_ref()) {
+                Ok(Some((id, config))) => {
+                    st.result = StageResult {
+                        config,
+                        image: Some(id.clone()),
+                    };
+                    cx.records.push(super::remote_cache::CacheRecord {
+                        key: k.clone(),
+                        image: id,
+                        parent: parent_id,
+                    });
+                    progress.cached(&v);
+                    cx.cached += 1;
+                    continue;
+                }
+                Ok(None) => {}
+                Err(e) => progress.warning(format!("{location}: {e}")),
+            }
+        }
+        if let Some(src) = &from_image
+            && let Err(message) = cx.imported.materialize(cx.store, src.as_ref())
+        {
+            progress.failed(v, &message);
+            return Err(fail(message));
+        }
 
         // COPY/ADD sources, read now: their digests are part of the key. Downloads
         // live in store scratch dirs until the step is done.
@@ -376,6 +420,22 @@ pub(super) fn build_stage(
             },
         };
         let key = inputs.key();
+        // The records this step adds to an exported cache, once its image is known.
+        let record = |image: &Digest| {
+            let mut r = vec![super::remote_cache::CacheRecord {
+                key: key.clone(),
+                image: image.clone(),
+                parent: parent_id.clone(),
+            }];
+            if let Some(k) = &by_image_key {
+                r.push(super::remote_cache::CacheRecord {
+                    key: k.clone(),
+                    image: image.clone(),
+                    parent: parent_id.clone(),
+                });
+            }
+            r
+        };
         let last_note = cx.store.cache_note(&note_key)?;
         let last: Option<Inputs> = last_note
             .as_deref()
@@ -391,16 +451,36 @@ pub(super) fn build_stage(
         {
             st.result = StageResult {
                 config: cx.store.config(&id)?,
-                image: Some(id),
+                image: Some(id.clone()),
             };
             // Unchanged on a plain rebuild: not rewriting it saves a database commit
             // (an fsync) per cached step.
             if last_note.as_deref() != Some(note.as_str()) {
                 cx.store.set_cache_note(&note_key, &note)?;
             }
+            cx.records.extend(record(&id));
             progress.cached(&v);
             cx.cached += 1;
             continue;
+        }
+        if !cx.opts.no_cache {
+            match cx.imported.lookup(cx.store, &key, parent_id.as_ref()) {
+                Ok(Some((id, config))) => {
+                    st.result = StageResult {
+                        config,
+                        image: Some(id.clone()),
+                    };
+                    if last_note.as_deref() != Some(note.as_str()) {
+                        cx.store.set_cache_note(&note_key, &note)?;
+                    }
+                    cx.records.extend(record(&id));
+                    progress.cached(&v);
+                    cx.cached += 1;
+                    continue;
+                }
+                Ok(None) => {}
+                Err(e) => progress.warning(format!("{location}: {e}; running the step")),
+            }
         }
         let reason = if cx.opts.no_cache {
             MissReason::NoCache
@@ -408,6 +488,11 @@ pub(super) fn build_stage(
             inputs.miss_reason(last.as_ref())
         };
         progress.miss(&v, reason);
+        // The step runs on its parent's files: an imported parent is fetched now.
+        if let Err(message) = cx.imported.materialize(cx.store, parent_id.as_ref()) {
+            progress.failed(v, &message);
+            return Err(fail(message));
+        }
 
         // A --link step's layer may come from an earlier build on another base.
         let link_key = super::link::active(instr).then(|| {
@@ -505,6 +590,7 @@ pub(super) fn build_stage(
             },
         )?;
         cx.store.cache_put(&key, &id)?;
+        cx.records.extend(record(&id));
         if let Some(k) = &link_key {
             cx.store.cache_put(k, &id)?;
         }
@@ -984,25 +1070,57 @@ struct CopyArgs<'a> {
     link: bool,
 }
 
-/// The file system `COPY --from` reads: the stage's or image's layers (empty for
-/// `scratch`). The planner resolved the name into this step's dependency.
-fn from_view(
-    cx: &Cx<'_>,
-    stage: &Stage,
+/// What a `COPY --from` step reads from: the planner resolved the name into one of the
+/// stage's dependencies (`None`: scratch).
+fn copy_from_dep<'s>(
+    stage: &'s Stage,
     step: &rbuild_parser::stages::Step,
-) -> Result<super::rootfs::RootView, String> {
-    use rbuild_parser::stages::{DependsOn, Reason};
+) -> Option<&'s rbuild_parser::stages::DependsOn> {
+    use rbuild_parser::stages::Reason;
     // Triggers all sit on the FROM line, so the name tells their dependencies apart.
     let from = match &step.instruction {
         Instruction::Copy(c) => c.from.as_deref(),
         _ => None,
     };
-    let dep = stage.deps.iter().find(|d| {
-        d.reason == Reason::CopyFrom
-            && d.line == step.start_line
-            && from.is_none_or(|f| f == d.written)
-    });
-    let diff_ids = match dep.map(|d| &d.on) {
+    stage
+        .deps
+        .iter()
+        .find(|d| {
+            d.reason == Reason::CopyFrom
+                && d.line == step.start_line
+                && from.is_none_or(|f| f == d.written)
+        })
+        .map(|d| &d.on)
+}
+
+/// The image a `COPY --from` step reads (`None` for scratch or an empty stage); `None`
+/// for any other step.
+fn copy_from_image(
+    cx: &Cx<'_>,
+    stage: &Stage,
+    step: &rbuild_parser::stages::Step,
+) -> Option<Option<Digest>> {
+    use rbuild_parser::stages::DependsOn;
+    match &step.instruction {
+        Instruction::Copy(c) if c.from.is_some() => {}
+        _ => return None,
+    }
+    Some(match copy_from_dep(stage, step) {
+        None => None,
+        Some(DependsOn::Stage(j)) => cx.stages.get(*j)?.as_ref()?.image.clone(),
+        Some(DependsOn::Image(r)) => cx.images.get(r).cloned(),
+    })
+}
+
+/// The file system `COPY --from` reads: the stage's or image's layers (empty for
+/// `scratch`).
+fn from_view(
+    cx: &Cx<'_>,
+    stage: &Stage,
+    step: &rbuild_parser::stages::Step,
+) -> Result<super::rootfs::RootView, String> {
+    use rbuild_parser::stages::DependsOn;
+    let diff_ids = match copy_from_dep(stage, step) {
         None => Vec::new(),
         Some(DependsOn::Stage(j)) => cx
             .stages

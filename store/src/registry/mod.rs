@@ -5,6 +5,7 @@
 //! [`runtime`] and `block_on`.
 
 pub mod auth;
+pub mod cache;
 pub mod catalog;
 pub mod creds;
 mod error;

@@ -327,7 +327,7 @@ fn check_platform(config: &ImageConfig, want: &Platform, name: &str) -> Result<(
 }
 
 /// GETs a small JSON blob whole, capped, and checks its digest and size.
-async fn fetch_config(
+pub(crate) async fn fetch_config(
     client: &Client,
     image: &ImageRef,
     digest: &Digest,
@@ -374,11 +374,11 @@ fn blob_request(
 }
 
 /// A layer to download.
-struct LayerJob {
-    digest: Digest,
-    size: u64,
-    diff_id: Digest,
-    media_type: String,
+pub(crate) struct LayerJob {
+    pub(crate) digest: Digest,
+    pub(crate) size: u64,
+    pub(crate) diff_id: Digest,
+    pub(crate) media_type: String,
 }
 
 /// Why feeding a layer's bytes stopped early.
@@ -392,7 +392,7 @@ enum FeedStop {
 
 /// Downloads and stores one layer, restarting it from byte 0 when a broken body cannot
 /// be resumed (bounded by the client's attempts).
-async fn fetch_layer(
+pub(crate) async fn fetch_layer(
     client: &Client,
     image: &ImageRef,
     job: &LayerJob,
