@@ -101,7 +101,7 @@ impl Global {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    Build(build::BuildArgs),
+    Build(Box<build::BuildArgs>),
     Parse(parse::ParseArgs),
     Outline(outline::OutlineArgs),
     Import(import::ImportArgs),
@@ -148,7 +148,7 @@ impl Cli {
 /// Runs one command and returns the process exit code.
 pub fn run(cli: Cli) -> Result<ExitCode, CliError> {
     match cli.command {
-        Command::Build(args) => build::run(&cli.global, args),
+        Command::Build(args) => build::run(&cli.global, *args),
         Command::Parse(args) => parse::run(args),
         Command::Outline(args) => outline::run(args),
         Command::Import(args) => import::run(&cli.global, args),
