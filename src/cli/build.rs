@@ -59,6 +59,16 @@ pub struct BuildArgs {
     /// pulled anyway).
     #[arg(long)]
     pull: bool,
+    /// Clamp every timestamp of the image (config and history `created`, mtimes in its
+    /// layers) to this many seconds since 1970, for reproducible images; default: the
+    /// SOURCE_DATE_EPOCH environment variable.
+    #[arg(long, value_name = "SECONDS")]
+    source_date_epoch: Option<String>,
+    /// Build twice, in two scratch stores, and compare: print `reproducible: ID` when
+    /// the images are identical, else name the first layer and file that differ and
+    /// fail. Tags are given only to a reproducible image.
+    #[arg(long)]
+    reproducible_check: bool,
     /// The build context.
     context: PathBuf,
 }
@@ -124,6 +134,7 @@ pub fn run(global: &Global, args: BuildArgs) -> Result<ExitCode, CliError> {
     let runner = build::SandboxRunner {
         cancel: &build::interrupt::CANCEL,
     };
+    let source_date_epoch = source_date_epoch(args.source_date_epoch.as_deref())?;
     let opts = BuildOptions {
         context: args.context.clone(),
         dockerfile: args.file.clone(),
@@ -141,6 +152,7 @@ pub fn run(global: &Global, args: BuildArgs) -> Result<ExitCode, CliError> {
         platform: args.platform.clone(),
         pull: args.pull,
         registry: Some(&registry_access),
+        source_date_epoch,
     };
     let store = global.store()?;
     let mode = if args.quiet {
@@ -149,6 +161,30 @@ pub fn run(global: &Global, args: BuildArgs) -> Result<ExitCode, CliError> {
         args.progress
     };
     let mut printer = progress::Printer::new(mode).map_err(CliError::Usage)?;
+    if args.reproducible_check {
+        let checked = build::repro::check(&store, &opts, &mut |e| printer.event(e));
+        printer.finish(checked.as_ref().is_ok_and(|c| c.difference.is_none()));
+        let checked = checked?;
+        let mut out = std::io::stdout().lock();
+        if let Some(d) = &checked.difference {
+            out.flush()?;
+            eprintln!(
+                "not reproducible: {} != {}\n{d}",
+                checked.image_id, checked.second
+            );
+            return Ok(ExitCode::FAILURE);
+        }
+        if let Some(path) = &args.iidfile {
+            std::fs::write(path, checked.image_id.to_string())?;
+        }
+        if args.quiet {
+            writeln!(out, "{}", checked.image_id)?;
+        } else {
+            writeln!(out, "reproducible: {}", checked.image_id)?;
+        }
+        out.flush()?;
+        return Ok(ExitCode::SUCCESS);
+    }
     let outcome = build::build(&store, &opts, &mut |e| printer.event(e));
     printer.finish(outcome.is_ok());
     if let Err(build::BuildError::Failed(f)) = &outcome
@@ -168,6 +204,25 @@ pub fn run(global: &Global, args: BuildArgs) -> Result<ExitCode, CliError> {
         out.flush()?;
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The epoch from `--source-date-epoch`, else from `SOURCE_DATE_EPOCH` (an empty one is
+/// unset). A malformed value is an error, as reproducible-builds.org's specification
+/// asks, not a build with the current time.
+fn source_date_epoch(flag: Option<&str>) -> Result<Option<i64>, CliError> {
+    let (value, from) = match flag {
+        Some(v) => (v.to_string(), "--source-date-epoch"),
+        None => match std::env::var("SOURCE_DATE_EPOCH") {
+            Ok(v) if !v.is_empty() => (v, "SOURCE_DATE_EPOCH"),
+            _ => return Ok(None),
+        },
+    };
+    match value.trim().parse::<i64>() {
+        Ok(n) if n >= 0 => Ok(Some(n)),
+        _ => Err(CliError::Usage(format!(
+            "{from}={value:?}: expected a number of seconds since 1970-01-01 (0 or more)"
+        ))),
+    }
 }
 
 /// `rbuild -t NAME CONTEXT` is short for `rbuild build -t NAME CONTEXT`: when the first
@@ -205,6 +260,8 @@ pub fn rewrite_shorthand(mut argv: Vec<String>, commands: &[&str]) -> Vec<String
         "--network",
         "--platform",
         "--pull",
+        "--source-date-epoch",
+        "--reproducible-check",
     ]
     .iter()
     .any(|f| {

@@ -92,7 +92,12 @@ impl RunStep for SandboxRunner<'_> {
         }
         drop(prepared);
         let layer = snapshot
-            .commit(store, &CommitOptions::default())
+            .commit(
+                store,
+                &CommitOptions {
+                    clamp_mtime: req.clamp_mtime,
+                },
+            )
             .map_err(|e| e.to_string())?;
         // A step that changed nothing adds no layer: BuildKit marks its history entry
         // empty too.

@@ -76,7 +76,10 @@ pub(super) fn scratch_config() -> ImageConfig {
 /// what describes how *it* was made (legacy container fields, comment, author), and
 /// without its ONBUILD triggers, which the stage runs first (the plan put them in its
 /// steps) and does not pass on.
-fn from_base(mut c: ImageConfig) -> ImageConfig {
+fn from_base(mut c: ImageConfig, epoch: Option<i64>) -> ImageConfig {
+    if let Some(epoch) = epoch {
+        clamp_history(&mut c, epoch);
+    }
     c.container = None;
     c.container_config = None;
     c.docker_version = None;
@@ -101,7 +104,7 @@ pub(super) fn build_stage(
     let mut st = State {
         result: StageResult {
             image: base.image,
-            config: from_base(base.config),
+            config: from_base(base.config, cx.opts.source_date_epoch),
         },
         cmd_set: false,
         args: BTreeMap::new(),
@@ -288,6 +291,7 @@ pub(super) fn build_stage(
                 sel.extend(super::inline::materialize(
                     cx.store,
                     heredocs,
+                    cx.opts.source_date_epoch,
                     &mut downloads.0,
                 )?);
                 Ok(Some(sel))
@@ -374,6 +378,7 @@ pub(super) fn build_stage(
                 },
                 _ => String::new(),
             },
+            epoch: cx.opts.source_date_epoch,
         };
         let key = inputs.key();
         let last_note = cx.store.cache_note(&note_key)?;
@@ -485,7 +490,7 @@ pub(super) fn build_stage(
                 })));
             }
         };
-        let created = rfc3339_now();
+        let created = created_now(cx.opts.source_date_epoch);
         config.created = Some(created.clone());
         if let Some(diff_id) = &layer {
             config.rootfs.diff_ids.push(diff_id.clone());
@@ -913,6 +918,7 @@ fn execute(
                 secrets: &cx.opts.secrets,
                 mount_sources: &cx.mount_sources,
                 instruction: run,
+                clamp_mtime: cx.opts.source_date_epoch,
                 script_file,
                 output,
                 abort: cx.abort,
@@ -959,7 +965,8 @@ fn workdir_layer(cx: &Cx<'_>, config: &ImageConfig) -> Result<Option<CommittedLa
         None => (0, 0),
     };
     let dirs = store.new_upper_dir().map_err(|e| e.to_string())?;
-    let result = mkdir_into(&dirs.upper, &lower, &dir, owner).and_then(|made| {
+    let epoch = cx.opts.source_date_epoch;
+    let result = mkdir_into(&dirs.upper, &lower, &dir, owner, epoch).and_then(|made| {
         if made {
             layer_from_dir(store, &dirs.upper).map(Some)
         } else {
@@ -1154,6 +1161,7 @@ fn copy_layer(
                 digests: site.digests,
                 previous: previous.as_ref(),
                 racy_after: site.racy_after,
+                clamp: cx.opts.source_date_epoch,
             },
         )?;
         let layer = store
@@ -1181,6 +1189,32 @@ fn copy_layer(
 /// is renamed into place, not copied.
 fn layer_from_dir(store: &Store, dir: &std::path::Path) -> Result<CommittedLayer, String> {
     store.add_layer_dir(dir).map_err(|e| e.to_string())
+}
+
+/// A step's `created`: now, or `SOURCE_DATE_EPOCH` when the build has one (BuildKit
+/// writes the epoch itself there, not the build time).
+fn created_now(epoch: Option<i64>) -> String {
+    match epoch.and_then(|e| chrono::DateTime::from_timestamp(e, 0)) {
+        Some(t) => t.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true),
+        None => rfc3339_now(),
+    }
+}
+
+/// Sets the `created` of the base image's history entries that are later than `epoch`
+/// to it, as BuildKit's exporter does with `SOURCE_DATE_EPOCH`: a base rebuilt since
+/// the epoch would otherwise carry its own build time into this image's history.
+fn clamp_history(c: &mut ImageConfig, epoch: i64) {
+    let clamped = created_now(Some(epoch));
+    for h in &mut c.history {
+        let later = h
+            .created
+            .as_deref()
+            .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
+            .is_some_and(|t| t.timestamp() > epoch);
+        if later {
+            h.created = Some(clamped.clone());
+        }
+    }
 }
 
 /// The history `created_by` of a step, as BuildKit writes it.
@@ -1275,6 +1309,7 @@ pub(super) fn finish(
     store: &Store,
     last: StageResult,
     labels: &BTreeMap<String, String>,
+    epoch: Option<i64>,
 ) -> Result<Digest, BuildError> {
     if labels.is_empty()
         && let Some(id) = last.image
@@ -1289,8 +1324,8 @@ pub(super) fn finish(
             l.insert(k.clone(), v.clone());
         }
     }
-    if config.created.is_none() {
-        config.created = Some(rfc3339_now());
+    if config.created.is_none() || epoch.is_some() {
+        config.created = Some(created_now(epoch));
     }
     Ok(store.create_image(
         &config.to_vec(),
