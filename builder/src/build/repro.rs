@@ -9,9 +9,11 @@
 //! throughout, so GC never sweeps them while they are in use.
 //!
 //! The base images are resolved (pulled if need be) in the store, as a build would, and
-//! copied into each scratch store as hard links to their layer trees (immutable once
-//! committed, DESIGN.md builder step 5): no bytes are copied, and each build starts
-//! from exactly the same files. Nothing else is shared: each build has its own cache,
+//! copied into each scratch store: a layer that came as a blob (pulled, loaded,
+//! imported) from its blob, whose diff ID is that of the blob's tar and not necessarily
+//! of a tar written from the tree; a layer built here as hard links to its tree
+//! (immutable once committed, DESIGN.md builder step 5), hashed again as it is
+//! committed. Each build starts from exactly the same files. Nothing else is shared: each build has its own cache,
 //! context digests and layer trees. The second build starts in a later second than the
 //! first ended and runs under another umask (077 instead of the caller's), so that a
 //! timestamp or a mode that leaks from the environment into the image shows.
@@ -29,6 +31,7 @@ use std::path::{Path, PathBuf};
 
 use rbuild_parser::syntax;
 use rbuild_store::layer::{self, EntryDifference, WriteOptions};
+use rbuild_store::unpack::LayerSource;
 use rbuild_store::{Digest, NewImage, Store, StoreError};
 
 use super::progress::{Event, Progress, Sink};
@@ -361,6 +364,28 @@ fn copy_image(from: &Store, to: &Store, id: &Digest) -> Result<(), BuildError> {
         if to.layer_size(diff_id)?.is_some() {
             continue;
         }
+        // A layer that came as a blob (pulled, loaded, imported) has the blob's diff
+        // ID, which a tar written from its tree need not have: the blob is stored again.
+        let blob = from
+            .layer_blobs(diff_id)?
+            .into_iter()
+            .find(|(d, _, _)| from.blobs().contains(d));
+        if let Some((digest, media_type, size)) = blob {
+            let what = format!("layer {diff_id}");
+            let f = from.blobs().open(&digest).map_err(StoreError::from)?;
+            to.add_layer(
+                io::BufReader::with_capacity(1 << 20, f),
+                &LayerSource {
+                    what: &what,
+                    digest: Some(&digest),
+                    size: Some(size),
+                    diff_id: Some(diff_id),
+                    media_type: Some(&media_type),
+                },
+            )?;
+            continue;
+        }
+        // A layer built here is its tree: linked, and hashed again as it is committed.
         let dirs = to.new_upper_dir()?;
         let mut linked = HashSet::new();
         let result = link_tree(&tree, &dirs.upper, &mut linked)
@@ -374,9 +399,14 @@ fn copy_image(from: &Store, to: &Store, id: &Digest) -> Result<(), BuildError> {
         let _ = dirs.remove();
         let got = result?;
         if &got.diff_id != diff_id {
+            let why = match diff_trees(&tree, &to.layer_dir(&got.diff_id)) {
+                Ok(Some(d)) => format!(" (first difference at {d})"),
+                Ok(None) => String::new(),
+                Err(e) => format!(" (comparing them: {e})"),
+            };
             return Err(BuildError::Store(StoreError::Io {
                 what: format!("copying layer {diff_id}"),
-                source: io::Error::other(format!("its copy has diff ID {}", got.diff_id)),
+                source: io::Error::other(format!("its copy has diff ID {}{why}", got.diff_id)),
             }));
         }
     }
