@@ -728,6 +728,63 @@ mod tests {
     }
 
     #[test]
+    fn times_are_clamped_and_made_directories_dated_by_the_epoch() {
+        let fx = fixture();
+        let ctx = fx.ctx.root().to_path_buf();
+        let at = |secs: u64| SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(secs);
+        let old = ctx.join("d/old");
+        fs::write(&old, "old").unwrap();
+        fs::File::open(&old)
+            .unwrap()
+            .set_modified(at(1_000))
+            .unwrap();
+        std::os::unix::fs::symlink("old", ctx.join("d/link")).unwrap();
+        let sel = fx.ctx.select("d").unwrap();
+        let copy = |upper: &Path, clamp: Option<i64>| {
+            copy_into(
+                upper,
+                std::slice::from_ref(&fx.lower),
+                &CopySpec {
+                    selections: &sel,
+                    dest: "/opt/new/",
+                    workdir: "/",
+                    owner: fx.me,
+                    keep_owner: false,
+                    chmod: None,
+                    multiple: false,
+                    digests: &HashMap::new(),
+                    previous: None,
+                    racy_after: i64::MAX,
+                    clamp,
+                },
+            )
+            .unwrap();
+        };
+        let mtime = |p: &Path| fs::symlink_metadata(p).unwrap().mtime();
+        copy(&fx.upper, Some(5_000));
+        // Newer than the epoch: clamped (files, links, copied and lower directories);
+        // older: kept; made by the copy: the epoch.
+        for p in ["opt/new/e/g", "opt/new/link", "opt/new/e", "opt"] {
+            assert_eq!(mtime(&fx.upper.join(p)), 5_000, "{p}");
+        }
+        assert_eq!(mtime(&fx.upper.join("opt/new/old")), 1_000);
+        assert_eq!(mtime(&fx.upper.join("opt/new")), 5_000);
+        // Without an epoch, times are the sources' and what the copy made is dated 0,
+        // never the time of the build.
+        let plain = tempfile::tempdir().unwrap();
+        copy(plain.path(), None);
+        assert_eq!(mtime(&plain.path().join("opt/new")), 0);
+        assert_eq!(
+            mtime(&plain.path().join("opt/new/link")),
+            mtime(&ctx.join("d/link"))
+        );
+        assert_eq!(
+            fs::metadata(plain.path().join("opt/new")).unwrap().mode() & 0o7777,
+            0o755
+        );
+    }
+
+    #[test]
     fn destination_rules() {
         let fx = fixture();
         // A file becomes the destination...
