@@ -386,3 +386,53 @@ fn reproducible_check_passes_or_names_the_first_differing_file() {
     assert!(mounts_under(store.root()).is_empty());
     check_clean(&store);
 }
+
+#[test]
+fn an_interrupted_reproducible_check_leaves_no_scratch_store() {
+    use std::process::Stdio;
+    use std::time::Instant;
+    let store = store_with_base("repro-interrupt", None);
+    let ctx = TempDir::new("repro-interrupt-ctx");
+    ctx.write("Dockerfile", "FROM base\nRUN echo started; sleep 3608\n");
+    let child = Command::new(env!("CARGO_BIN_EXE_rbuild"))
+        .args(["--root", p(store.root())])
+        .args(["build", "--reproducible-check", p(&ctx.0)])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The first build's RUN is running in its scratch store: interrupt it there.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while Instant::now() < deadline && mounts_under(store.root()).is_empty() {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(
+        !mounts_under(store.root()).is_empty(),
+        "the RUN never started"
+    );
+    let scratch: Vec<_> = fs::read_dir(store.root().join("tmp"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(
+        scratch.iter().any(|n| n.starts_with("repro")),
+        "{scratch:?}"
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGINT,
+    )
+    .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(stderr.contains("interrupted"), "{stderr}");
+    assert!(mounts_under(store.root()).is_empty());
+    let left: Vec<_> = fs::read_dir(store.root().join("tmp"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert!(left.is_empty(), "left in tmp/: {left:?}");
+    check_clean(&store);
+}

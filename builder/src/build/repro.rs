@@ -150,46 +150,41 @@ pub fn check(
     }
 
     // The images the build starts from, resolved (or pulled) here, as a build would.
-    let images = {
-        let progress = Progress::new(&mut *events);
+    let mut numbering = Numbering::default();
+    let images = numbering.phase(&mut *events, |events| {
+        let progress = Progress::new(events);
         let df_path = source::dockerfile_path(opts.dockerfile.as_deref(), &opts.context);
         let mut src = source::read_dockerfile(&df_path)?;
         if opts.dockerfile.is_none() {
             src.name = "Dockerfile".to_string();
         }
         let tree = syntax::parse(&src.bytes, &src.name)?;
-        super::bases::resolve(store, &tree, &src, &opts, &progress)?.ids
-    };
+        Ok::<_, BuildError>(super::bases::resolve(store, &tree, &src, &opts, &progress)?.ids)
+    })?;
 
     let tags = std::mem::take(&mut opts.tags);
     // The scratch stores have the images; the store was just brought up to date.
     opts.pull = false;
-    let mut offset = 0;
-    let mut build_in =
-        |name: &str, events: Sink<'_>| -> Result<(Store, BuildOutcome), BuildError> {
-            let root = scratch.0.join(name);
-            let s = Store::open(&root)?;
-            for (reference, id) in &images {
-                copy_image(store, &s, id)?;
-                if let Ok(r) = rbuild_store::ImageRef::parse(reference) {
-                    s.tag(id, &r.with_default_tag())?;
-                }
+    let build_in = |name: &str, events: Sink<'_>| -> Result<(Store, BuildOutcome), BuildError> {
+        let root = scratch.0.join(name);
+        let s = Store::open(&root)?;
+        for (reference, id) in &images {
+            copy_image(store, &s, id)?;
+            if let Ok(r) = rbuild_store::ImageRef::parse(reference) {
+                s.tag(id, &r.with_default_tag())?;
             }
-            // Vertex numbers go on from the first build's, so no two events share one.
-            let base = offset;
-            let mut last = offset;
-            let mut renumbered = |mut e: Event| {
-                if let Some(id) = event_id(&mut e) {
-                    *id += base;
-                    last = last.max(*id);
-                }
-                events(e)
-            };
-            let outcome = super::build(&s, &opts, &mut renumbered)?;
-            offset = last;
-            Ok((s, outcome))
-        };
-    let (first_store, first) = build_in("first", &mut *events)?;
+        }
+        let outcome = super::build(&s, &opts, events)?;
+        Ok((s, outcome))
+    };
+    numbering.note(
+        &mut *events,
+        format!(
+            "[reproducible-check] first build, in {}",
+            scratch.0.join("first").display()
+        ),
+    );
+    let (first_store, first) = numbering.phase(&mut *events, |e| build_in("first", e))?;
     // A later second than anything the first build wrote, under another umask.
     let ended = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -197,9 +192,16 @@ pub fn check(
     std::thread::sleep(std::time::Duration::from_nanos(
         1_000_000_000 - u64::from(ended.subsec_nanos()) + 1_000_000,
     ));
+    numbering.note(
+        &mut *events,
+        format!(
+            "[reproducible-check] second build, in {}, under umask 077",
+            scratch.0.join("second").display()
+        ),
+    );
     let (second_store, second) = {
         let _umask = Umask::set(0o077);
-        build_in("second", &mut *events)?
+        numbering.phase(&mut *events, |e| build_in("second", e))?
     };
 
     let difference = if first.image_id == second.image_id {
@@ -230,6 +232,45 @@ pub fn check(
         second: second.image_id,
         difference,
     })
+}
+
+/// Vertex numbers for the check's phases, each of which numbers its own from 1: they go
+/// on from the phase before, so no two vertices the printer sees share one.
+#[derive(Default)]
+struct Numbering {
+    last: usize,
+}
+
+impl Numbering {
+    fn phase<R>(&mut self, events: Sink<'_>, f: impl FnOnce(Sink<'_>) -> R) -> R {
+        let base = self.last;
+        let mut last = base;
+        let result = {
+            let mut renumbered = |mut e: Event| {
+                if let Some(id) = event_id(&mut e) {
+                    *id += base;
+                    last = last.max(*id);
+                }
+                events(e)
+            };
+            f(&mut renumbered)
+        };
+        self.last = last;
+        result
+    }
+
+    /// A vertex of its own that says what comes next.
+    fn note(&mut self, events: Sink<'_>, name: String) {
+        self.last += 1;
+        events(Event::Started {
+            id: self.last,
+            name,
+        });
+        events(Event::Done {
+            id: self.last,
+            elapsed: std::time::Duration::ZERO,
+        });
+    }
 }
 
 fn event_id(e: &mut Event) -> Option<&mut usize> {
