@@ -130,5 +130,8 @@ fn script_file(
         .open(&path)
         .map_err(err)?;
     f.write_all(body.as_bytes()).map_err(err)?;
+    // Whatever the umask: a USER other than root runs it too.
+    f.set_permissions(std::os::unix::fs::PermissionsExt::from_mode(0o755))
+        .map_err(err)?;
     Ok((dir, path))
 }
