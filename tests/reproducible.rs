@@ -281,12 +281,17 @@ fn source_date_epoch_gives_the_same_digests_in_two_stores() {
 fn copy_only_layers_are_deterministic_without_an_epoch() {
     let a = store_with_base("repro-copy-a", None);
     let b = store_with_base("repro-copy-b", Some(&a));
+    // A download without `Last-Modified`, once per build.
+    let url = crate::util::serve(2, "200 OK", "", b"downloaded\n".to_vec());
     let mk = |tag: &str| {
         let ctx = context(tag, 1_650_000_000);
         ctx.write(
             "Dockerfile",
-            "FROM base\nCOPY tree/ /app/\nCOPY tree/secret /new/parents/\nWORKDIR /w/x\n\
-             COPY <<EOF /etc/motd\nhi\nEOF\nADD implicit.tar /unpacked/\n",
+            &format!(
+                "FROM base\nCOPY tree/ /app/\nCOPY tree/secret /new/parents/\nWORKDIR /w/x\n\
+                 COPY <<EOF /etc/motd\nhi\nEOF\nADD implicit.tar /unpacked/\n\
+                 ADD {url}/file.txt /dl/\n"
+            ),
         );
         // An archive without entries for its directories: ADD makes them.
         let mut tar = tar::Builder::new(Vec::new());
@@ -309,7 +314,7 @@ fn copy_only_layers_are_deterministic_without_an_epoch() {
     rbuild_as(&b, "077", &[], &["build", "-t", "app", p(&ctx_b.0)]).success();
     let (ca, cb) = (config(&a, "app"), config(&b, "app"));
     assert_eq!(ca["rootfs"]["diff_ids"], cb["rootfs"]["diff_ids"]);
-    assert_eq!(ca["rootfs"]["diff_ids"].as_array().unwrap().len(), 6);
+    assert_eq!(ca["rootfs"]["diff_ids"].as_array().unwrap().len(), 7);
 }
 
 #[test]

@@ -578,7 +578,8 @@ fn tar_checksum_ok(head: &[u8]) -> bool {
 
 /// ADD of an `http(s)://` URL: downloads it into a store scratch dir (kept in
 /// `downloads` until the step ends) as a file named after the URL's last path segment,
-/// mode 0600 and mtime from `Last-Modified` as BuildKit does, checking `--checksum`.
+/// mode 0600 and mtime from `Last-Modified` as BuildKit does (else the epoch, or 0),
+/// checking `--checksum`.
 fn download(
     cx: &Cx<'_>,
     url: &str,
@@ -617,13 +618,14 @@ fn download(
     }
     std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))
         .map_err(|e| e.to_string())?;
-    if let Some(t) = last
+    // Without a `Last-Modified`, the time of what the build makes (`copy::made_time`),
+    // not of the download: the same bytes give the same layer.
+    let t = last
         .as_deref()
         .and_then(|l| chrono::DateTime::parse_from_rfc2822(l).ok())
-    {
-        let t = std::time::SystemTime::from(t);
-        f.set_modified(t).map_err(|e| e.to_string())?;
-    }
+        .map(std::time::SystemTime::from)
+        .unwrap_or_else(|| super::copy::made_time(cx.opts.source_date_epoch));
+    f.set_modified(t).map_err(|e| e.to_string())?;
     drop(f);
     let meta = std::fs::symlink_metadata(&path).map_err(|e| e.to_string())?;
     Ok(context::Selection {
