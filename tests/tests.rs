@@ -39,6 +39,7 @@ mod push;
 mod registry;
 mod registry_faults;
 mod registry_transport;
+mod reproducible;
 mod rmi;
 mod search;
 mod system;

@@ -88,6 +88,16 @@ pub struct BuildArgs {
         value_name = "type=registry,ref=R|type=local,dest=DIR"
     )]
     cache_to: Vec<String>,
+    /// Clamp every timestamp of the image (config and history `created`, mtimes in its
+    /// layers) to this many seconds since 1970, for reproducible images; default: the
+    /// SOURCE_DATE_EPOCH environment variable.
+    #[arg(long, value_name = "SECONDS")]
+    source_date_epoch: Option<String>,
+    /// Build twice, in two scratch stores, and compare: print `reproducible: ID` when
+    /// the images are identical, else name the first layer and file that differ and
+    /// fail. Tags are given only to a reproducible image.
+    #[arg(long)]
+    reproducible_check: bool,
     /// The build context.
     context: PathBuf,
 }
@@ -148,6 +158,16 @@ pub fn run(global: &Global, args: BuildArgs) -> Result<ExitCode, CliError> {
     build_output::check(&outputs, &tags, args.quiet)?;
     let cache =
         super::build_cache::options(&args.cache_from, &args.cache_to).map_err(CliError::Usage)?;
+    if args.reproducible_check
+        && (!outputs.is_empty() || !cache.from.is_empty() || !cache.to.is_empty())
+    {
+        // The check's builds are independent scratch builds whose image is kept only
+        // when both agree: an imported cache would make them less than independent.
+        return Err(CliError::Usage(
+            "--reproducible-check cannot be combined with --output, --push, --cache-from or --cache-to"
+                .into(),
+        ));
+    }
     build::interrupt::install()?;
     // Made on first use: most builds find every image in the store.
     let client = std::sync::OnceLock::new();
@@ -164,6 +184,7 @@ pub fn run(global: &Global, args: BuildArgs) -> Result<ExitCode, CliError> {
     let runner = build::SandboxRunner {
         cancel: &build::interrupt::CANCEL,
     };
+    let source_date_epoch = source_date_epoch(args.source_date_epoch.as_deref())?;
     let opts = BuildOptions {
         context: args.context.clone(),
         dockerfile: args.file.clone(),
@@ -182,6 +203,7 @@ pub fn run(global: &Global, args: BuildArgs) -> Result<ExitCode, CliError> {
         pull: args.pull,
         registry: Some(&registry_access),
         cache,
+        source_date_epoch,
     };
     let store = global.store()?;
     let cache_limit = build_output::cache_limit(&store, args.max_cache_size.as_deref())?;
@@ -191,6 +213,30 @@ pub fn run(global: &Global, args: BuildArgs) -> Result<ExitCode, CliError> {
         args.progress
     };
     let mut printer = progress::Printer::new(mode).map_err(CliError::Usage)?;
+    if args.reproducible_check {
+        let checked = build::repro::check(&store, &opts, &mut |e| printer.event(e));
+        printer.finish(checked.as_ref().is_ok_and(|c| c.difference.is_none()));
+        let checked = checked?;
+        let mut out = std::io::stdout().lock();
+        if let Some(d) = &checked.difference {
+            out.flush()?;
+            eprintln!(
+                "not reproducible: {} != {}\n{d}",
+                checked.image_id, checked.second
+            );
+            return Ok(ExitCode::FAILURE);
+        }
+        if let Some(path) = &args.iidfile {
+            std::fs::write(path, checked.image_id.to_string())?;
+        }
+        if args.quiet {
+            writeln!(out, "{}", checked.image_id)?;
+        } else {
+            writeln!(out, "reproducible: {}", checked.image_id)?;
+        }
+        out.flush()?;
+        return Ok(ExitCode::SUCCESS);
+    }
     let outcome = build::build(&store, &opts, &mut |e| printer.event(e));
     printer.finish(outcome.is_ok());
     if let Err(build::BuildError::Failed(f)) = &outcome
@@ -212,6 +258,25 @@ pub fn run(global: &Global, args: BuildArgs) -> Result<ExitCode, CliError> {
         out.flush()?;
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The epoch from `--source-date-epoch`, else from `SOURCE_DATE_EPOCH` (an empty one is
+/// unset). A malformed value is an error, as reproducible-builds.org's specification
+/// asks, not a build with the current time.
+fn source_date_epoch(flag: Option<&str>) -> Result<Option<i64>, CliError> {
+    let (value, from) = match flag {
+        Some(v) => (v.to_string(), "--source-date-epoch"),
+        None => match std::env::var("SOURCE_DATE_EPOCH") {
+            Ok(v) if !v.is_empty() => (v, "SOURCE_DATE_EPOCH"),
+            _ => return Ok(None),
+        },
+    };
+    match value.trim().parse::<i64>() {
+        Ok(n) if n >= 0 => Ok(Some(n)),
+        _ => Err(CliError::Usage(format!(
+            "{from}={value:?}: expected a number of seconds since 1970-01-01 (0 or more)"
+        ))),
+    }
 }
 
 /// `rbuild -t NAME CONTEXT` is short for `rbuild build -t NAME CONTEXT`: when the first
@@ -255,6 +320,8 @@ pub fn rewrite_shorthand(mut argv: Vec<String>, commands: &[&str]) -> Vec<String
         "--max-cache-size",
         "--cache-from",
         "--cache-to",
+        "--source-date-epoch",
+        "--reproducible-check",
     ]
     .iter()
     .any(|f| {

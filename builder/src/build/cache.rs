@@ -44,6 +44,8 @@ pub enum MissReason {
     InstructionChanged,
     /// The inputs are as last time, but the image that step made is gone (`rmi`).
     ResultRemoved,
+    /// `SOURCE_DATE_EPOCH` differs from last time (or was unset).
+    EpochChanged,
 }
 
 impl fmt::Display for MissReason {
@@ -61,6 +63,7 @@ impl fmt::Display for MissReason {
             ),
             MissReason::InstructionChanged => f.write_str("instruction changed"),
             MissReason::ResultRemoved => f.write_str("previous result was removed"),
+            MissReason::EpochChanged => f.write_str("SOURCE_DATE_EPOCH changed"),
         }
     }
 }
@@ -78,6 +81,9 @@ pub struct Inputs {
     pub sources: BTreeMap<String, String>,
     /// Anything else that changes the result (RUN's network mode).
     pub extra: String,
+    /// `SOURCE_DATE_EPOCH` of the build.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub epoch: Option<i64>,
 }
 
 impl Inputs {
@@ -104,6 +110,9 @@ impl Inputs {
         }
         part("");
         part(&self.extra);
+        if let Some(epoch) = self.epoch {
+            part(&format!("source-date-epoch={epoch}"));
+        }
         format!("sha256:{}", hex(&h.finalize()))
     }
 
@@ -132,6 +141,9 @@ impl Inputs {
         if last.text != self.text || last.extra != self.extra {
             return MissReason::InstructionChanged;
         }
+        if last.epoch != self.epoch {
+            return MissReason::EpochChanged;
+        }
         MissReason::ResultRemoved
     }
 }
@@ -146,6 +158,7 @@ pub fn copy_from_image_key(
     text: &str,
     args: &BTreeMap<String, Option<String>>,
     source: Option<&rbuild_store::Digest>,
+    epoch: Option<i64>,
 ) -> String {
     let name =
         |d: Option<&rbuild_store::Digest>| d.map_or("scratch".to_string(), |d| d.to_string());
@@ -155,6 +168,7 @@ pub fn copy_from_image_key(
         args: args.clone(),
         sources: BTreeMap::from([("--from image".to_string(), name(source))]),
         extra: String::new(),
+        epoch,
     }
     .key()
 }
@@ -216,6 +230,7 @@ mod tests {
                 ("src/b.py".to_string(), "2".to_string()),
             ]),
             extra: String::new(),
+            epoch: None,
         }
     }
 
@@ -238,6 +253,11 @@ mod tests {
         let mut x = base.clone();
         x.extra = "network=none".into();
         keys.push(x.key());
+        let mut x = base.clone();
+        x.epoch = Some(0);
+        keys.push(x.key());
+        x.epoch = Some(1);
+        keys.push(x.key());
         let mut sorted = keys.clone();
         sorted.sort();
         sorted.dedup();
@@ -250,20 +270,23 @@ mod tests {
         let d = |s: &str| rbuild_store::Digest::of(s.as_bytes());
         let args = BTreeMap::new();
         let text = "COPY --from=b /out /out";
-        let k = copy_from_image_key(Some(&d("p")), text, &args, Some(&d("s")));
+        let k = copy_from_image_key(Some(&d("p")), text, &args, Some(&d("s")), None);
         assert_eq!(
             k,
-            copy_from_image_key(Some(&d("p")), text, &args, Some(&d("s")))
+            copy_from_image_key(Some(&d("p")), text, &args, Some(&d("s")), None)
         );
         assert_ne!(
             k,
-            copy_from_image_key(Some(&d("p")), text, &args, Some(&d("t")))
+            copy_from_image_key(Some(&d("p")), text, &args, Some(&d("t")), None)
         );
         assert_ne!(
             k,
-            copy_from_image_key(Some(&d("q")), text, &args, Some(&d("s")))
+            copy_from_image_key(Some(&d("q")), text, &args, Some(&d("s")), None)
         );
-        assert_ne!(k, copy_from_image_key(Some(&d("p")), text, &args, None));
+        assert_ne!(
+            k,
+            copy_from_image_key(Some(&d("p")), text, &args, None, None)
+        );
     }
 
     #[test]
@@ -285,5 +308,21 @@ mod tests {
         );
         now.parent = "sha256:other".into();
         assert_eq!(now.miss_reason(Some(&last)), MissReason::ParentChanged);
+        let mut dated = inputs();
+        dated.epoch = Some(1_700_000_000);
+        assert_eq!(
+            dated.miss_reason(Some(&last)).to_string(),
+            "SOURCE_DATE_EPOCH changed"
+        );
+    }
+
+    #[test]
+    fn a_key_without_an_epoch_is_unchanged_and_its_note_reads_as_before() {
+        // Notes written before the field existed still read; keys without an epoch
+        // stay what they were, so existing caches keep hitting.
+        let note = r#"{"parent":"p","text":"t","args":{},"sources":{},"extra":""}"#;
+        let read: Inputs = serde_json::from_str(note).unwrap();
+        assert_eq!(read.epoch, None);
+        assert_eq!(serde_json::to_string(&read).unwrap(), note);
     }
 }

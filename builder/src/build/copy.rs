@@ -9,6 +9,16 @@
 //! and mtime, and are owned by `--chown` (default 0:0), as are the directories the copy
 //! creates. Destination paths resolve symlinks inside the image root ([`RootView`]).
 //!
+//! Reproducibility: with `SOURCE_DATE_EPOCH` ([`CopySpec::clamp`]) every mtime the copy
+//! writes — files, symlinks, copied directories, parents taken from the lower layers — is
+//! clamped to it here, as it is written, rather than by a pass over the tree afterwards,
+//! which would write through the links to the previous layer. Directories the copy makes
+//! itself (a missing destination, WORKDIR) have no source to take a time from: they get
+//! the epoch, or the Unix epoch (0) without one, never the time of the build, so that the
+//! layer of a COPY depends only on the files' contents and metadata (BuildKit gives them
+//! the build time, which makes two builds of the same COPY differ). Modes never depend on
+//! the umask: every entry's mode is set explicitly.
+//!
 //! Re-running a COPY mostly copies what the step's previous layer already holds: layer
 //! trees are immutable once committed (DESIGN.md, builder step 5), so a regular file
 //! whose source has the same digest as the one the previous layer's file was copied
@@ -53,6 +63,8 @@ pub struct CopySpec<'a> {
     /// mtime or ctime is not older may have changed in the same clock tick as it was
     /// read, so its digest is not recorded for it.
     pub racy_after: i64,
+    /// `SOURCE_DATE_EPOCH`: see the module docs.
+    pub clamp: Option<i64>,
 }
 
 /// A committed layer tree and, for its regular files, the digest of the source each was
@@ -81,13 +93,15 @@ struct Writer<'a> {
     owner: (u32, u32),
     keep_owner: bool,
     chmod: Option<&'a Chmod>,
-    /// Directories whose mtime is set last (adding entries changes it), in creation order.
-    dir_times: Vec<(PathBuf, SystemTime)>,
+    /// Directories whose mtime is set last (adding entries changes it); the last time
+    /// given for a path wins, as the last copy onto a directory gives it its metadata.
+    dir_times: HashMap<PathBuf, SystemTime>,
     digests: Option<&'a HashMap<PathBuf, String>>,
     previous: Option<&'a Previous>,
     /// Directories of the previous tree known to be real directories (not symlinks).
     previous_dirs: HashSet<String>,
     racy_after: i64,
+    clamp: Option<i64>,
     copied: Copied,
     /// Resolved parent directories by image path, valid while nothing is put at a path
     /// their resolution looked up (`looked_up`); cleared when something is.
@@ -123,11 +137,12 @@ pub fn copy_into(upper: &Path, lower: &[PathBuf], spec: &CopySpec<'_>) -> Result
         owner: spec.owner,
         keep_owner: spec.keep_owner,
         chmod: spec.chmod,
-        dir_times: Vec::new(),
+        dir_times: HashMap::new(),
         digests: Some(spec.digests),
         previous: spec.previous,
         previous_dirs: HashSet::new(),
         racy_after: spec.racy_after,
+        clamp: spec.clamp,
         copied: Copied::default(),
         resolved: HashMap::new(),
         looked_up: HashSet::new(),
@@ -167,13 +182,21 @@ pub fn copy_into(upper: &Path, lower: &[PathBuf], spec: &CopySpec<'_>) -> Result
             w.place(&sel.top, &at)?;
         }
     }
-    for (path, time) in w.dir_times.iter().rev() {
+    for (path, time) in &w.dir_times {
         set_mtime(path, *time)?;
     }
     Ok(w.copied)
 }
 
 impl Writer<'_> {
+    /// The mtime an entry copied from one with metadata `m` gets: its own, clamped.
+    fn mtime_of(&self, m: &fs::Metadata) -> Option<SystemTime> {
+        match self.clamp {
+            Some(c) if m.mtime() > c => Some(made_time(Some(c))),
+            _ => m.modified().ok(),
+        }
+    }
+
     fn host(&self, comps: &[String]) -> PathBuf {
         comps
             .iter()
@@ -205,14 +228,19 @@ impl Writer<'_> {
                     f.meta.mode() & 0o7777,
                     f.meta.uid(),
                     f.meta.gid(),
-                    f.meta.modified().ok(),
+                    self.mtime_of(&f.meta),
                 ),
                 Some(_) => return Err(format!("/{}: not a directory", comps[..i].join("/"))),
-                None => (0o755, self.owner.0, self.owner.1, None),
+                None => (
+                    0o755,
+                    self.owner.0,
+                    self.owner.1,
+                    Some(made_time(self.clamp)),
+                ),
             };
             set_owner_mode(&host, uid, gid, Some(mode))?;
             if let Some(t) = mtime {
-                self.dir_times.push((host, t));
+                self.dir_times.insert(host, t);
             }
             self.made_dirs.insert(comps[..i].to_vec());
         }
@@ -302,26 +330,32 @@ impl Writer<'_> {
                 fs::create_dir(&host).map_err(read_err)?;
             }
             set_owner_mode(&host, uid, gid, Some(mode(true)))?;
-            if let Ok(t) = e.meta.modified() {
-                self.dir_times.push((host, t));
+            if let Some(t) = self.mtime_of(&e.meta) {
+                self.dir_times.insert(host, t);
             }
         } else if ft.is_symlink() {
             let link = fs::read_link(&e.path).map_err(read_err)?;
             std::os::unix::fs::symlink(&link, &host).map_err(read_err)?;
             set_owner_mode(&host, uid, gid, None)?;
+            // The link's own time, as BuildKit's copy keeps it (lutimes): one made now
+            // would put the build time into the layer.
+            if let Some(t) = self.mtime_of(&e.meta) {
+                set_link_mtime(&host, t)?;
+            }
         } else if ft.is_file() {
             let mode = mode(false);
+            let mtime = self.mtime_of(&e.meta);
             let digest = self.digests.and_then(|d| d.get(&e.path));
             if let Some(digest) = digest
-                && self.link_previous(e, &target, digest, (uid, gid, mode), &host)?
+                && self.link_previous(e, &target, digest, (uid, gid, mode, mtime), &host)?
             {
                 self.copied.files.insert(key, digest.clone());
                 return Ok(());
             }
-            let stable = match copy_file(e, &host, uid, gid, mode) {
+            let stable = match copy_file(e, &host, uid, gid, mode, mtime) {
                 Err(err) if err.kind() == io::ErrorKind::AlreadyExists => {
                     self.clear_any(&target, &host)?;
-                    copy_file(e, &host, uid, gid, mode)
+                    copy_file(e, &host, uid, gid, mode, mtime)
                 }
                 other => other,
             }
@@ -361,7 +395,7 @@ impl Writer<'_> {
         self.changed(target, true);
         // Directories that are gone get no mtime at the end: their path may now name a
         // file, perhaps one linked from the previous layer.
-        self.dir_times.retain(|(p, _)| !p.starts_with(host));
+        self.dir_times.retain(|p, _| !p.starts_with(host));
         Ok(())
     }
 
@@ -381,7 +415,7 @@ impl Writer<'_> {
         e: &Entry,
         target: &[String],
         digest: &str,
-        (uid, gid, mode): (u32, u32, u32),
+        (uid, gid, mode, mtime): (u32, u32, u32, Option<SystemTime>),
         host: &Path,
     ) -> Result<bool, String> {
         let Some(prev) = self.previous else {
@@ -413,7 +447,7 @@ impl Writer<'_> {
             && m.len() == e.meta.len()
             && m.mode() & 0o7777 == mode
             && (m.uid(), m.gid()) == (uid, gid)
-            && (m.mtime(), m.mtime_nsec()) == (e.meta.mtime(), e.meta.mtime_nsec())
+            && mtime.is_some_and(|t| m.modified().is_ok_and(|old| old == t))
             && !self.copied.linked.contains(&(m.dev(), m.ino()))
             && xattr::list(&old).is_ok_and(|mut names| names.next().is_none());
         if !same {
@@ -435,11 +469,18 @@ impl Writer<'_> {
     }
 }
 
-/// Copies the regular file `e` to the new path `host` with the given owner and mode and
-/// the source's mtime, all through the open descriptors. Returns whether the source's
+/// Copies the regular file `e` to the new path `host` with the given owner, mode and
+/// mtime, all through the open descriptors. Returns whether the source's
 /// stat after the copy is the one `e` was selected (and digested) with, i.e. the copy
 /// has the content that digest describes.
-fn copy_file(e: &Entry, host: &Path, uid: u32, gid: u32, mode: u32) -> io::Result<bool> {
+fn copy_file(
+    e: &Entry,
+    host: &Path,
+    uid: u32,
+    gid: u32,
+    mode: u32,
+    mtime: Option<SystemTime>,
+) -> io::Result<bool> {
     let mut src = fs::OpenOptions::new()
         .read(true)
         .custom_flags(nix::libc::O_NOFOLLOW)
@@ -455,7 +496,7 @@ fn copy_file(e: &Entry, host: &Path, uid: u32, gid: u32, mode: u32) -> io::Resul
     // fchown before fchmod: chown clears setuid/setgid.
     std::os::unix::fs::fchown(&dst, Some(uid), Some(gid))?;
     dst.set_permissions(fs::Permissions::from_mode(mode))?;
-    if let Ok(t) = e.meta.modified() {
+    if let Some(t) = mtime {
         dst.set_modified(t)?;
     }
     let after = src.metadata()?;
@@ -479,6 +520,26 @@ fn set_owner_mode(path: &Path, uid: u32, gid: u32, mode: Option<u32>) -> Result<
     Ok(())
 }
 
+/// The time of what the build makes rather than copies: `SOURCE_DATE_EPOCH`, else the
+/// Unix epoch (see the module docs).
+pub(crate) fn made_time(epoch: Option<i64>) -> SystemTime {
+    SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(epoch.unwrap_or(0).max(0) as u64)
+}
+
+/// Sets a symlink's own mtime (and atime), not its target's.
+fn set_link_mtime(path: &Path, t: SystemTime) -> Result<(), String> {
+    let d = t.duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default();
+    let ts = nix::sys::time::TimeSpec::new(d.as_secs() as i64, i64::from(d.subsec_nanos()));
+    nix::sys::stat::utimensat(
+        nix::fcntl::AT_FDCWD,
+        path,
+        &ts,
+        &ts,
+        nix::sys::stat::UtimensatFlags::NoFollowSymlink,
+    )
+    .map_err(|e| format!("setting mtime of {}: {e}", path.display()))
+}
+
 /// Sets a directory's mtime (files get theirs through the descriptor they are written
 /// with). Never through a symlink, never on anything but a directory.
 fn set_mtime(path: &Path, t: SystemTime) -> Result<(), String> {
@@ -499,6 +560,7 @@ pub fn mkdir_into(
     lower: &[PathBuf],
     path: &str,
     owner: (u32, u32),
+    clamp: Option<i64>,
 ) -> Result<bool, String> {
     let mut layers = vec![upper.to_path_buf()];
     layers.extend(lower.iter().cloned());
@@ -508,11 +570,12 @@ pub fn mkdir_into(
         owner,
         keep_owner: false,
         chmod: None,
-        dir_times: Vec::new(),
+        dir_times: HashMap::new(),
         digests: None,
         previous: None,
         previous_dirs: HashSet::new(),
         racy_after: i64::MIN,
+        clamp,
         copied: Copied::default(),
         resolved: HashMap::new(),
         looked_up: HashSet::new(),
@@ -525,7 +588,7 @@ pub fn mkdir_into(
         None => {}
     }
     w.ensure_dirs(&comps)?;
-    for (path, time) in w.dir_times.iter().rev() {
+    for (path, time) in &w.dir_times {
         set_mtime(path, *time)?;
     }
     Ok(true)
@@ -610,6 +673,7 @@ mod tests {
                 previous,
                 // Nothing is too recent to be noted.
                 racy_after: i64::MAX,
+                clamp: None,
             },
         )
     }
@@ -664,6 +728,63 @@ mod tests {
     }
 
     #[test]
+    fn times_are_clamped_and_made_directories_dated_by_the_epoch() {
+        let fx = fixture();
+        let ctx = fx.ctx.root().to_path_buf();
+        let at = |secs: u64| SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(secs);
+        let old = ctx.join("d/old");
+        fs::write(&old, "old").unwrap();
+        fs::File::open(&old)
+            .unwrap()
+            .set_modified(at(1_000))
+            .unwrap();
+        std::os::unix::fs::symlink("old", ctx.join("d/link")).unwrap();
+        let sel = fx.ctx.select("d").unwrap();
+        let copy = |upper: &Path, clamp: Option<i64>| {
+            copy_into(
+                upper,
+                std::slice::from_ref(&fx.lower),
+                &CopySpec {
+                    selections: &sel,
+                    dest: "/opt/new/",
+                    workdir: "/",
+                    owner: fx.me,
+                    keep_owner: false,
+                    chmod: None,
+                    multiple: false,
+                    digests: &HashMap::new(),
+                    previous: None,
+                    racy_after: i64::MAX,
+                    clamp,
+                },
+            )
+            .unwrap();
+        };
+        let mtime = |p: &Path| fs::symlink_metadata(p).unwrap().mtime();
+        copy(&fx.upper, Some(5_000));
+        // Newer than the epoch: clamped (files, links, copied and lower directories);
+        // older: kept; made by the copy: the epoch.
+        for p in ["opt/new/e/g", "opt/new/link", "opt/new/e", "opt"] {
+            assert_eq!(mtime(&fx.upper.join(p)), 5_000, "{p}");
+        }
+        assert_eq!(mtime(&fx.upper.join("opt/new/old")), 1_000);
+        assert_eq!(mtime(&fx.upper.join("opt/new")), 5_000);
+        // Without an epoch, times are the sources' and what the copy made is dated 0,
+        // never the time of the build.
+        let plain = tempfile::tempdir().unwrap();
+        copy(plain.path(), None);
+        assert_eq!(mtime(&plain.path().join("opt/new")), 0);
+        assert_eq!(
+            mtime(&plain.path().join("opt/new/link")),
+            mtime(&ctx.join("d/link"))
+        );
+        assert_eq!(
+            fs::metadata(plain.path().join("opt/new")).unwrap().mode() & 0o7777,
+            0o755
+        );
+    }
+
+    #[test]
     fn destination_rules() {
         let fx = fixture();
         // A file becomes the destination...
@@ -697,7 +818,8 @@ mod tests {
                 &fx.upper,
                 std::slice::from_ref(&fx.lower),
                 "/opt/existing",
-                fx.me
+                fx.me,
+                None
             )
             .unwrap()
         );
@@ -706,7 +828,8 @@ mod tests {
                 &fx.upper,
                 std::slice::from_ref(&fx.lower),
                 "/opt/new/deep",
-                fx.me
+                fx.me,
+                None
             )
             .unwrap()
         );

@@ -1,5 +1,7 @@
 //! COPY/ADD heredoc sources (`COPY <<EOF /etc/motd`): each becomes a file named after
-//! its heredoc, mode 0644, written now (BuildKit's `Mkfile`), in a directory of its own
+//! its heredoc, mode 0644 whatever the umask (BuildKit's `Mkfile`), dated
+//! `SOURCE_DATE_EPOCH` or the Unix epoch without one — made by the build, it has no
+//! time of its own, and the build's would make every build's layer differ — in a directory of its own
 //! in a store scratch dir the step removes when it ends. Being files, they are keyed on their content and
 //! copied like any other source.
 
@@ -16,6 +18,7 @@ use super::context::{Entry, Selection};
 pub(super) fn materialize(
     store: &Store,
     sources: &[InlineSource],
+    epoch: Option<i64>,
     scratch: &mut Vec<UpperDir>,
 ) -> Result<Vec<Selection>, String> {
     if sources.is_empty() {
@@ -41,6 +44,9 @@ pub(super) fn materialize(
             .open(&path)
             .map_err(err)?;
         f.write_all(s.content.as_bytes()).map_err(err)?;
+        f.set_permissions(std::os::unix::fs::PermissionsExt::from_mode(0o644))
+            .map_err(err)?;
+        f.set_modified(super::copy::made_time(epoch)).map_err(err)?;
         drop(f);
         let meta = std::fs::symlink_metadata(&path).map_err(err)?;
         out.push(Selection {

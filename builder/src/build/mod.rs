@@ -22,6 +22,7 @@ mod link;
 mod parents;
 pub mod progress;
 pub mod remote_cache;
+pub mod repro;
 mod rootfs;
 mod run;
 mod run_mounts;
@@ -99,6 +100,8 @@ pub struct RunRequest<'a> {
     pub mount_sources: &'a run_mounts::MountSources,
     /// The instruction itself (heredocs, `--security`).
     pub instruction: &'a Run,
+    /// `SOURCE_DATE_EPOCH`: mtimes in the layer newer than this are set to it.
+    pub clamp_mtime: Option<i64>,
     /// A `RUN <<EOF` script with a shebang, `(NAME, body)`: mounted read-only at
     /// `/dev/pipes/NAME` with mode 0755, which `cmd` executes.
     pub script_file: Option<(String, String)>,
@@ -118,6 +121,7 @@ pub trait RunStep: Sync {
 }
 
 /// What to build.
+#[derive(Clone)]
 pub struct BuildOptions<'a> {
     pub context: PathBuf,
     /// `-f`: `None` for `CONTEXT/Dockerfile`, `-` for standard input.
@@ -147,6 +151,12 @@ pub struct BuildOptions<'a> {
     pub registry: Option<&'a RegistryAccess<'a>>,
     /// `--cache-from` and `--cache-to`: caches shared between stores.
     pub cache: remote_cache::CacheOptions,
+    /// `SOURCE_DATE_EPOCH` (seconds): the `created` of the config and of every history
+    /// entry, and every mtime in the layers the build makes, are clamped to it, so the
+    /// same inputs give the same image ID on any machine at any time
+    /// (reproducible-builds.org). Part of every step's cache key: the intermediate images
+    /// carry it.
+    pub source_date_epoch: Option<i64>,
 }
 
 /// How a build gets a registry client, when it needs one.
@@ -395,7 +405,7 @@ pub fn build(
     imported
         .materialize(store, last.image.as_ref())
         .map_err(BuildError::Cache)?;
-    let image_id = step::finish(store, last, &opts.labels)?;
+    let image_id = step::finish(store, last, &opts.labels, opts.source_date_epoch)?;
     progress.log(&v, format!("writing image {image_id} done"));
     for tag in &opts.tags {
         store.tag(&image_id, tag)?;

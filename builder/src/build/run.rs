@@ -92,7 +92,12 @@ impl RunStep for SandboxRunner<'_> {
         }
         drop(prepared);
         let layer = snapshot
-            .commit(store, &CommitOptions::default())
+            .commit(
+                store,
+                &CommitOptions {
+                    clamp_mtime: req.clamp_mtime,
+                },
+            )
             .map_err(|e| e.to_string())?;
         // A step that changed nothing adds no layer: BuildKit marks its history entry
         // empty too.
@@ -125,5 +130,8 @@ fn script_file(
         .open(&path)
         .map_err(err)?;
     f.write_all(body.as_bytes()).map_err(err)?;
+    // Whatever the umask: a USER other than root runs it too.
+    f.set_permissions(std::os::unix::fs::PermissionsExt::from_mode(0o755))
+        .map_err(err)?;
     Ok((dir, path))
 }

@@ -80,7 +80,10 @@ pub(super) fn scratch_config() -> ImageConfig {
 /// what describes how *it* was made (legacy container fields, comment, author), and
 /// without its ONBUILD triggers, which the stage runs first (the plan put them in its
 /// steps) and does not pass on.
-fn from_base(mut c: ImageConfig) -> ImageConfig {
+fn from_base(mut c: ImageConfig, epoch: Option<i64>) -> ImageConfig {
+    if let Some(epoch) = epoch {
+        clamp_history(&mut c, epoch);
+    }
     c.container = None;
     c.container_config = None;
     c.docker_version = None;
@@ -105,7 +108,7 @@ pub(super) fn build_stage(
     let mut st = State {
         result: StageResult {
             image: base.image,
-            config: from_base(base.config),
+            config: from_base(base.config, cx.opts.source_date_epoch),
         },
         cmd_set: false,
         args: BTreeMap::new(),
@@ -202,7 +205,13 @@ pub(super) fn build_stage(
         let from_image = copy_from_image(cx, stage, step);
         let parent_id = st.result.image.clone();
         let by_image_key = from_image.as_ref().map(|src| {
-            super::cache::copy_from_image_key(parent_id.as_ref(), &step.text, &args, src.as_ref())
+            super::cache::copy_from_image_key(
+                parent_id.as_ref(),
+                &step.text,
+                &args,
+                src.as_ref(),
+                cx.opts.source_date_epoch,
+            )
         });
         if let (Some(k), Some(Some(src))) = (&by_image_key, &from_image)
             && !cx.opts.no_cache
@@ -332,6 +341,7 @@ pub(super) fn build_stage(
                 sel.extend(super::inline::materialize(
                     cx.store,
                     heredocs,
+                    cx.opts.source_date_epoch,
                     &mut downloads.0,
                 )?);
                 Ok(Some(sel))
@@ -418,6 +428,7 @@ pub(super) fn build_stage(
                 },
                 _ => String::new(),
             },
+            epoch: cx.opts.source_date_epoch,
         };
         let key = inputs.key();
         // The records this step adds to an exported cache, once its image is known.
@@ -570,7 +581,7 @@ pub(super) fn build_stage(
                 })));
             }
         };
-        let created = rfc3339_now();
+        let created = created_now(cx.opts.source_date_epoch);
         config.created = Some(created.clone());
         if let Some(diff_id) = &layer {
             config.rootfs.diff_ids.push(diff_id.clone());
@@ -659,7 +670,8 @@ fn tar_checksum_ok(head: &[u8]) -> bool {
 
 /// ADD of an `http(s)://` URL: downloads it into a store scratch dir (kept in
 /// `downloads` until the step ends) as a file named after the URL's last path segment,
-/// mode 0600 and mtime from `Last-Modified` as BuildKit does, checking `--checksum`.
+/// mode 0600 and mtime from `Last-Modified` as BuildKit does (else the epoch, or 0),
+/// checking `--checksum`.
 fn download(
     cx: &Cx<'_>,
     url: &str,
@@ -698,13 +710,14 @@ fn download(
     }
     std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))
         .map_err(|e| e.to_string())?;
-    if let Some(t) = last
+    // Without a `Last-Modified`, the time of what the build makes (`copy::made_time`),
+    // not of the download: the same bytes give the same layer.
+    let t = last
         .as_deref()
         .and_then(|l| chrono::DateTime::parse_from_rfc2822(l).ok())
-    {
-        let t = std::time::SystemTime::from(t);
-        f.set_modified(t).map_err(|e| e.to_string())?;
-    }
+        .map(std::time::SystemTime::from)
+        .unwrap_or_else(|| super::copy::made_time(cx.opts.source_date_epoch));
+    f.set_modified(t).map_err(|e| e.to_string())?;
     drop(f);
     let meta = std::fs::symlink_metadata(&path).map_err(|e| e.to_string())?;
     Ok(context::Selection {
@@ -999,6 +1012,7 @@ fn execute(
                 secrets: &cx.opts.secrets,
                 mount_sources: &cx.mount_sources,
                 instruction: run,
+                clamp_mtime: cx.opts.source_date_epoch,
                 script_file,
                 output,
                 abort: cx.abort,
@@ -1045,7 +1059,8 @@ fn workdir_layer(cx: &Cx<'_>, config: &ImageConfig) -> Result<Option<CommittedLa
         None => (0, 0),
     };
     let dirs = store.new_upper_dir().map_err(|e| e.to_string())?;
-    let result = mkdir_into(&dirs.upper, &lower, &dir, owner).and_then(|made| {
+    let epoch = cx.opts.source_date_epoch;
+    let result = mkdir_into(&dirs.upper, &lower, &dir, owner, epoch).and_then(|made| {
         if made {
             layer_from_dir(store, &dirs.upper).map(Some)
         } else {
@@ -1272,6 +1287,7 @@ fn copy_layer(
                 digests: site.digests,
                 previous: previous.as_ref(),
                 racy_after: site.racy_after,
+                clamp: cx.opts.source_date_epoch,
             },
         )?;
         let layer = store
@@ -1299,6 +1315,32 @@ fn copy_layer(
 /// is renamed into place, not copied.
 fn layer_from_dir(store: &Store, dir: &std::path::Path) -> Result<CommittedLayer, String> {
     store.add_layer_dir(dir).map_err(|e| e.to_string())
+}
+
+/// A step's `created`: now, or `SOURCE_DATE_EPOCH` when the build has one (BuildKit
+/// writes the epoch itself there, not the build time).
+fn created_now(epoch: Option<i64>) -> String {
+    match epoch.and_then(|e| chrono::DateTime::from_timestamp(e, 0)) {
+        Some(t) => t.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true),
+        None => rfc3339_now(),
+    }
+}
+
+/// Sets the `created` of the base image's history entries that are later than `epoch`
+/// to it, as BuildKit's exporter does with `SOURCE_DATE_EPOCH`: a base rebuilt since
+/// the epoch would otherwise carry its own build time into this image's history.
+fn clamp_history(c: &mut ImageConfig, epoch: i64) {
+    let clamped = created_now(Some(epoch));
+    for h in &mut c.history {
+        let later = h
+            .created
+            .as_deref()
+            .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
+            .is_some_and(|t| t.timestamp() > epoch);
+        if later {
+            h.created = Some(clamped.clone());
+        }
+    }
 }
 
 /// The history `created_by` of a step, as BuildKit writes it.
@@ -1393,6 +1435,7 @@ pub(super) fn finish(
     store: &Store,
     last: StageResult,
     labels: &BTreeMap<String, String>,
+    epoch: Option<i64>,
 ) -> Result<Digest, BuildError> {
     if labels.is_empty()
         && let Some(id) = last.image
@@ -1407,8 +1450,8 @@ pub(super) fn finish(
             l.insert(k.clone(), v.clone());
         }
     }
-    if config.created.is_none() {
-        config.created = Some(rfc3339_now());
+    if config.created.is_none() || epoch.is_some() {
+        config.created = Some(created_now(epoch));
     }
     Ok(store.create_image(
         &config.to_vec(),

@@ -54,7 +54,7 @@ pub fn extract(path: &Path, dest: &Path, name: &str) -> Result<(), String> {
         let Some((last, parents)) = comps.split_last() else {
             continue; // the archive's `.` itself
         };
-        let parent = walk_dirs(dest, parents).map_err(&fail)?;
+        let parent = walk_dirs(dest, parents, &mut dirs).map_err(&fail)?;
         let host = parent.join(last);
         let h = entry.header();
         let kind = h.entry_type();
@@ -118,7 +118,7 @@ pub fn extract(path: &Path, dest: &Path, name: &str) -> Result<(), String> {
                 let Some((tlast, tparents)) = tcomps.split_last() else {
                     return Err(fail("hard link to the archive root".into()));
                 };
-                let tparent = walk_dirs(dest, tparents).map_err(&fail)?;
+                let tparent = walk_dirs(dest, tparents, &mut dirs).map_err(&fail)?;
                 let thost = tparent.join(tlast);
                 match fs::symlink_metadata(&thost) {
                     Ok(m) if m.is_file() => {}
@@ -162,8 +162,15 @@ fn components(raw: &str) -> Result<Vec<&str>, &'static str> {
 }
 
 /// Walks (making 0755 where missing) real directories under `root`; a symlink or a
-/// non-directory on the way is refused.
-fn walk_dirs(root: &Path, parts: &[&str]) -> Result<PathBuf, String> {
+/// non-directory on the way is refused. A directory made here (the archive has no entry
+/// for it, or not yet) goes into `dirs` dated 0, the time of what a build makes without
+/// `SOURCE_DATE_EPOCH` (`copy::made_time`), not the time of the build; an entry for it
+/// later in the archive replaces that.
+fn walk_dirs(
+    root: &Path,
+    parts: &[&str],
+    dirs: &mut BTreeMap<PathBuf, (u32, SystemTime)>,
+) -> Result<PathBuf, String> {
     let mut path = root.to_path_buf();
     for (i, part) in parts.iter().enumerate() {
         path.push(part);
@@ -185,6 +192,7 @@ fn walk_dirs(root: &Path, parts: &[&str]) -> Result<PathBuf, String> {
                 fs::create_dir(&path).map_err(|e| format!("creating a parent: {e}"))?;
                 fs::set_permissions(&path, fs::Permissions::from_mode(0o755))
                     .map_err(|e| format!("creating a parent: {e}"))?;
+                dirs.insert(path.clone(), (0o755, SystemTime::UNIX_EPOCH));
             }
         }
     }

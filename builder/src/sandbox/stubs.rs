@@ -21,6 +21,8 @@ impl Stubs {
         self.remember_parent(path)?;
         fs::create_dir(path)?;
         self.created.push((path.to_path_buf(), true));
+        // 0755 whatever rbuild's umask: a stub the command wrote into stays, in the layer.
+        fs::set_permissions(path, std::os::unix::fs::PermissionsExt::from_mode(0o755))?;
         Ok(())
     }
 

@@ -121,6 +121,7 @@ fn miss_kind(r: &MissReason) -> &'static str {
         MissReason::GitChanged(_) => "git_changed",
         MissReason::InstructionChanged => "instruction_changed",
         MissReason::ResultRemoved => "result_removed",
+        MissReason::EpochChanged => "epoch_changed",
     }
 }
 

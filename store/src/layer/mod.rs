@@ -17,6 +17,7 @@
 
 mod compression;
 mod confine;
+mod diff;
 mod extract;
 mod write;
 
@@ -27,6 +28,7 @@ use std::io;
 use std::path::PathBuf;
 
 pub use compression::{Compression, decompress};
+pub use diff::{EntryDifference, first_difference};
 pub use extract::{ExtractOptions, Extracted, extract};
 pub use write::{WriteOptions, Written, write_tar};
 
