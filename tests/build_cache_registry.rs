@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use crate::build::{ctx_arg, outcomes};
 use crate::registry_util::{Registry, RegistryAuth, http_request};
-use crate::util::{TempDir, TestStore, p};
+use crate::util::{Run, TempDir, TestStore, p};
 
 /// Counts the requests made to each path; answers each with `ok`.
 struct Marker {
@@ -320,32 +320,25 @@ fn local_cache_min_and_max_modes() {
     assert_eq!(id(&c, "app"), id_a);
 }
 
-#[test]
-fn import_fetches_only_the_final_images_missing_layers() {
-    // Layers the store holds (the base) are not fetched again; the two COPY layers and
-    // the configs of the images recorded are all that comes in.
-    let a = TestStore::new("cache-lazy-a");
+/// Two runners sharing a local cache directory: store A (with the busybox base) builds
+/// `ctx` and exports its cache with `mode`; an empty store B loads the same base and
+/// builds `ctx` from that cache. Returns A, B, B's build and B's blob count before it.
+fn local_runners(name: &str, ctx: &TempDir, mode: &str) -> (TestStore, TestStore, Run, usize) {
+    let a = TestStore::new(&format!("{name}-a"));
     a.busybox("base:1");
     let base_tar = a.root().join("base.tar");
     a.run(&["save", "-o", p(&base_tar), "base:1"]).success();
-    let ctx = TempDir::new("cache-lazy-ctx");
-    ctx.write("big.bin", &"x".repeat(1 << 16));
-    ctx.write("small.txt", "s\n");
-    ctx.write(
-        "Dockerfile",
-        "FROM base:1\nCOPY big.bin /\nENV X=1\nCOPY small.txt /\n",
-    );
-    let dir = TempDir::new("cache-lazy-dir");
+    let dir = TempDir::new(&format!("{name}-dir"));
     a.run(&[
         "build",
         "--cache-to",
-        &format!("type=local,dest={}", p(&dir.0)),
+        &format!("type=local,dest={},mode={mode}", p(&dir.0)),
         "-t",
         "app",
-        ctx_arg(&ctx),
+        ctx_arg(ctx),
     ])
     .success();
-    let b = TestStore::new("cache-lazy-b");
+    let b = TestStore::new(&format!("{name}-b"));
     b.run(&["load", "-i", p(&base_tar)]).success();
     let before = blob_count(&b);
     let run = b
@@ -357,9 +350,24 @@ fn import_fetches_only_the_final_images_missing_layers() {
             &format!("type=local,src={}", p(&dir.0)),
             "-t",
             "app",
-            ctx_arg(&ctx),
+            ctx_arg(ctx),
         ])
         .success();
+    (a, b, run, before)
+}
+
+#[test]
+fn import_fetches_only_the_final_images_missing_layers() {
+    // Layers the store holds (the base) are not fetched again; the two COPY layers and
+    // the configs of the images recorded are all that comes in.
+    let ctx = TempDir::new("cache-lazy-ctx");
+    ctx.write("big.bin", &"x".repeat(1 << 16));
+    ctx.write("small.txt", "s\n");
+    ctx.write(
+        "Dockerfile",
+        "FROM base:1\nCOPY big.bin /\nENV X=1\nCOPY small.txt /\n",
+    );
+    let (a, b, run, before) = local_runners("cache-lazy", &ctx, "min");
     all_cached(&run.stderr, 3);
     assert_eq!(blob_count(&b), before + 2 + 3, "{}", run.stderr);
     assert_eq!(id(&b, "app"), id(&a, "app"));
@@ -371,10 +379,6 @@ fn copy_from_an_imported_stage_fetches_none_of_its_layers() {
     // on an empty runner every step is a hit, and only the final image's own layer
     // comes in (COPY --from is found by the builder image's ID, not its files).
     let marker = Marker::start();
-    let a = TestStore::new("cache-from-stage-a");
-    a.busybox("base:1");
-    let base_tar = a.root().join("base.tar");
-    a.run(&["save", "-o", p(&base_tar), "base:1"]).success();
     let ctx = TempDir::new("cache-from-stage-ctx");
     ctx.write("big.bin", &"y".repeat(1 << 18));
     ctx.write(
@@ -385,31 +389,7 @@ fn copy_from_an_imported_stage_fetches_none_of_its_layers() {
             marker.run("builder")
         ),
     );
-    let dir = TempDir::new("cache-from-stage-dir");
-    a.run(&[
-        "build",
-        "--cache-to",
-        &format!("type=local,dest={},mode=max", p(&dir.0)),
-        "-t",
-        "app",
-        ctx_arg(&ctx),
-    ])
-    .success();
-    let b = TestStore::new("cache-from-stage-b");
-    b.run(&["load", "-i", p(&base_tar)]).success();
-    let before = blob_count(&b);
-    let run = b
-        .run(&[
-            "build",
-            "--progress",
-            "plain",
-            "--cache-from",
-            &format!("type=local,src={}", p(&dir.0)),
-            "-t",
-            "app",
-            ctx_arg(&ctx),
-        ])
-        .success();
+    let (a, b, run, before) = local_runners("cache-from-stage", &ctx, "max");
     all_cached(&run.stderr, 3);
     assert_eq!(marker.hits("builder"), 1);
     // The final image's COPY layer and its config; nothing of the builder stage.

@@ -183,24 +183,16 @@ fn a_failed_run_commits_nothing_and_leaves_no_mount() {
     check_clean(&store);
 }
 
-#[test]
-fn ctrl_c_stops_a_running_step_and_cleans_up() {
-    let (store, ctx) = setup("run-interrupt");
-    ctx.write("Dockerfile", "FROM busybox\nRUN echo started; sleep 3607\n");
+/// Starts `rbuild ARGS` on `store` with stderr piped and returns once a RUN step of it
+/// is running (a mount under the store has appeared), to interrupt it there.
+pub fn start_until_running(store: &TestStore, args: &[&str]) -> std::process::Child {
     let child = Command::new(env!("CARGO_BIN_EXE_rbuild"))
-        .args([
-            "--root",
-            store.root().to_str().unwrap(),
-            "build",
-            "-t",
-            "never",
-            ctx_arg(&ctx),
-        ])
+        .args(["--root", store.root().to_str().unwrap()])
+        .args(args)
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    // Wait until the step runs (its output appears), then interrupt.
     let deadline = Instant::now() + Duration::from_secs(20);
     while Instant::now() < deadline && mounts_under(store.root()).is_empty() {
         std::thread::sleep(Duration::from_millis(20));
@@ -209,6 +201,14 @@ fn ctrl_c_stops_a_running_step_and_cleans_up() {
         !mounts_under(store.root()).is_empty(),
         "the RUN never started"
     );
+    child
+}
+
+#[test]
+fn ctrl_c_stops_a_running_step_and_cleans_up() {
+    let (store, ctx) = setup("run-interrupt");
+    ctx.write("Dockerfile", "FROM busybox\nRUN echo started; sleep 3607\n");
+    let child = start_until_running(&store, &["build", "-t", "never", ctx_arg(&ctx)]);
     std::thread::sleep(Duration::from_millis(300));
     nix::sys::signal::kill(
         nix::unistd::Pid::from_raw(child.id() as i32),

@@ -11,7 +11,7 @@ use std::process::Command;
 use std::time::{Duration, SystemTime};
 
 use crate::build::config;
-use crate::build_run::{check_clean, mounts_under};
+use crate::build_run::{check_clean, mounts_under, start_until_running};
 use crate::util::{Run, TempDir, TestStore, json, p, run_command};
 
 /// 2020-09-13T12:26:40Z.
@@ -425,27 +425,11 @@ fn reproducible_check_passes_or_names_the_first_differing_file() {
 
 #[test]
 fn an_interrupted_reproducible_check_leaves_no_scratch_store() {
-    use std::process::Stdio;
-    use std::time::Instant;
     let store = store_with_base("repro-interrupt", None);
     let ctx = TempDir::new("repro-interrupt-ctx");
     ctx.write("Dockerfile", "FROM base\nRUN echo started; sleep 3608\n");
-    let child = Command::new(env!("CARGO_BIN_EXE_rbuild"))
-        .args(["--root", p(store.root())])
-        .args(["build", "--reproducible-check", p(&ctx.0)])
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
     // The first build's RUN is running in its scratch store: interrupt it there.
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while Instant::now() < deadline && mounts_under(store.root()).is_empty() {
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    assert!(
-        !mounts_under(store.root()).is_empty(),
-        "the RUN never started"
-    );
+    let child = start_until_running(&store, &["build", "--reproducible-check", p(&ctx.0)]);
     let scratch: Vec<_> = fs::read_dir(store.root().join("tmp"))
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())

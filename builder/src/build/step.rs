@@ -456,41 +456,32 @@ pub(super) fn build_stage(
         if matches!(instr, Instruction::Cmd(_)) {
             st.cmd_set = true;
         }
-        if !cx.opts.no_cache
-            && let Some(id) = cx.store.cache_get(&key)?
-            && cx.store.image(&id)?.is_some()
-        {
-            st.result = StageResult {
-                config: cx.store.config(&id)?,
-                image: Some(id.clone()),
-            };
-            // Unchanged on a plain rebuild: not rewriting it saves a database commit
-            // (an fsync) per cached step.
-            if last_note.as_deref() != Some(note.as_str()) {
-                cx.store.set_cache_note(&note_key, &note)?;
-            }
-            cx.records.extend(record(&id));
-            progress.cached(&v);
-            cx.cached += 1;
-            continue;
-        }
         if !cx.opts.no_cache {
-            match cx.imported.lookup(cx.store, &key, parent_id.as_ref()) {
-                Ok(Some((id, config))) => {
-                    st.result = StageResult {
-                        config,
-                        image: Some(id.clone()),
-                    };
-                    if last_note.as_deref() != Some(note.as_str()) {
-                        cx.store.set_cache_note(&note_key, &note)?;
+            // This store's cache first, then the imported ones (`--cache-from`).
+            let hit = match cx.store.cache_get(&key)? {
+                Some(id) if cx.store.image(&id)?.is_some() => Some((cx.store.config(&id)?, id)),
+                _ => match cx.imported.lookup(cx.store, &key, parent_id.as_ref()) {
+                    Ok(found) => found.map(|(id, config)| (config, id)),
+                    Err(e) => {
+                        progress.warning(format!("{location}: {e}; running the step"));
+                        None
                     }
-                    cx.records.extend(record(&id));
-                    progress.cached(&v);
-                    cx.cached += 1;
-                    continue;
+                },
+            };
+            if let Some((config, id)) = hit {
+                st.result = StageResult {
+                    config,
+                    image: Some(id.clone()),
+                };
+                // Unchanged on a plain rebuild: not rewriting it saves a database commit
+                // (an fsync) per cached step.
+                if last_note.as_deref() != Some(note.as_str()) {
+                    cx.store.set_cache_note(&note_key, &note)?;
                 }
-                Ok(None) => {}
-                Err(e) => progress.warning(format!("{location}: {e}; running the step")),
+                cx.records.extend(record(&id));
+                progress.cached(&v);
+                cx.cached += 1;
+                continue;
             }
         }
         let reason = if cx.opts.no_cache {
