@@ -15,7 +15,8 @@
 # apart: "A cold + export"); each round, a new empty store B (the base loaded, nothing
 # else) builds with `--cache-from type=registry,ref=$reg/cache:1` ("warm"), and a new
 # empty store C (the base loaded) builds without it ("cold"). Checked: B's image ID is A's
-# and every step of B's log is CACHED (as many as C's steps), else the script fails.
+# and every step of B's log is CACHED (as many as C's steps), and B holds the image's
+# layers (>= 60 MB of blobs), else the script fails.
 #
 # Docker: dockerd 20.10 (Debian's docker.io, a private daemon started here) with its
 # built-in BuildKit (DOCKER_BUILDKIT=1, Debian's /usr/bin/docker 20.10 CLI). Without the
@@ -124,7 +125,7 @@ ENV APP=/opt/app LANG=C.UTF-8
 WORKDIR /opt/app
 COPY app.bin /opt/app/src/app.bin
 RUN mkdir -p /opt/app/out && i=0 && while [ $i -lt 40 ]; do dd if=/dev/urandom of=/opt/app/out/obj$i.o bs=1M count=1 2>/dev/null; i=$((i+1)); done && sleep 1.5
-RUN md5sum /opt/app/out/*.o >/opt/app/SUMS && adduser -D -h /opt/app app && sleep 1
+RUN md5sum /opt/app/out/*.o >/opt/app/SUMS && echo "app:x:1000:1000::/opt/app:/bin/sh" >>/etc/passwd && sleep 1
 CMD ["/bin/sh"]
 EOF
 sync
@@ -163,7 +164,11 @@ for r in $(seq "$rounds"); do
   rb_build "$work/store-b" "$log/rbuild-b$r.log" --cache-from "type=registry,ref=$reg/cache:1"
   rb_warm+=("$took")
   id_b=$(rb_id "$work/store-b")
+  # The final image's layers must be in store B (fetched, not only the step configs):
+  # 20 MB COPY + 40 MB RUN of random bytes, which gzip cannot shrink.
+  b_mb=$(du -sm "$work/store-b/blobs" | cut -f1)
   rm -rf "$work/store-b"
+  [ "$b_mb" -ge 60 ] || fail "round $r: store B holds only $b_mb MB of blobs; the image's layers were not fetched" "$log/rbuild-b$r.log"
   [ "$id_b" = "$id_a" ] || fail "round $r: store B's image $id_b is not store A's $id_a" "$log/rbuild-b$r.log"
   new_store "$work/store-c"
   rb_build "$work/store-c" "$log/rbuild-c$r.log"
@@ -174,8 +179,8 @@ for r in $(seq "$rounds"); do
   [ "$n_steps" -gt 0 ] || fail "no step outcomes in the cold build's log" "$log/rbuild-c$r.log"
   [ "$n_cached" = "$n_steps" ] && [ "$(steps "$log/rbuild-b$r.log")" = "$n_steps" ] ||
     fail "round $r: store B has $n_cached CACHED steps of $n_steps" "$log/rbuild-b$r.log"
-  printf '  round %s: rbuild warm %.2fs (%s/%s steps CACHED, image = A'"'"'s), cold %.2fs\n' \
-    "$r" "${rb_warm[-1]}" "$n_cached" "$n_steps" "${rb_cold[-1]}"
+  printf '  round %s: rbuild warm %.2fs (%s/%s steps CACHED, image = A'"'"'s, %s MB of blobs fetched), cold %.2fs\n' \
+    "$r" "${rb_warm[-1]}" "$n_cached" "$n_steps" "$b_mb" "${rb_cold[-1]}"
 done
 
 # --- Docker BuildKit (private dockerd) ----------------------------------------------------
