@@ -101,6 +101,24 @@ const MIGRATIONS: &[&str] = &[
     ALTER TABLE build_cache ADD COLUMN last_used INTEGER NOT NULL DEFAULT 0;
     UPDATE build_cache SET last_used = created_at * 1000;
     ",
+    // 6: containers (`rbuild run`). image_id is not ON DELETE CASCADE: an image a
+    // container uses must not vanish under it, so deleting one fails until the
+    // container goes (rmi checks first and says which container).
+    "
+    CREATE TABLE containers (
+        id          TEXT PRIMARY KEY,      -- 64 hex, random
+        name        TEXT NOT NULL UNIQUE,
+        image_id    TEXT NOT NULL REFERENCES images(id),
+        created     INTEGER NOT NULL,      -- unix seconds
+        command     TEXT NOT NULL,         -- JSON array: entrypoint + cmd as run
+        state       TEXT NOT NULL,         -- created | running | exited
+        exit_code   INTEGER,
+        pid         INTEGER,
+        started_at  INTEGER,
+        finished_at INTEGER
+    );
+    CREATE INDEX containers_image ON containers(image_id);
+    ",
 ];
 
 #[derive(Debug, thiserror::Error)]

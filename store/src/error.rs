@@ -55,4 +55,11 @@ pub enum StoreError {
     Filter(#[from] crate::filters::FilterError),
     #[error("invalid reference {0}")]
     Reference(String),
+    #[error("No such container: {0}")]
+    NoSuchContainer(String),
+    /// Docker's whole text (`Conflict. The container name "/x" is already in use …`).
+    #[error("{0}")]
+    ContainerConflict(String),
+    #[error("Invalid container name ({0}), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed")]
+    InvalidContainerName(String),
 }

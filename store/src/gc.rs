@@ -1,6 +1,7 @@
 //! Garbage collection by reachability: what no image needs goes.
 //!
-//! Roots are the images. An image needs its config blob, its manifest blob and its
+//! Roots are the images (an image a container uses cannot be deleted while it exists,
+//! so containers' images and their layers are kept through it). An image needs its config blob, its manifest blob and its
 //! layers; a layer needs its tree and the blobs recorded for it. Everything else under
 //! `blobs/`, `layers/`, `ingest/` and `tmp/` is garbage. GC runs under the exclusive
 //! store lock, so no writer has stored something it has not yet recorded.

@@ -5,6 +5,7 @@
 
 use rusqlite::params;
 
+use crate::containers::State;
 use crate::digest::Digest;
 use crate::error::StoreError;
 use crate::images::ImageRecord;
@@ -41,6 +42,18 @@ impl Store {
             let r = ImageRef::parse(name_or_id)
                 .map_err(|e| StoreError::Reference(e.to_string()))?
                 .with_default_tag();
+            // Like Docker: the last name of an image a container uses stays unless
+            // forced, so the image does not silently become dangling.
+            if !force
+                && self.refs_of(&img.id)?.len() <= 1
+                && let Some(c) = self.containers_of(&img.id)?.first()
+            {
+                return Err(StoreError::Conflict(format!(
+                    "unable to remove repository reference {name_or_id:?} (must force) - container {} is using its referenced image {}",
+                    c.short_id(),
+                    img.id.short()
+                )));
+            }
             self.untag(&r)?;
             out.push(Removed::Untagged(r.clone()));
             let mut remaining = self.refs_of(&img.id)?;
@@ -96,7 +109,8 @@ impl Store {
             .collect())
     }
 
-    /// Docker's conflicts: children are hard (never forced), names are soft.
+    /// Docker's conflicts: children and running containers are hard (never forced),
+    /// names and stopped containers are soft.
     fn check_conflict(&self, id: &Digest, children: bool, names: bool) -> Result<(), StoreError> {
         if children && !self.children(id)?.is_empty() {
             return Err(StoreError::Conflict(format!(
@@ -104,10 +118,25 @@ impl Store {
                 id.short()
             )));
         }
+        let users = self.containers_of(id)?;
+        if let Some(c) = users.iter().find(|c| c.state == State::Running) {
+            return Err(StoreError::Conflict(format!(
+                "unable to delete {} (cannot be forced) - image is being used by running container {}",
+                id.short(),
+                c.short_id()
+            )));
+        }
         if names && !self.refs_of(id)?.is_empty() {
             return Err(StoreError::Conflict(format!(
                 "unable to delete {} (must be forced) - image is referenced in multiple repositories",
                 id.short()
+            )));
+        }
+        if names && let Some(c) = users.first() {
+            return Err(StoreError::Conflict(format!(
+                "unable to delete {} (must be forced) - image is being used by stopped container {}",
+                id.short(),
+                c.short_id()
             )));
         }
         Ok(())
@@ -133,6 +162,13 @@ impl Store {
         for r in self.refs_of(id)? {
             self.untag(&r)?;
             out.push(Removed::Untagged(r));
+        }
+        // Forced past a stopped container: the names go, but the image stays (dangling)
+        // while a container uses it; it goes with the last such container's `rm` and
+        // the next prune. Docker deletes the record and leaves the container pointing
+        // at a missing image; here the container can still be diffed and committed.
+        if !self.containers_of(id)?.is_empty() {
+            return Ok(());
         }
         self.conn
             .execute("DELETE FROM images WHERE id = ?1", params![id.to_string()])?;

@@ -1,0 +1,333 @@
+//! Containers (`rbuild run`, `ps`, `rm`): a row in `containers` and a directory
+//! `<root>/containers/<id>/` holding the snapshot's `upper/` and `work/` (and `merged/`
+//! while it runs), which outlive the process so that `diff` and `commit` can read the
+//! container's changes later. The row is written after the directory is made and
+//! deleted before it is removed, so a row always names a whole directory.
+
+use std::fs;
+use std::io::Read;
+use std::os::unix::fs::PermissionsExt;
+use std::path::PathBuf;
+
+use rusqlite::{OptionalExtension, params};
+
+use crate::commit::UpperDir;
+use crate::digest::Digest;
+use crate::error::StoreError;
+use crate::fsutil;
+use crate::store::{Store, io_err};
+use crate::unpack::now;
+
+/// Where a container is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum State {
+    Created,
+    Running,
+    Exited,
+}
+
+impl State {
+    fn as_str(self) -> &'static str {
+        match self {
+            State::Created => "created",
+            State::Running => "running",
+            State::Exited => "exited",
+        }
+    }
+
+    fn parse(s: &str) -> State {
+        match s {
+            "running" => State::Running,
+            "exited" => State::Exited,
+            _ => State::Created,
+        }
+    }
+}
+
+/// One container as recorded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Container {
+    /// 64 hex digits.
+    pub id: String,
+    pub name: String,
+    pub image_id: Digest,
+    pub created: i64,
+    /// What runs: entrypoint and command, as given to the process.
+    pub command: Vec<String>,
+    pub state: State,
+    pub exit_code: Option<i32>,
+    pub pid: Option<i32>,
+    pub started_at: Option<i64>,
+    pub finished_at: Option<i64>,
+}
+
+impl Container {
+    /// The first 12 hex digits, as `ps` shows it.
+    pub fn short_id(&self) -> &str {
+        &self.id[..12]
+    }
+}
+
+/// Docker's rule for `--name` (moby `daemon/names`): `[a-zA-Z0-9][a-zA-Z0-9_.-]+`.
+pub fn valid_name(name: &str) -> bool {
+    let b = name.as_bytes();
+    b.len() >= 2
+        && b[0].is_ascii_alphanumeric()
+        && b[1..]
+            .iter()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'_' | b'.' | b'-'))
+}
+
+const ADJECTIVES: &[&str] = &[
+    "brave", "calm", "eager", "fervent", "gifted", "happy", "jolly", "keen", "lucid",
+    "modest", "nifty", "quirky", "serene", "tender", "vibrant", "zealous",
+];
+const NAMES: &[&str] = &[
+    "babbage", "curie", "dijkstra", "euler", "fermat", "gauss", "hopper", "knuth",
+    "lovelace", "noether", "pascal", "ritchie", "shannon", "thompson", "turing", "wozniak",
+];
+
+fn random_bytes(n: usize) -> Result<Vec<u8>, StoreError> {
+    let mut buf = vec![0u8; n];
+    fs::File::open("/dev/urandom")
+        .and_then(|mut f| f.read_exact(&mut buf))
+        .map_err(io_err("reading /dev/urandom"))?;
+    Ok(buf)
+}
+
+fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<(Container, String)> {
+    let image: String = r.get(2)?;
+    let command: String = r.get(4)?;
+    let state: String = r.get(5)?;
+    Ok((
+        Container {
+            id: r.get(0)?,
+            name: r.get(1)?,
+            image_id: image.parse().unwrap_or_else(|_| Digest::of(b"")),
+            created: r.get(3)?,
+            command: serde_json::from_str(&command).unwrap_or_default(),
+            state: State::parse(&state),
+            exit_code: r.get(6)?,
+            pid: r.get(7)?,
+            started_at: r.get(8)?,
+            finished_at: r.get(9)?,
+        },
+        image,
+    ))
+}
+
+const COLUMNS: &str =
+    "id, name, image_id, created, command, state, exit_code, pid, started_at, finished_at";
+
+impl Store {
+    fn containers_dir(&self) -> PathBuf {
+        self.root().join("containers")
+    }
+
+    /// The directory holding a container's files.
+    pub fn container_dir(&self, id: &str) -> PathBuf {
+        self.containers_dir().join(id)
+    }
+
+    /// The snapshot directories of a container (`upper/`, `work/` under its dir).
+    pub fn container_upper_dir(&self, id: &str) -> UpperDir {
+        let root = self.container_dir(id);
+        UpperDir {
+            upper: root.join("upper"),
+            work: root.join("work"),
+            root,
+        }
+    }
+
+    /// Records a new container of `image_id` (state `created`) and makes its directory.
+    /// `name` None picks a free docker-style `adjective_name`.
+    pub fn create_container(
+        &self,
+        name: Option<&str>,
+        image_id: &Digest,
+        command: &[String],
+    ) -> Result<Container, StoreError> {
+        if let Some(n) = name
+            && !valid_name(n)
+        {
+            return Err(StoreError::InvalidContainerName(n.to_string()));
+        }
+        let id: String = random_bytes(32)?
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        let name = match name {
+            Some(n) => n.to_string(),
+            None => self.free_name()?,
+        };
+        let dirs = self.container_upper_dir(&id);
+        fs::create_dir_all(&self.containers_dir()).map_err(io_err("creating containers/"))?;
+        fs::create_dir(&dirs.root).map_err(io_err(format!("creating {}", dirs.root.display())))?;
+        for d in [&dirs.upper, &dirs.work] {
+            let made = fs::create_dir(d)
+                .and_then(|()| fs::set_permissions(d, fs::Permissions::from_mode(0o755)));
+            if let Err(e) = made {
+                let _ = fsutil::remove_tree(&dirs.root);
+                return Err(io_err(format!("creating {}", d.display()))(e));
+            }
+        }
+        let c = Container {
+            id: id.clone(),
+            name: name.clone(),
+            image_id: image_id.clone(),
+            created: now(),
+            command: command.to_vec(),
+            state: State::Created,
+            exit_code: None,
+            pid: None,
+            started_at: None,
+            finished_at: None,
+        };
+        let res = self.conn.execute(
+            "INSERT INTO containers (id, name, image_id, created, command, state)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            params![
+                c.id,
+                c.name,
+                image_id.to_string(),
+                c.created,
+                serde_json::to_string(command).unwrap_or_else(|_| "[]".into()),
+                State::Created.as_str()
+            ],
+        );
+        if let Err(e) = res {
+            let _ = fsutil::remove_tree(&dirs.root);
+            if let Some(other) = self.container_by_name(&name)? {
+                return Err(StoreError::ContainerConflict(format!(
+                    "Conflict. The container name \"/{name}\" is already in use by container \"{}\". You have to remove (or rename) that container to be able to reuse that name.",
+                    other.id
+                )));
+            }
+            return Err(e.into());
+        }
+        Ok(c)
+    }
+
+    fn free_name(&self) -> Result<String, StoreError> {
+        loop {
+            let r = random_bytes(3)?;
+            let mut n = format!(
+                "{}_{}",
+                ADJECTIVES[r[0] as usize % ADJECTIVES.len()],
+                NAMES[r[1] as usize % NAMES.len()]
+            );
+            if self.container_by_name(&n)?.is_some() {
+                n.push_str(&(r[2] % 10).to_string());
+            }
+            if self.container_by_name(&n)?.is_none() {
+                return Ok(n);
+            }
+        }
+    }
+
+    fn container_by_name(&self, name: &str) -> Result<Option<Container>, StoreError> {
+        Ok(self
+            .conn
+            .query_row(
+                &format!("SELECT {COLUMNS} FROM containers WHERE name = ?1"),
+                [name],
+                row,
+            )
+            .optional()?
+            .map(|(c, _)| c))
+    }
+
+    /// Every container, newest first (as `ps`).
+    pub fn containers(&self) -> Result<Vec<Container>, StoreError> {
+        let mut stmt = self.conn.prepare(&format!(
+            "SELECT {COLUMNS} FROM containers ORDER BY created DESC, rowid DESC"
+        ))?;
+        let rows = stmt
+            .query_map([], row)?
+            .map(|r| r.map(|(c, _)| c))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(rows)
+    }
+
+    /// The containers using the image `id`.
+    pub fn containers_of(&self, id: &Digest) -> Result<Vec<Container>, StoreError> {
+        Ok(self
+            .containers()?
+            .into_iter()
+            .filter(|c| &c.image_id == id)
+            .collect())
+    }
+
+    /// By full ID, name (a leading `/` allowed, as docker) or unique ID prefix.
+    pub fn container(&self, s: &str) -> Result<Container, StoreError> {
+        let all = self.containers()?;
+        if let Some(c) = all.iter().find(|c| c.id == s) {
+            return Ok(c.clone());
+        }
+        let name = s.strip_prefix('/').unwrap_or(s);
+        if let Some(c) = all.iter().find(|c| c.name == name) {
+            return Ok(c.clone());
+        }
+        let by_prefix: Vec<&Container> = if s.is_empty() {
+            Vec::new()
+        } else {
+            all.iter().filter(|c| c.id.starts_with(s)).collect()
+        };
+        match by_prefix.as_slice() {
+            [one] => Ok((*one).clone()),
+            [] => Err(StoreError::NoSuchContainer(s.to_string())),
+            _ => Err(StoreError::Ambiguous(format!(
+                "Error response from daemon: multiple IDs found with provided prefix: {s}"
+            ))),
+        }
+    }
+
+    /// Records that the container's process started (`pid`).
+    pub fn set_container_running(&self, id: &str, pid: i32) -> Result<(), StoreError> {
+        self.conn.execute(
+            "UPDATE containers SET state = 'running', pid = ?2, started_at = ?3,
+             exit_code = NULL, finished_at = NULL WHERE id = ?1",
+            params![id, pid, now()],
+        )?;
+        Ok(())
+    }
+
+    /// Records that the container's process ended with `exit_code`.
+    pub fn set_container_exited(&self, id: &str, exit_code: i32) -> Result<(), StoreError> {
+        self.conn.execute(
+            "UPDATE containers SET state = 'exited', pid = NULL, exit_code = ?2,
+             finished_at = ?3, started_at = COALESCE(started_at, ?3) WHERE id = ?1",
+            params![id, exit_code, now()],
+        )?;
+        Ok(())
+    }
+
+    /// Deletes the row, then the directory. The caller must have stopped the process and
+    /// unmounted its root.
+    pub fn remove_container(&self, id: &str) -> Result<(), StoreError> {
+        self.conn
+            .execute("DELETE FROM containers WHERE id = ?1", [id])?;
+        let dir = self.container_dir(id);
+        match fsutil::remove_tree(&dir) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                Err(io_err(format!("removing {}", dir.display()))(e))
+            }
+            _ => Ok(()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::valid_name;
+
+    #[test]
+    fn names_follow_docker() {
+        for ok in ["ab", "web-1", "a.b_c", "0x"] {
+            assert!(valid_name(ok), "{ok}");
+        }
+        for bad in ["", "a", "-ab", "_ab", "a b", "a/b", "é1"] {
+            assert!(!valid_name(bad), "{bad}");
+        }
+    }
+}
