@@ -5,6 +5,7 @@ mod build;
 mod build_cache;
 mod build_output;
 mod builder;
+mod container;
 mod error;
 mod format;
 mod history;
@@ -111,6 +112,12 @@ enum Command {
     Tag(tag::TagArgs),
     /// Remove one or more images.
     Rmi(rmi::RmiArgs),
+    /// Create and run a new container from an image.
+    Run(container::RunArgs),
+    /// List containers.
+    Ps(container::PsArgs),
+    /// Remove one or more containers.
+    Rm(container::RmArgs),
     Inspect(inspect::InspectArgs),
     History(history::HistoryArgs),
     Save(archive::SaveArgs),
@@ -155,6 +162,9 @@ pub fn run(cli: Cli) -> Result<ExitCode, CliError> {
         Command::Images(args) => images::run(&cli.global, args),
         Command::Tag(args) => tag::run(&cli.global, args),
         Command::Rmi(args) => rmi::run(&cli.global, args),
+        Command::Run(args) => container::run(&cli.global, args),
+        Command::Ps(args) => container::ps(&cli.global, args),
+        Command::Rm(args) => container::rm(&cli.global, args),
         Command::Inspect(args) => inspect::run(&cli.global, args),
         Command::History(args) => history::run(&cli.global, args),
         Command::Image(cmd) => image::run(&cli.global, cmd),

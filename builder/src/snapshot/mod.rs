@@ -121,6 +121,9 @@ pub struct Snapshot {
     kind: Kind,
     /// False once committed or discarded: nothing left for `Drop`.
     live: bool,
+    /// The directories are the snapshot's own scratch (removed with it), not a
+    /// container's (only `merged/` and overlay's scratch are removed).
+    owned: bool,
     /// Why `Auto` fell back to copying, for the builder to show once.
     fallback: Option<String>,
     _lock: StoreLock,
@@ -148,6 +151,26 @@ impl Snapshot {
         lowers: &[Digest],
         with: Snapshotter,
     ) -> Result<Snapshot, SnapshotError> {
+        Snapshot::prepare_in(store, lowers, with, None)
+    }
+
+    /// As [`Snapshot::prepare`], over a container's own (empty) `upper/` and `work/`
+    /// (`Store::container_upper_dir`) instead of a scratch pair in `tmp/`: end it with
+    /// [`Snapshot::keep`], which leaves the changes there for `diff` and `commit`.
+    pub fn prepare_for_container(
+        store: &Store,
+        lowers: &[Digest],
+        dirs: UpperDir,
+    ) -> Result<Snapshot, SnapshotError> {
+        Snapshot::prepare_in(store, lowers, Snapshotter::from_env()?, Some(dirs))
+    }
+
+    fn prepare_in(
+        store: &Store,
+        lowers: &[Digest],
+        with: Snapshotter,
+        dirs: Option<UpperDir>,
+    ) -> Result<Snapshot, SnapshotError> {
         let lock = store.write_lock()?;
         // The same layer twice (two steps that made identical changes) would make
         // overlay refuse the mount (ELOOP); every path of a lower copy is also in the
@@ -166,7 +189,10 @@ impl Snapshot {
         // A pulled layer is extracted the first time it is mounted.
         let lowers: Vec<Digest> = lowers.into_iter().cloned().collect();
         let layer_dirs = store.layer_trees(&lowers)?;
-        let dirs = store.new_upper_dir()?;
+        let (dirs, owned) = match dirs {
+            Some(d) => (d, false),
+            None => (store.new_upper_dir()?, true),
+        };
         let merged = dirs.root.join("merged");
         // From here on, Drop cleans up whatever fails.
         let mut snap = Snapshot {
@@ -174,6 +200,7 @@ impl Snapshot {
             dirs,
             kind: Kind::Overlay { mounted: false },
             live: true,
+            owned,
             fallback: None,
             _lock: lock,
         };
@@ -308,10 +335,47 @@ impl Snapshot {
         self.cleanup()
     }
 
+    /// Ends a container's snapshot: unmounts, and leaves what changed in its `upper/`
+    /// (with copying, the diff is computed into it now); `merged/` is removed.
+    pub fn keep(mut self) -> Result<(), SnapshotError> {
+        self.live = false;
+        match &self.kind {
+            Kind::Overlay { mounted } => {
+                if *mounted {
+                    unmount_patiently(&self.merged)?;
+                    self.kind = Kind::Overlay { mounted: false };
+                }
+            }
+            Kind::Copy(base) => copy::diff(base, &self.merged, &self.dirs.upper)?,
+        }
+        self.remove_scratch()
+    }
+
+    /// A container's dir keeps `upper/` and `work/`; everything else the snapshot made
+    /// under it (merged, an empty lower, overlay's `l/` links, copy's tick) goes.
+    fn remove_scratch(&self) -> Result<(), SnapshotError> {
+        for entry in fs::read_dir(&self.dirs.root).map_err(files::io_at(&self.dirs.root, "reading"))? {
+            let path = entry.map_err(files::io_at(&self.dirs.root, "reading"))?.path();
+            if path == self.dirs.upper || path == self.dirs.work {
+                continue;
+            }
+            let res = if path.is_dir() && !path.is_symlink() {
+                rbuild_store::fsutil::remove_tree(&path)
+            } else {
+                fs::remove_file(&path)
+            };
+            res.map_err(files::io_at(&path, "removing"))?;
+        }
+        Ok(())
+    }
+
     fn cleanup(&mut self) -> Result<(), SnapshotError> {
         if let Kind::Overlay { mounted: true } = self.kind {
             unmount_patiently(&self.merged)?;
             self.kind = Kind::Overlay { mounted: false };
+        }
+        if !self.owned {
+            return self.remove_scratch();
         }
         self.dirs
             .remove()
