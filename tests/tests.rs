@@ -23,6 +23,7 @@ mod build_progress;
 mod build_run;
 mod build_stages;
 mod builder_prune;
+mod containers;
 mod crash;
 mod deps;
 mod history;

@@ -67,7 +67,7 @@ const EXIT_CANNOT_EXECUTE: u8 = 126;
 const EXIT_NOT_FOUND: u8 = 127;
 
 fn fail(code: u8, msg: impl std::fmt::Display) -> ExitCode {
-    eprintln!("rbuild: {msg}.");
+    eprintln!("rbuild: {msg}");
     ExitCode::from(code)
 }
 
@@ -128,12 +128,19 @@ pub fn run(global: &Global, args: RunArgs) -> Result<ExitCode, CliError> {
             [s, d] => (*s, *d, false),
             [s, d, "ro"] => (*s, *d, true),
             [s, d, "rw"] => (*s, *d, false),
-            _ => return Ok(fail(EXIT_ERROR, format!("invalid volume specification: '{v}'"))),
+            _ => {
+                return Ok(fail(
+                    EXIT_ERROR,
+                    format!("invalid volume specification: '{v}'"),
+                ));
+            }
         };
         if !src.starts_with('/') || !dst.starts_with('/') {
             return Ok(fail(
                 EXIT_ERROR,
-                format!("invalid volume specification: '{v}' (rbuild takes absolute HOST:CTR paths)"),
+                format!(
+                    "invalid volume specification: '{v}' (rbuild takes absolute HOST:CTR paths)"
+                ),
             ));
         }
         mounts.push(SandboxMount {
@@ -216,16 +223,15 @@ fn run_container(
     layers: &[rbuild_builder::store::Digest],
     spec: impl FnOnce(&Snapshot) -> SandboxSpec,
 ) -> Result<i32, RunError> {
-    let snapshot = Snapshot::prepare_for_container(
-        store,
-        layers,
-        store.container_upper_dir(&container.id),
-    )?;
+    let snapshot =
+        Snapshot::prepare_for_container(store, layers, store.container_upper_dir(&container.id))?;
     // The sandbox mounts /dev, /proc and /sys over these: a symlink there would point
     // the mount somewhere else.
     for d in ["dev", "proc", "sys"] {
         let p = snapshot.merged().join(d);
-        if p.symlink_metadata().is_ok_and(|m| m.file_type().is_symlink()) {
+        if p.symlink_metadata()
+            .is_ok_and(|m| m.file_type().is_symlink())
+        {
             return Err(RunError::Refused(format!(
                 "the image's /{d} is a symbolic link; refusing to run it"
             )));
@@ -284,7 +290,8 @@ pub struct PsArgs {
     format: Option<String>,
 }
 
-const PS_TABLE: &str = "table {{.ID}}\t{{.Image}}\t{{.Command}}\t{{.RunningFor}}\t{{.Status}}\t{{.Ports}}\t{{.Names}}";
+const PS_TABLE: &str =
+    "table {{.ID}}\t{{.Image}}\t{{.Command}}\t{{.RunningFor}}\t{{.Status}}\t{{.Ports}}\t{{.Names}}";
 const PS_HEADERS: &[(&str, &str)] = &[
     ("ID", "CONTAINER ID"),
     ("Image", "IMAGE"),
@@ -308,7 +315,11 @@ pub fn ps(global: &Global, args: PsArgs) -> Result<ExitCode, CliError> {
     let mut out = io::stdout().lock();
     if args.quiet {
         for c in &list {
-            let id = if args.no_trunc { &c.id[..] } else { c.short_id() };
+            let id = if args.no_trunc {
+                &c.id[..]
+            } else {
+                c.short_id()
+            };
             writeln!(out, "{id}")?;
         }
         return Ok(ExitCode::SUCCESS);

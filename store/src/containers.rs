@@ -79,12 +79,12 @@ pub fn valid_name(name: &str) -> bool {
 }
 
 const ADJECTIVES: &[&str] = &[
-    "brave", "calm", "eager", "fervent", "gifted", "happy", "jolly", "keen", "lucid",
-    "modest", "nifty", "quirky", "serene", "tender", "vibrant", "zealous",
+    "brave", "calm", "eager", "fervent", "gifted", "happy", "jolly", "keen", "lucid", "modest",
+    "nifty", "quirky", "serene", "tender", "vibrant", "zealous",
 ];
 const NAMES: &[&str] = &[
-    "babbage", "curie", "dijkstra", "euler", "fermat", "gauss", "hopper", "knuth",
-    "lovelace", "noether", "pascal", "ritchie", "shannon", "thompson", "turing", "wozniak",
+    "babbage", "curie", "dijkstra", "euler", "fermat", "gauss", "hopper", "knuth", "lovelace",
+    "noether", "pascal", "ritchie", "shannon", "thompson", "turing", "wozniak",
 ];
 
 fn random_bytes(n: usize) -> Result<Vec<u8>, StoreError> {

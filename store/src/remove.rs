@@ -86,6 +86,8 @@ impl Store {
                 .all(|w| w[0].full_name() == w[1].full_name());
             if tags <= 1 && one_repo {
                 self.check_conflict(&img.id, true, false)?;
+                // Nothing is untagged when a container's use stops the deletion.
+                self.container_conflict(&img.id, !force)?;
                 for r in refs {
                     self.untag(&r)?;
                     out.push(Removed::Untagged(r));
@@ -118,6 +120,19 @@ impl Store {
                 id.short()
             )));
         }
+        self.container_conflict(id, false)?;
+        if names && !self.refs_of(id)?.is_empty() {
+            return Err(StoreError::Conflict(format!(
+                "unable to delete {} (must be forced) - image is referenced in multiple repositories",
+                id.short()
+            )));
+        }
+        self.container_conflict(id, names)
+    }
+
+    /// A running container using the image is a hard conflict; a stopped one a soft
+    /// one, checked when `stopped`.
+    fn container_conflict(&self, id: &Digest, stopped: bool) -> Result<(), StoreError> {
         let users = self.containers_of(id)?;
         if let Some(c) = users.iter().find(|c| c.state == State::Running) {
             return Err(StoreError::Conflict(format!(
@@ -126,13 +141,7 @@ impl Store {
                 c.short_id()
             )));
         }
-        if names && !self.refs_of(id)?.is_empty() {
-            return Err(StoreError::Conflict(format!(
-                "unable to delete {} (must be forced) - image is referenced in multiple repositories",
-                id.short()
-            )));
-        }
-        if names && let Some(c) = users.first() {
+        if stopped && let Some(c) = users.first() {
             return Err(StoreError::Conflict(format!(
                 "unable to delete {} (must be forced) - image is being used by stopped container {}",
                 id.short(),

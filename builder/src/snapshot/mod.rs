@@ -354,8 +354,12 @@ impl Snapshot {
     /// A container's dir keeps `upper/` and `work/`; everything else the snapshot made
     /// under it (merged, an empty lower, overlay's `l/` links, copy's tick) goes.
     fn remove_scratch(&self) -> Result<(), SnapshotError> {
-        for entry in fs::read_dir(&self.dirs.root).map_err(files::io_at(&self.dirs.root, "reading"))? {
-            let path = entry.map_err(files::io_at(&self.dirs.root, "reading"))?.path();
+        for entry in
+            fs::read_dir(&self.dirs.root).map_err(files::io_at(&self.dirs.root, "reading"))?
+        {
+            let path = entry
+                .map_err(files::io_at(&self.dirs.root, "reading"))?
+                .path();
             if path == self.dirs.upper || path == self.dirs.work {
                 continue;
             }

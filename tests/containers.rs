@@ -1,0 +1,341 @@
+//! `rbuild run` (foreground), `ps`, `rm`, and `rmi`/`image prune`/GC with containers.
+
+use std::path::PathBuf;
+
+use crate::build_run::{check_clean, mounts_under};
+use crate::util::{TempDir, TestStore};
+
+/// A store with busybox as `bb` and `app` built on it: ENV, WORKDIR, USER-less, CMD.
+fn setup(tag: &str) -> (TestStore, TempDir) {
+    let store = TestStore::new(tag);
+    store.busybox("bb");
+    let ctx = TempDir::new(&format!("{tag}-ctx"));
+    ctx.write(
+        "Dockerfile",
+        "FROM bb\nENV GREETING=hello\nWORKDIR /srv\nRUN echo 'app:x:1000:1000::/home/app:/bin/sh' >> /etc/passwd\nCMD [\"sh\", \"-c\", \"echo $GREETING from $(pwd) as $(id -u)\"]\n",
+    );
+    store
+        .run(&["build", "-q", "-t", "app", ctx.0.to_str().unwrap()])
+        .success();
+    (store, ctx)
+}
+
+fn no_mounts(store: &TestStore) {
+    let left = mounts_under(store.root());
+    assert!(left.is_empty(), "mounts left: {left:?}");
+}
+
+fn container_dirs(store: &TestStore) -> Vec<PathBuf> {
+    match std::fs::read_dir(store.root().join("containers")) {
+        Ok(rd) => rd.map(|e| e.unwrap().path()).collect(),
+        Err(_) => Vec::new(),
+    }
+}
+
+fn id_of(store: &TestStore, name: &str) -> String {
+    store
+        .run(&["ps", "-a", "--no-trunc", "--format", "{{.ID}} {{.Names}}"])
+        .success()
+        .stdout
+        .lines()
+        .find_map(|l| l.strip_suffix(&format!(" {name}")).map(str::to_string))
+        .unwrap_or_else(|| panic!("no container {name}"))
+}
+
+#[test]
+fn run_applies_the_image_config_and_its_overrides() {
+    let (store, _ctx) = setup("ctr-config");
+    store
+        .run(&["run", "--rm", "app"])
+        .success()
+        .stdout_contains("hello from /srv as 0");
+    let out = store
+        .run(&[
+            "run",
+            "--rm",
+            "-e",
+            "GREETING=bye",
+            "-w",
+            "/tmp",
+            "-u",
+            "app",
+            "app",
+        ])
+        .success();
+    assert_eq!(out.stdout.trim(), "bye from /tmp as 1000", "{}", out.stderr);
+    // A given command replaces CMD; --entrypoint replaces ENTRYPOINT and drops CMD.
+    let out = store
+        .run(&["run", "--rm", "app", "echo", "given"])
+        .success();
+    assert_eq!(out.stdout.trim(), "given");
+    let out = store
+        .run(&[
+            "run",
+            "--rm",
+            "--entrypoint",
+            "hostname",
+            "--hostname",
+            "box",
+            "app",
+        ])
+        .success();
+    assert_eq!(out.stdout.trim(), "box");
+    // The exit code is the command's; docker's 127 for a command not found.
+    assert_eq!(
+        store
+            .run(&["run", "--rm", "app", "sh", "-c", "exit 3"])
+            .status,
+        Some(3)
+    );
+    store
+        .run(&["run", "--rm", "app", "no-such-command"])
+        .failure()
+        .stderr_contains("executable file not found");
+    assert_eq!(
+        store.run(&["run", "--rm", "app", "no-such-command"]).status,
+        Some(127)
+    );
+    assert_eq!(
+        store.run(&["run", "--rm", "no-such-image"]).status,
+        Some(125)
+    );
+    assert!(container_dirs(&store).is_empty(), "--rm left a container");
+    assert_eq!(store.run(&["ps", "-aq"]).success().stdout, "");
+    no_mounts(&store);
+    check_clean(&store);
+}
+
+#[test]
+fn volumes_tmpfs_and_network_none() {
+    let (store, _ctx) = setup("ctr-mounts");
+    let host = TempDir::new("ctr-mounts-host");
+    host.write("in.txt", "from host\n");
+    let rw = format!("{}:/data", host.0.display());
+    let out = store
+        .run(&[
+            "run",
+            "--rm",
+            "-v",
+            &rw,
+            "app",
+            "sh",
+            "-c",
+            "cat /data/in.txt; echo back > /data/out.txt",
+        ])
+        .success();
+    assert_eq!(out.stdout, "from host\n");
+    assert_eq!(
+        std::fs::read_to_string(host.0.join("out.txt")).unwrap(),
+        "back\n"
+    );
+    let ro = format!("{}:/data:ro", host.0.display());
+    store
+        .run(&[
+            "run",
+            "--rm",
+            "-v",
+            &ro,
+            "app",
+            "sh",
+            "-c",
+            "echo x > /data/nope",
+        ])
+        .failure();
+    assert!(!host.0.join("nope").exists());
+    let out = store
+        .run(&[
+            "run",
+            "--rm",
+            "--tmpfs",
+            "/scratch",
+            "app",
+            "sh",
+            "-c",
+            "grep ' /scratch ' /proc/mounts | cut -d' ' -f3",
+        ])
+        .success();
+    assert_eq!(out.stdout.trim(), "tmpfs");
+    let out = store
+        .run(&[
+            "run",
+            "--rm",
+            "--network",
+            "none",
+            "app",
+            "ls",
+            "/sys/class/net",
+        ])
+        .success();
+    assert_eq!(out.stdout.split_whitespace().collect::<Vec<_>>(), ["lo"]);
+    no_mounts(&store);
+    check_clean(&store);
+}
+
+#[test]
+fn a_kept_container_is_listed_keeps_its_changes_and_is_removed_by_rm() {
+    let (store, _ctx) = setup("ctr-keep");
+    assert_eq!(
+        store
+            .run(&[
+                "run",
+                "--name",
+                "keeper",
+                "app",
+                "sh",
+                "-c",
+                "echo data > /made; exit 4"
+            ])
+            .status,
+        Some(4)
+    );
+    let ps = store.run(&["ps", "-a"]).success().stdout;
+    let header = ps.lines().next().unwrap();
+    for col in [
+        "CONTAINER ID",
+        "IMAGE",
+        "COMMAND",
+        "CREATED",
+        "STATUS",
+        "PORTS",
+        "NAMES",
+    ] {
+        assert!(header.contains(col), "{ps}");
+    }
+    let row = ps.lines().find(|l| l.ends_with("keeper")).expect(&ps);
+    assert!(row.contains("Exited (4) "), "{ps}");
+    assert!(row.contains("app:latest"), "{ps}");
+    // Not running: plain ps lists nothing.
+    assert_eq!(store.run(&["ps", "-q"]).success().stdout, "");
+    let id = id_of(&store, "keeper");
+    assert_eq!(id.len(), 64);
+    let upper = store.root().join("containers").join(&id).join("upper");
+    assert_eq!(
+        std::fs::read_to_string(upper.join("made")).unwrap(),
+        "data\n"
+    );
+    assert!(
+        !store
+            .root()
+            .join("containers")
+            .join(&id)
+            .join("merged")
+            .exists()
+    );
+    no_mounts(&store);
+    check_clean(&store);
+
+    // By a unique ID prefix; docker prints what it was given.
+    let out = store.run(&["rm", &id[..8]]).success();
+    assert_eq!(out.stdout.trim(), &id[..8]);
+    assert!(container_dirs(&store).is_empty());
+    assert_eq!(store.run(&["ps", "-aq"]).success().stdout, "");
+    store
+        .run(&["rm", "keeper"])
+        .failure()
+        .stderr_contains("No such container: keeper");
+    check_clean(&store);
+}
+
+#[test]
+fn names_are_validated_and_unique() {
+    let (store, _ctx) = setup("ctr-names");
+    store
+        .run(&["run", "--name=-bad", "app", "true"])
+        .failure()
+        .stderr_contains("Invalid container name (-bad)");
+    store
+        .run(&["run", "--name", "a/b", "app", "true"])
+        .failure()
+        .stderr_contains("Invalid container name");
+    store
+        .run(&["run", "--name", "web.1", "app", "true"])
+        .success();
+    let id = id_of(&store, "web.1");
+    let dup = store.run(&["run", "--name", "web.1", "app", "true"]);
+    assert_eq!(dup.status, Some(125));
+    assert!(
+        dup.stderr.contains(&format!(
+            "Conflict. The container name \"/web.1\" is already in use by container \"{id}\""
+        )),
+        "{}",
+        dup.stderr
+    );
+    // A generated name for the next one.
+    store.run(&["run", "app", "true"]).success();
+    let names = store
+        .run(&["ps", "-a", "--format", "{{.Names}}"])
+        .success()
+        .stdout;
+    assert_eq!(names.lines().count(), 2, "{names}");
+    assert!(
+        names.lines().any(|n| n != "web.1" && n.contains('_')),
+        "{names}"
+    );
+    assert_eq!(container_dirs(&store).len(), 2);
+}
+
+#[test]
+fn an_intermediate_build_image_runs_by_id() {
+    let (store, ctx) = setup("ctr-intermediate");
+    // The image of the RUN step: app's parent.
+    let parent = store
+        .run(&["inspect", "--format", "{{.Parent}}", "app"])
+        .success()
+        .stdout
+        .trim()
+        .to_string();
+    assert!(parent.starts_with("sha256:"), "{parent}");
+    let short = &parent["sha256:".len().."sha256:".len() + 12];
+    let out = store
+        .run(&["run", "--rm", short, "sh", "-c", "tail -1 /etc/passwd; pwd"])
+        .success();
+    assert_eq!(out.stdout, "app:x:1000:1000::/home/app:/bin/sh\n/srv\n");
+    drop(ctx);
+}
+
+#[test]
+fn rmi_and_prune_respect_containers() {
+    let (store, _ctx) = setup("ctr-rmi");
+    store
+        .run(&["run", "--name", "user", "app", "true"])
+        .success();
+    let cid = id_of(&store, "user");
+    let img = store
+        .run(&["images", "-q", "--no-trunc", "app"])
+        .success()
+        .stdout
+        .trim()
+        .to_string();
+    let img_short = &img["sha256:".len().."sha256:".len() + 12];
+    store.run(&["rmi", "app"]).failure().stderr_contains(&format!(
+        "conflict: unable to remove repository reference \"app\" (must force) - container {} is using its referenced image {img_short}",
+        &cid[..12]
+    ));
+    store.run(&["rmi", img_short]).failure().stderr_contains(&format!(
+        "conflict: unable to delete {img_short} (must be forced) - image is being used by stopped container {}",
+        &cid[..12]
+    ));
+    // Refused whole: the name is still there.
+    store.run(&["inspect", "app"]).success();
+    // Prune of all unused images, and the GC it runs, keep it and its layers.
+    store.run(&["image", "prune", "-a", "-f"]).success();
+    store.run(&["inspect", "app"]).success();
+    store.run(&["run", "--rm", "app", "true"]).success();
+    check_clean(&store);
+
+    // -f untags; the image stays (dangling) while the container uses it.
+    store
+        .run(&["rmi", "-f", "app"])
+        .success()
+        .stdout_contains("Untagged: app:latest");
+    store.run(&["inspect", img_short]).success();
+    store.run(&["image", "prune", "-f"]).success();
+    store.run(&["inspect", img_short]).success();
+    store.run(&["run", "--rm", img_short, "true"]).success();
+    // Once the container goes, so can the image.
+    store.run(&["rm", "user"]).success();
+    store.run(&["image", "prune", "-f"]).success();
+    store.run(&["inspect", img_short]).failure();
+    no_mounts(&store);
+    check_clean(&store);
+}
