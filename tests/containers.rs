@@ -339,3 +339,39 @@ fn rmi_and_prune_respect_containers() {
     no_mounts(&store);
     check_clean(&store);
 }
+
+#[test]
+fn stdin_with_i_and_a_read_only_root() {
+    let (store, _ctx) = setup("ctr-stdin-ro");
+    let out = store
+        .run_stdin(
+            &["run", "--rm", "-i", "app", "tr", "a-z", "A-Z"],
+            Some(b"piped in\n"),
+        )
+        .success();
+    assert_eq!(out.stdout, "PIPED IN\n");
+    // Without -i the command reads /dev/null, as docker's.
+    let out = store
+        .run_stdin(&["run", "--rm", "app", "cat"], Some(b"not read\n"))
+        .success();
+    assert_eq!(out.stdout, "");
+    store
+        .run(&["run", "--rm", "--read-only", "app", "touch", "/x"])
+        .failure()
+        .stderr_contains("Read-only file system");
+    let out = store
+        .run(&[
+            "run",
+            "--rm",
+            "--read-only",
+            "--tmpfs",
+            "/scratch",
+            "app",
+            "sh",
+            "-c",
+            "echo ok > /scratch/f && cat /scratch/f",
+        ])
+        .success();
+    assert_eq!(out.stdout, "ok\n");
+    no_mounts(&store);
+}

@@ -81,6 +81,8 @@ fn spec(root: &Path, script: &str) -> SandboxSpec {
         hosts: None,
         resolv_conf: None,
         mounts: Vec::new(),
+        readonly_rootfs: false,
+        stdin: false,
     }
 }
 

@@ -25,6 +25,12 @@ pub struct RunArgs {
     /// Automatically remove the container when it exits.
     #[arg(long)]
     rm: bool,
+    /// Keep STDIN open: the command reads rbuild's standard input.
+    #[arg(short = 'i', long)]
+    interactive: bool,
+    /// Mount the container's root filesystem as read only.
+    #[arg(long)]
+    read_only: bool,
     /// Assign a name to the container.
     #[arg(long)]
     name: Option<String>,
@@ -181,6 +187,8 @@ pub fn run(global: &Global, args: RunArgs) -> Result<ExitCode, CliError> {
         hosts: None,
         resolv_conf: None,
         mounts: mounts.clone(),
+        readonly_rootfs: args.read_only,
+        stdin: args.interactive,
     });
     let code = match result {
         Ok(code) => {

@@ -161,7 +161,7 @@ impl Store {
             None => self.free_name()?,
         };
         let dirs = self.container_upper_dir(&id);
-        fs::create_dir_all(&self.containers_dir()).map_err(io_err("creating containers/"))?;
+        fs::create_dir_all(self.containers_dir()).map_err(io_err("creating containers/"))?;
         fs::create_dir(&dirs.root).map_err(io_err(format!("creating {}", dirs.root.display())))?;
         for d in [&dirs.upper, &dirs.work] {
             let made = fs::create_dir(d)

@@ -66,6 +66,8 @@ impl RunStep for SandboxRunner<'_> {
             hosts: None,
             resolv_conf: None,
             mounts,
+            readonly_rootfs: false,
+            stdin: false,
         };
         let output = RefCell::new(req.output);
         let outcome = sandbox::run_cancellable(

@@ -69,6 +69,11 @@ pub struct SandboxSpec {
     pub resolv_conf: Option<String>,
     /// `RUN --mount`s, mounted in this order after the rootfs set-up (see [`extra`]).
     pub mounts: Vec<extra::SandboxMount>,
+    /// The root mounted read-only (`run --read-only`); /proc, /dev and `mounts` keep
+    /// their own flags.
+    pub readonly_rootfs: bool,
+    /// The command reads rbuild's own standard input (`run -i`) instead of /dev/null.
+    pub stdin: bool,
 }
 
 pub use extra::{MountKind, SandboxMount};
@@ -265,6 +270,9 @@ pub fn run_cancellable(
             source,
         })?;
     mounts.extend(extra::ops(&rootfs, &spec.mounts, &targets));
+    if spec.readonly_rootfs {
+        mounts.push(mounts::readonly_root(&rootfs));
+    }
 
     let result = spawn_and_wait(
         spec,
@@ -363,12 +371,19 @@ fn spawn_and_wait(
     if spec.network == Network::None {
         namespaces |= CloneFlags::CLONE_NEWNET;
     }
-    let devnull = nix::fcntl::open(
-        c"/dev/null",
-        OFlag::O_RDONLY | OFlag::O_CLOEXEC,
-        nix::sys::stat::Mode::empty(),
-    )
-    .map_err(io("opening /dev/null"))?;
+    let devnull = if spec.stdin {
+        // A close-on-exec copy: the child dups it onto its fd 0.
+        std::io::stdin().as_fd().try_clone_to_owned().map_err(|e| {
+            io("duplicating standard input")(Errno::from_raw(e.raw_os_error().unwrap_or(0)))
+        })?
+    } else {
+        nix::fcntl::open(
+            c"/dev/null",
+            OFlag::O_RDONLY | OFlag::O_CLOEXEC,
+            nix::sys::stat::Mode::empty(),
+        )
+        .map_err(io("opening /dev/null"))?
+    };
     let pipe = || nix::unistd::pipe2(OFlag::O_CLOEXEC).map_err(io("creating a pipe"));
     let (out_r, out_w) = pipe()?;
     let (err_r, err_w) = pipe()?;

@@ -146,6 +146,21 @@ const PROC_READONLY: [&str; 5] = ["bus", "fs", "irq", "sys", "sysrq-trigger"];
 
 /// The whole set-up, in order, for a rootfs and the generated `/etc` files
 /// (`(host file, path in the rootfs such as "etc/hosts")`).
+/// Remounts the root (already a bind mount of itself, `nodev`) read-only: last, after
+/// every other mount point was made in it. Not recursive, so the mounts on it keep
+/// their own flags.
+pub fn readonly_root(rootfs: &Path) -> MountOp {
+    let root = CString::new(rootfs.as_os_str().as_bytes()).expect("paths have no NUL");
+    mount(
+        None,
+        root,
+        None,
+        MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_NODEV | MsFlags::MS_RDONLY,
+        None,
+        Need::Required,
+    )
+}
+
 pub fn plan(rootfs: &Path, etc_files: &[(&Path, &str)]) -> Vec<MountOp> {
     use MsFlags as F;
     let mut out = Vec::new();
