@@ -2,7 +2,10 @@
 
 use std::path::PathBuf;
 
-use crate::build_run::{check_clean, mounts_under};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use crate::build_run::{check_clean, mounts_under, start_until_running};
 use crate::util::{TempDir, TestStore};
 
 /// A store with busybox as `bb` and `app` built on it: ENV, WORKDIR, USER-less, CMD.
@@ -374,4 +377,81 @@ fn stdin_with_i_and_a_read_only_root() {
         .success();
     assert_eq!(out.stdout, "ok\n");
     no_mounts(&store);
+}
+
+fn sleeper_alive(tag: &str) -> bool {
+    let ps = Command::new("ps").args(["-eo", "args"]).output().unwrap();
+    String::from_utf8_lossy(&ps.stdout)
+        .lines()
+        .any(|l| l.trim() == format!("sleep {tag}"))
+}
+
+#[test]
+fn ctrl_c_stops_the_container_and_a_killed_run_is_cleaned_by_rm() {
+    let (store, _ctx) = setup("ctr-interrupt");
+    let child = start_until_running(&store, &["run", "--name", "ctrlc", "app", "sleep", "3611"]);
+    std::thread::sleep(Duration::from_millis(300));
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGINT,
+    )
+    .unwrap();
+    let started = Instant::now();
+    let out = child.wait_with_output().unwrap();
+    assert!(started.elapsed() < Duration::from_secs(10));
+    assert!(!out.status.success());
+    assert!(mounts_under(store.root()).is_empty());
+    assert!(!sleeper_alive("3611"), "the container's process survived");
+    let ps = store
+        .run(&["ps", "-a", "--format", "{{.Names}} {{.State}}"])
+        .success();
+    assert_eq!(ps.stdout.trim(), "ctrlc exited");
+
+    // rbuild killed outright: its container dies with it (PR_SET_PDEATHSIG), ps says
+    // it exited, and rm takes the leftover mount and the files.
+    let mut child =
+        start_until_running(&store, &["run", "--name", "killed", "app", "sleep", "3612"]);
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while sleeper_alive("3612") && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(!sleeper_alive("3612"), "the container's process survived");
+    let ps = store.run(&["ps", "-a"]).success().stdout;
+    let row = ps.lines().find(|l| l.ends_with("killed")).expect(&ps);
+    assert!(row.contains("Exited (137)"), "{ps}");
+    assert!(store.run(&["ps", "-q"]).success().stdout.is_empty());
+    store.run(&["rm", "killed", "ctrlc"]).success();
+    assert!(mounts_under(store.root()).is_empty());
+    assert!(container_dirs(&store).is_empty());
+    check_clean(&store);
+}
+
+#[test]
+fn an_image_whose_dev_is_a_symlink_is_refused() {
+    let store = TestStore::new("ctr-devlink");
+    let dir = TempDir::new("ctr-devlink-tar");
+    let tar = dir.0.join("rootfs.tar");
+    let mut b = tar::Builder::new(std::fs::File::create(&tar).unwrap());
+    let mut h = tar::Header::new_gnu();
+    h.set_entry_type(tar::EntryType::Symlink);
+    h.set_size(0);
+    h.set_mode(0o777);
+    b.append_link(&mut h, "dev", "/tmp").unwrap();
+    b.finish().unwrap();
+    drop(b);
+    store
+        .run(&["import", tar.to_str().unwrap(), "devlink"])
+        .success();
+    let out = store.run(&["run", "--rm", "devlink", "/bin/sh"]);
+    assert_eq!(out.status, Some(125), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("/dev is a symbolic link"),
+        "{}",
+        out.stderr
+    );
+    assert!(container_dirs(&store).is_empty());
+    assert!(mounts_under(store.root()).is_empty());
+    check_clean(&store);
 }

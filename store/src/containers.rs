@@ -242,10 +242,23 @@ impl Store {
         let mut stmt = self.conn.prepare(&format!(
             "SELECT {COLUMNS} FROM containers ORDER BY created DESC, rowid DESC"
         ))?;
-        let rows = stmt
+        let mut rows = stmt
             .query_map([], row)?
             .map(|r| r.map(|(c, _)| c))
             .collect::<Result<Vec<_>, _>>()?;
+        // A foreground run records the pid of its rbuild: if that process is gone (killed
+        // outright), so is the container's (PR_SET_PDEATHSIG), and it has exited.
+        for c in &mut rows {
+            if c.state == State::Running
+                && !c
+                    .pid
+                    .is_some_and(|p| std::path::Path::new(&format!("/proc/{p}")).exists())
+            {
+                c.state = State::Exited;
+                c.exit_code = Some(137);
+                c.pid = None;
+            }
+        }
         Ok(rows)
     }
 
@@ -308,6 +321,12 @@ impl Store {
         self.conn
             .execute("DELETE FROM containers WHERE id = ?1", [id])?;
         let dir = self.container_dir(id);
+        // The root of a run whose rbuild was killed is still mounted: never remove
+        // files through it.
+        if dir.exists() {
+            crate::mounts::detach_under(&dir)
+                .map_err(io_err(format!("unmounting under {}", dir.display())))?;
+        }
         match fsutil::remove_tree(&dir) {
             Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
                 Err(io_err(format!("removing {}", dir.display()))(e))
