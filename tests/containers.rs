@@ -311,11 +311,11 @@ fn rmi_and_prune_respect_containers() {
         .to_string();
     let img_short = &img["sha256:".len().."sha256:".len() + 12];
     store.run(&["rmi", "app"]).failure().stderr_contains(&format!(
-        "conflict: unable to remove repository reference \"app\" (must force) - container {} is using its referenced image {img_short}",
+        "Error response from daemon: conflict: unable to remove repository reference \"app\" (must force) - container {} is using its referenced image {img_short}",
         &cid[..12]
     ));
     store.run(&["rmi", img_short]).failure().stderr_contains(&format!(
-        "conflict: unable to delete {img_short} (must be forced) - image is being used by stopped container {}",
+        "Error response from daemon: conflict: unable to delete {img_short} (must be forced) - image is being used by stopped container {}",
         &cid[..12]
     ));
     // Refused whole: the name is still there.

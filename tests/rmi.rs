@@ -12,7 +12,7 @@ fn untag_then_delete() {
         .run(&["rmi", &id[7..19]])
         .failure()
         .stderr_contains(&format!(
-            "error: conflict: unable to delete {} (must be forced) - image is referenced in multiple repositories",
+            "Error response from daemon: conflict: unable to delete {} (must be forced) - image is referenced in multiple repositories",
             &id[7..19]
         ));
     let out = store.run(&["rmi", "other:1"]).success().stdout;

@@ -5,6 +5,7 @@ use std::io::{self, Write};
 use std::process::ExitCode;
 
 use clap::Args;
+use rbuild_builder::store::StoreError;
 use rbuild_builder::store::remove::Removed;
 
 use super::{CliError, Global};
@@ -39,7 +40,12 @@ pub fn run(global: &Global, args: RmiArgs) -> Result<ExitCode, CliError> {
             Err(e) => {
                 // Like docker: report, carry on with the rest, fail at the end.
                 out.flush()?;
-                eprintln!("error: {e}");
+                if matches!(e, StoreError::Conflict(_)) {
+                    // docker's words for a conflict, which scripts match.
+                    eprintln!("Error response from daemon: {e}");
+                } else {
+                    eprintln!("error: {e}");
+                }
                 failed = true;
             }
         }
