@@ -399,13 +399,17 @@ fn ctrl_c_stops_the_container_and_a_killed_run_is_cleaned_by_rm() {
     let started = Instant::now();
     let out = child.wait_with_output().unwrap();
     assert!(started.elapsed() < Duration::from_secs(10));
-    assert!(!out.status.success());
+    assert_eq!(out.status.code(), Some(130));
     assert!(mounts_under(store.root()).is_empty());
     assert!(!sleeper_alive("3611"), "the container's process survived");
     let ps = store
-        .run(&["ps", "-a", "--format", "{{.Names}} {{.State}}"])
+        .run(&["ps", "-a", "--format", "{{.Names}} {{.State}} {{.Status}}"])
         .success();
-    assert_eq!(ps.stdout.trim(), "ctrlc exited");
+    assert!(
+        ps.stdout.starts_with("ctrlc exited Exited (130) "),
+        "{}",
+        ps.stdout
+    );
 
     // rbuild killed outright: its container dies with it (PR_SET_PDEATHSIG), ps says
     // it exited, and rm takes the leftover mount and the files.

@@ -199,6 +199,8 @@ pub fn run(global: &Global, args: RunArgs) -> Result<ExitCode, CliError> {
             let code = match &e {
                 RunError::Sandbox(SandboxError::NotFound { .. }) => EXIT_NOT_FOUND,
                 RunError::Sandbox(SandboxError::Exec { .. }) => EXIT_CANNOT_EXECUTE,
+                // Killed on Ctrl-C: the shell's code for SIGINT, as docker's.
+                RunError::Interrupted => 130,
                 _ => EXIT_ERROR,
             };
             store.set_container_exited(&container.id, i32::from(code))?;
