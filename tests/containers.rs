@@ -459,3 +459,33 @@ fn an_image_whose_dev_is_a_symlink_is_refused() {
     assert!(mounts_under(store.root()).is_empty());
     check_clean(&store);
 }
+
+#[test]
+fn diff_lists_a_containers_changes_like_docker() {
+    let (store, _ctx) = setup("ctr-diff");
+    // The sandbox's own mount points (etc/hosts …) are not changes.
+    store
+        .run(&["run", "--name", "idle", "app", "true"])
+        .success();
+    let out = store.run(&["diff", "idle"]).success();
+    assert_eq!(out.stdout, "", "{}", out.stderr);
+    store
+        .run(&[
+            "run",
+            "--name",
+            "busy",
+            "app",
+            "sh",
+            "-c",
+            "echo new > /srv/new.txt && echo x >> /etc/passwd && rm /bin/vi && mkdir -p /data/d && touch /data/d/f",
+        ])
+        .success();
+    let out = store.run(&["diff", "busy"]).success();
+    assert_eq!(
+        out.stdout,
+        "C /bin\nD /bin/vi\nA /data\nA /data/d\nA /data/d/f\nC /etc\nC /etc/passwd\nC /srv\nA /srv/new.txt\n",
+        "{}",
+        out.stderr
+    );
+    store.run(&["diff", "nosuch"]).failure();
+}

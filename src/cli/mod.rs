@@ -6,6 +6,7 @@ mod build_cache;
 mod build_output;
 mod builder;
 mod container;
+mod container_fs;
 mod error;
 mod format;
 mod history;
@@ -118,6 +119,8 @@ enum Command {
     Ps(container::PsArgs),
     /// Remove one or more containers.
     Rm(container::RmArgs),
+    /// Inspect changes to files or directories on a container's filesystem.
+    Diff(container_fs::DiffArgs),
     Inspect(inspect::InspectArgs),
     History(history::HistoryArgs),
     Save(archive::SaveArgs),
@@ -165,6 +168,7 @@ pub fn run(cli: Cli) -> Result<ExitCode, CliError> {
         Command::Run(args) => container::run(&cli.global, args),
         Command::Ps(args) => container::ps(&cli.global, args),
         Command::Rm(args) => container::rm(&cli.global, args),
+        Command::Diff(args) => container_fs::diff(&cli.global, args),
         Command::Inspect(args) => inspect::run(&cli.global, args),
         Command::History(args) => history::run(&cli.global, args),
         Command::Image(cmd) => image::run(&cli.global, cmd),

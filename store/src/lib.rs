@@ -11,6 +11,7 @@ pub mod cache_gc;
 pub mod check;
 pub mod commit;
 pub mod config;
+pub mod container_diff;
 pub mod containers;
 pub mod db;
 pub mod df;
