@@ -489,3 +489,54 @@ fn diff_lists_a_containers_changes_like_docker() {
     );
     store.run(&["diff", "nosuch"]).failure();
 }
+
+#[test]
+fn export_then_import_gives_a_runnable_image_with_the_containers_changes() {
+    let (store, ctx) = setup("ctr-export");
+    store
+        .run(&[
+            "run",
+            "--name",
+            "writer",
+            "app",
+            "sh",
+            "-c",
+            "echo written-in-ctr > /srv/out.txt && rm /bin/vi",
+        ])
+        .success();
+    // To stdout, piped into import.
+    let (out, tar) = store.run_bytes(&["export", "writer"], None);
+    let out = out.success();
+    assert!(
+        tar.len() > 1024,
+        "export wrote {} bytes: {}",
+        tar.len(),
+        out.stderr
+    );
+    store
+        .run_stdin(&["import", "-", "flat:1"], Some(&tar))
+        .success();
+    let out = store
+        .run(&["run", "--rm", "flat:1", "cat", "/srv/out.txt"])
+        .success();
+    assert_eq!(out.stdout, "written-in-ctr\n", "{}", out.stderr);
+    // The deletion is applied: the flattened tree has no vi.
+    store
+        .run(&["run", "--rm", "flat:1", "test", "!", "-e", "/bin/vi"])
+        .success();
+    // -o FILE gives the same tar, and leaves no temp file beside it.
+    let file = ctx.0.join("out.tar");
+    store
+        .run(&["export", "-o", file.to_str().unwrap(), "writer"])
+        .success();
+    assert_eq!(std::fs::read(&file).unwrap(), tar, "-o and stdout differ");
+    let names: Vec<_> = std::fs::read_dir(&ctx.0)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .filter(|n| n.contains("rbuild-tmp"))
+        .collect();
+    assert!(names.is_empty(), "temp files left: {names:?}");
+    store
+        .run(&["export", "-o", file.to_str().unwrap(), "nosuch"])
+        .failure();
+}

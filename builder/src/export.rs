@@ -46,8 +46,30 @@ pub fn write_rootfs_tar(
     image: &ImageRecord,
     out: impl Write,
 ) -> Result<(), ExportError> {
+    write_tar_of(store, image, None, out)
+}
+
+/// Writes the file system of the container whose overlay upper dir is `upper` (over
+/// `image`, its image) to `out` as one tar, as `docker export` gives: the upper dir is
+/// one more layer on top, applied by the same [`snapshot::flatten`].
+pub fn write_container_tar(
+    store: &Store,
+    image: &ImageRecord,
+    upper: &Path,
+    out: impl Write,
+) -> Result<(), ExportError> {
+    write_tar_of(store, image, Some(upper), out)
+}
+
+fn write_tar_of(
+    store: &Store,
+    image: &ImageRecord,
+    upper: Option<&Path>,
+    out: impl Write,
+) -> Result<(), ExportError> {
     let _lock = store.write_lock()?;
-    let trees = store.layer_trees(&image.layers)?;
+    let mut trees = store.layer_trees(&image.layers)?;
+    trees.extend(upper.map(Path::to_path_buf));
     let scratch = store.scratch_dir("export")?;
     let result = (|| -> Result<(), ExportError> {
         snapshot::flatten(&trees, &scratch)?;

@@ -121,6 +121,8 @@ enum Command {
     Rm(container::RmArgs),
     /// Inspect changes to files or directories on a container's filesystem.
     Diff(container_fs::DiffArgs),
+    /// Export a container's filesystem as a tar archive.
+    Export(container_fs::ExportArgs),
     Inspect(inspect::InspectArgs),
     History(history::HistoryArgs),
     Save(archive::SaveArgs),
@@ -169,6 +171,7 @@ pub fn run(cli: Cli) -> Result<ExitCode, CliError> {
         Command::Ps(args) => container::ps(&cli.global, args),
         Command::Rm(args) => container::rm(&cli.global, args),
         Command::Diff(args) => container_fs::diff(&cli.global, args),
+        Command::Export(args) => container_fs::export(&cli.global, args),
         Command::Inspect(args) => inspect::run(&cli.global, args),
         Command::History(args) => history::run(&cli.global, args),
         Command::Image(cmd) => image::run(&cli.global, cmd),
