@@ -477,13 +477,14 @@ fn diff_lists_a_containers_changes_like_docker() {
             "app",
             "sh",
             "-c",
-            "echo new > /srv/new.txt && echo x >> /etc/passwd && rm /bin/vi && mkdir -p /data/d && touch /data/d/f",
+            "echo new > /srv/new.txt && echo x >> /etc/passwd && rm /bin/vi && mkdir -p /data/d && touch /data/d/f && ln -s / /srv/root",
         ])
         .success();
+    // A symlink is listed, never followed (`/srv/root` → `/`).
     let out = store.run(&["diff", "busy"]).success();
     assert_eq!(
         out.stdout,
-        "C /bin\nD /bin/vi\nA /data\nA /data/d\nA /data/d/f\nC /etc\nC /etc/passwd\nC /srv\nA /srv/new.txt\n",
+        "C /bin\nD /bin/vi\nA /data\nA /data/d\nA /data/d/f\nC /etc\nC /etc/passwd\nC /srv\nA /srv/new.txt\nA /srv/root\n",
         "{}",
         out.stderr
     );
