@@ -204,11 +204,9 @@ pub fn start_until_running(store: &TestStore, args: &[&str]) -> std::process::Ch
     child
 }
 
-#[test]
-fn ctrl_c_stops_a_running_step_and_cleans_up() {
-    let (store, ctx) = setup("run-interrupt");
-    ctx.write("Dockerfile", "FROM busybox\nRUN echo started; sleep 3607\n");
-    let child = start_until_running(&store, &["build", "-t", "never", ctx_arg(&ctx)]);
+/// Sends Ctrl-C (SIGINT) to a child [`start_until_running`] started, once its RUN has
+/// had a moment, and waits for it: its output, and how long it took to stop.
+pub fn interrupt(child: std::process::Child) -> (std::process::Output, Duration) {
     std::thread::sleep(Duration::from_millis(300));
     nix::sys::signal::kill(
         nix::unistd::Pid::from_raw(child.id() as i32),
@@ -217,11 +215,16 @@ fn ctrl_c_stops_a_running_step_and_cleans_up() {
     .unwrap();
     let started = Instant::now();
     let out = child.wait_with_output().unwrap();
-    assert!(
-        started.elapsed() < Duration::from_secs(10),
-        "took {:?}",
-        started.elapsed()
-    );
+    (out, started.elapsed())
+}
+
+#[test]
+fn ctrl_c_stops_a_running_step_and_cleans_up() {
+    let (store, ctx) = setup("run-interrupt");
+    ctx.write("Dockerfile", "FROM busybox\nRUN echo started; sleep 3607\n");
+    let child = start_until_running(&store, &["build", "-t", "never", ctx_arg(&ctx)]);
+    let (out, took) = interrupt(child);
+    assert!(took < Duration::from_secs(10), "took {took:?}");
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success(), "{stderr}");
     assert!(stderr.contains("interrupted"), "{stderr}");

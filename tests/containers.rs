@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use crate::build_run::{check_clean, mounts_under, start_until_running};
+use crate::build_run::{check_clean, interrupt, mounts_under, start_until_running};
 use crate::util::{TempDir, TestStore};
 
 /// A store with busybox as `bb` and `app` built on it: ENV, WORKDIR, USER-less, CMD.
@@ -390,15 +390,8 @@ fn sleeper_alive(tag: &str) -> bool {
 fn ctrl_c_stops_the_container_and_a_killed_run_is_cleaned_by_rm() {
     let (store, _ctx) = setup("ctr-interrupt");
     let child = start_until_running(&store, &["run", "--name", "ctrlc", "app", "sleep", "3611"]);
-    std::thread::sleep(Duration::from_millis(300));
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(child.id() as i32),
-        nix::sys::signal::Signal::SIGINT,
-    )
-    .unwrap();
-    let started = Instant::now();
-    let out = child.wait_with_output().unwrap();
-    assert!(started.elapsed() < Duration::from_secs(10));
+    let (out, took) = interrupt(child);
+    assert!(took < Duration::from_secs(10), "took {took:?}");
     assert_eq!(out.status.code(), Some(130));
     assert!(mounts_under(store.root()).is_empty());
     assert!(!sleeper_alive("3611"), "the container's process survived");

@@ -11,7 +11,7 @@ use std::process::Command;
 use std::time::{Duration, SystemTime};
 
 use crate::build::config;
-use crate::build_run::{check_clean, mounts_under, start_until_running};
+use crate::build_run::{check_clean, interrupt, mounts_under, start_until_running};
 use crate::util::{Run, TempDir, TestStore, json, p, run_command};
 
 /// 2020-09-13T12:26:40Z.
@@ -438,13 +438,7 @@ fn an_interrupted_reproducible_check_leaves_no_scratch_store() {
         scratch.iter().any(|n| n.starts_with("repro")),
         "{scratch:?}"
     );
-    std::thread::sleep(Duration::from_millis(300));
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(child.id() as i32),
-        nix::sys::signal::Signal::SIGINT,
-    )
-    .unwrap();
-    let out = child.wait_with_output().unwrap();
+    let (out, _) = interrupt(child);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success(), "{stderr}");
     assert!(stderr.contains("interrupted"), "{stderr}");
