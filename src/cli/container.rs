@@ -250,9 +250,12 @@ fn run_container(
     let spec = spec(&snapshot);
     let _ = store.set_container_running(&container.id, std::process::id() as i32);
     let stop = || interrupt::CANCEL.load(Ordering::SeqCst);
-    let outcome = sandbox::run_cancellable(
+    let outcome = sandbox::run_observed(
         &spec,
         &stop,
+        &mut |init| {
+            let _ = store.set_container_init_pid(&container.id, init);
+        },
         |b| {
             let mut o = io::stdout().lock();
             let _ = o.write_all(b);

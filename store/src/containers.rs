@@ -56,7 +56,11 @@ pub struct Container {
     pub command: Vec<String>,
     pub state: State,
     pub exit_code: Option<i32>,
+    /// The process that owns the running container: a foreground `rbuild run` or the
+    /// monitor of a detached one.
     pub pid: Option<i32>,
+    /// The host PID of the container's init (its PID 1) while it runs.
+    pub init_pid: Option<i32>,
     pub started_at: Option<i64>,
     pub finished_at: Option<i64>,
 }
@@ -111,13 +115,13 @@ fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<(Container, String)> {
             pid: r.get(7)?,
             started_at: r.get(8)?,
             finished_at: r.get(9)?,
+            init_pid: r.get(10)?,
         },
         image,
     ))
 }
 
-const COLUMNS: &str =
-    "id, name, image_id, created, command, state, exit_code, pid, started_at, finished_at";
+const COLUMNS: &str = "id, name, image_id, created, command, state, exit_code, pid, started_at, finished_at, init_pid";
 
 impl Store {
     fn containers_dir(&self) -> PathBuf {
@@ -180,6 +184,7 @@ impl Store {
             state: State::Created,
             exit_code: None,
             pid: None,
+            init_pid: None,
             started_at: None,
             finished_at: None,
         };
@@ -257,6 +262,7 @@ impl Store {
                 c.state = State::Exited;
                 c.exit_code = Some(137);
                 c.pid = None;
+                c.init_pid = None;
             }
         }
         Ok(rows)
@@ -298,9 +304,18 @@ impl Store {
     /// Records that the container's process started (`pid`).
     pub fn set_container_running(&self, id: &str, pid: i32) -> Result<(), StoreError> {
         self.conn.execute(
-            "UPDATE containers SET state = 'running', pid = ?2, started_at = ?3,
+            "UPDATE containers SET state = 'running', pid = ?2, init_pid = NULL, started_at = ?3,
              exit_code = NULL, finished_at = NULL WHERE id = ?1",
             params![id, pid, now()],
+        )?;
+        Ok(())
+    }
+
+    /// Records the host PID of the running container's init.
+    pub fn set_container_init_pid(&self, id: &str, init_pid: i32) -> Result<(), StoreError> {
+        self.conn.execute(
+            "UPDATE containers SET init_pid = ?2 WHERE id = ?1",
+            params![id, init_pid],
         )?;
         Ok(())
     }
@@ -308,7 +323,7 @@ impl Store {
     /// Records that the container's process ended with `exit_code`.
     pub fn set_container_exited(&self, id: &str, exit_code: i32) -> Result<(), StoreError> {
         self.conn.execute(
-            "UPDATE containers SET state = 'exited', pid = NULL, exit_code = ?2,
+            "UPDATE containers SET state = 'exited', pid = NULL, init_pid = NULL, exit_code = ?2,
              finished_at = ?3, started_at = COALESCE(started_at, ?3) WHERE id = ?1",
             params![id, exit_code, now()],
         )?;

@@ -119,6 +119,12 @@ const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX containers_image ON containers(image_id);
     ",
+    // 7: the host PID of a running container's init (its PID 1), beside `pid`, the
+    // process that owns it (a foreground rbuild or a detached monitor): `exec` enters
+    // init's namespaces, `stop` and `kill` signal it.
+    "
+    ALTER TABLE containers ADD COLUMN init_pid INTEGER;
+    ",
 ];
 
 #[derive(Debug, thiserror::Error)]

@@ -187,6 +187,19 @@ pub fn run(
 pub fn run_cancellable(
     spec: &SandboxSpec,
     cancel: &(dyn Fn() -> bool + Sync),
+    stdout: impl FnMut(&[u8]),
+    stderr: impl FnMut(&[u8]),
+) -> Result<Outcome, SandboxError> {
+    run_observed(spec, cancel, &mut |_| {}, stdout, stderr)
+}
+
+/// As `run_cancellable`; `started` is told the host PID of the sandbox's init (its
+/// PID 1) as soon as it exists, so that a container's record can name the process whose
+/// namespaces `exec` enters and to which `stop` and `kill` send signals.
+pub fn run_observed(
+    spec: &SandboxSpec,
+    cancel: &(dyn Fn() -> bool + Sync),
+    started: &mut dyn FnMut(i32),
     mut stdout: impl FnMut(&[u8]),
     mut stderr: impl FnMut(&[u8]),
 ) -> Result<Outcome, SandboxError> {
@@ -281,6 +294,7 @@ pub fn run_cancellable(
         hostname,
         mounts.clone(),
         cancel,
+        started,
         &mut stdout,
         &mut stderr,
     );
@@ -344,6 +358,7 @@ fn spawn_and_wait(
     hostname: &str,
     mounts: Vec<mounts::MountOp>,
     cancel: &(dyn Fn() -> bool + Sync),
+    started: &mut dyn FnMut(i32),
     stdout: &mut dyn FnMut(&[u8]),
     stderr: &mut dyn FnMut(&[u8]),
 ) -> Result<Outcome, Raw> {
@@ -413,7 +428,14 @@ fn spawn_and_wait(
     };
     drop((out_w, err_w, rep_w, devnull));
 
-    let streamed = stream(monitor, cancel, [out_r, err_r, rep_r], stdout, stderr);
+    let streamed = stream(
+        monitor,
+        cancel,
+        [out_r, err_r, rep_r],
+        started,
+        stdout,
+        stderr,
+    );
     let status = process::wait_for(monitor);
     let (reports, cancelled) = streamed.map_err(io("reading the sandbox's output"))?;
     if cancelled {
@@ -447,6 +469,7 @@ fn stream(
     monitor: Pid,
     cancel: &(dyn Fn() -> bool + Sync),
     fds: [OwnedFd; 3],
+    started: &mut dyn FnMut(i32),
     stdout: &mut dyn FnMut(&[u8]),
     stderr: &mut dyn FnMut(&[u8]),
 ) -> Result<(Vec<Report>, bool), Errno> {
@@ -493,6 +516,7 @@ fn stream(
                             .next()
                     {
                         init = Some(Pid::from_raw(p));
+                        started(p);
                     }
                 }
             }

@@ -14,7 +14,7 @@
 //! as fixed-size records on the `report` pipe and end the process.
 
 use std::ffi::CString;
-use std::os::fd::RawFd;
+use std::os::fd::{AsFd, BorrowedFd, RawFd};
 
 use nix::errno::Errno;
 use nix::sched::CloneFlags;
@@ -184,9 +184,16 @@ pub(crate) fn monitor(p: &ChildPlan) -> ! {
     if let Err(e) = ns::unshare(p.namespaces) {
         fail(p, Step::Unshare, e);
     }
+    let (alive_r, alive_w) = match process::lifeline() {
+        Ok(pair) => pair,
+        Err(e) => fail(p, Step::Fork, e),
+    };
     match process::fork() {
         Err(e) => fail(p, Step::Fork, e),
-        Ok(Forked::Child) => init(p),
+        Ok(Forked::Child) => {
+            drop(alive_w);
+            init(p, alive_r.as_fd())
+        }
         Ok(Forked::Parent { child }) => {
             process::write_record(p.report, &Report::InitPid(child.as_raw()).encode());
             process::close(p.report);
@@ -198,10 +205,11 @@ pub(crate) fn monitor(p: &ChildPlan) -> ! {
     }
 }
 
-/// Program 2: PID 1.
-fn init(p: &ChildPlan) -> ! {
-    // Dies with the monitor, which dies with rbuild.
-    if prctl::set_pdeathsig(Signal::SIGKILL).is_err() {
+/// Program 2: PID 1. `monitor_alive` hangs up once the monitor is gone.
+fn init(p: &ChildPlan, monitor_alive: BorrowedFd<'_>) -> ! {
+    // Dies with the monitor, which dies with rbuild; if the monitor died before the
+    // signal was armed, nothing would kill this process, so check, as prctl(2) advises.
+    if prctl::set_pdeathsig(Signal::SIGKILL).is_err() || process::hung_up(monitor_alive) {
         process::exit_now(FAILED);
     }
     let _ = prctl::set_name(c"rbuild-init");

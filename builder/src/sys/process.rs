@@ -2,7 +2,7 @@
 //! inherited descriptors, signal state, and the parent's view (poll, wait, kill).
 
 use std::ffi::{CStr, CString};
-use std::os::fd::{AsFd, BorrowedFd, RawFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd, RawFd};
 
 use nix::errno::Errno;
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
@@ -185,6 +185,23 @@ pub(crate) fn wait_for(pid: Pid) -> Result<WaitStatus, Errno> {
             r => return r,
         }
     }
+}
+
+/// A pipe whose write end only the monitor holds: its read end reports a hang-up once
+/// the monitor is gone. Init cannot compare getppid(2) (its parent is outside its PID
+/// namespace, so it reads 0), so this is how it learns that the monitor died before
+/// PR_SET_PDEATHSIG was in place.
+pub(crate) fn lifeline() -> Result<(OwnedFd, OwnedFd), Errno> {
+    nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
+}
+
+/// True when every write end of the pipe `fd` is closed; no allocation, for a child.
+pub(crate) fn hung_up(fd: BorrowedFd<'_>) -> bool {
+    let mut pfd = [PollFd::new(fd, PollFlags::POLLIN)];
+    poll(&mut pfd, PollTimeout::ZERO).is_ok()
+        && pfd[0]
+            .revents()
+            .is_some_and(|r| r.contains(PollFlags::POLLHUP))
 }
 
 /// Which of `fds` are readable or closed after at most `timeout_ms`.
