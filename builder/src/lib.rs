@@ -5,6 +5,7 @@
 
 pub mod build;
 pub mod config_edit;
+pub mod container;
 pub mod export;
 pub mod sandbox;
 pub mod snapshot;

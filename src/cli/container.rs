@@ -9,8 +9,7 @@ use std::sync::atomic::Ordering;
 use chrono::{DateTime, Utc};
 use clap::Args;
 use rbuild_builder::build::interrupt;
-use rbuild_builder::sandbox::{self, MountKind, Network, SandboxError, SandboxMount, SandboxSpec};
-use rbuild_builder::snapshot::Snapshot;
+use rbuild_builder::container;
 use rbuild_builder::store::Store;
 use rbuild_builder::store::containers::{Container, State};
 use serde_json::{Value, json};
@@ -67,10 +66,8 @@ pub struct RunArgs {
     command: Vec<String>,
 }
 
-/// docker's exit codes for errors of its own and for a command it could not start.
+/// docker's exit code for errors of its own.
 const EXIT_ERROR: u8 = 125;
-const EXIT_CANNOT_EXECUTE: u8 = 126;
-const EXIT_NOT_FOUND: u8 = 127;
 
 fn fail(code: u8, msg: impl std::fmt::Display) -> ExitCode {
     eprintln!("rbuild: {msg}");
@@ -85,205 +82,68 @@ pub fn run(global: &Global, args: RunArgs) -> Result<ExitCode, CliError> {
         Ok(i) => i,
         Err(e) => return Ok(fail(EXIT_ERROR, e)),
     };
-    let config = store.config(&img.id)?;
-    let cc = config.config.clone().unwrap_or_default();
-    let entrypoint = match &args.entrypoint {
-        Some(e) if e.is_empty() => Vec::new(),
-        Some(e) => vec![e.clone()],
-        None => cc.entrypoint.clone().unwrap_or_default(),
-    };
-    // Like docker: a new entrypoint drops the image's CMD.
-    let cmd = if !args.command.is_empty() {
-        args.command.clone()
-    } else if args.entrypoint.is_some() {
-        Vec::new()
-    } else {
-        cc.cmd.clone().unwrap_or_default()
-    };
-    let argv: Vec<String> = entrypoint.into_iter().chain(cmd).collect();
-    if argv.is_empty() {
-        return Ok(fail(EXIT_ERROR, "no command specified"));
-    }
-    let network = match args.network.as_str() {
-        "host" | "default" => Network::Host,
-        "none" => Network::None,
-        other => {
-            return Ok(fail(
-                EXIT_ERROR,
-                format!("network {other} not found (rbuild offers host and none)"),
-            ));
-        }
-    };
-    let mut env = cc.env.clone().unwrap_or_default();
+    let mut env = Vec::new();
     for f in &args.env_file {
         let text = std::fs::read_to_string(f)
             .map_err(|e| CliError::Usage(format!("open {}: {e}", f.display())))?;
-        for line in text.lines().map(str::trim) {
-            if !line.is_empty() && !line.starts_with('#') {
-                set_env(&mut env, line);
-            }
-        }
+        env.extend(
+            text.lines()
+                .map(str::trim)
+                .filter(|l| !l.is_empty() && !l.starts_with('#'))
+                .map(str::to_string),
+        );
     }
-    for e in &args.env {
-        set_env(&mut env, e);
-    }
-    let mut mounts = Vec::new();
-    for v in &args.volumes {
-        let parts: Vec<&str> = v.split(':').collect();
-        let (src, dst, readonly) = match parts.as_slice() {
-            [s, d] => (*s, *d, false),
-            [s, d, "ro"] => (*s, *d, true),
-            [s, d, "rw"] => (*s, *d, false),
-            _ => {
-                return Ok(fail(
-                    EXIT_ERROR,
-                    format!("invalid volume specification: '{v}'"),
-                ));
-            }
-        };
-        if !src.starts_with('/') || !dst.starts_with('/') {
-            return Ok(fail(
-                EXIT_ERROR,
-                format!(
-                    "invalid volume specification: '{v}' (rbuild takes absolute HOST:CTR paths)"
-                ),
-            ));
-        }
-        mounts.push(SandboxMount {
-            source: Some(src.into()),
-            target: dst.to_string(),
-            kind: MountKind::Bind { readonly },
-        });
-    }
-    for t in &args.tmpfs {
-        let target = t.split(':').next().unwrap_or(t);
-        mounts.push(SandboxMount {
-            source: None,
-            target: target.to_string(),
-            kind: MountKind::Tmpfs { size: None },
-        });
-    }
-
-    let container = match store.create_container(args.name.as_deref(), &img.id, &argv) {
+    env.extend(args.env.iter().cloned());
+    let request = container::Request {
+        entrypoint: args.entrypoint.clone(),
+        command: args.command.clone(),
+        env,
+        workdir: args.workdir.clone(),
+        user: args.user.clone(),
+        hostname: args.hostname.clone(),
+        network: args.network.clone(),
+        binds: args.volumes.clone(),
+        tmpfs: args.tmpfs.clone(),
+        read_only: args.read_only,
+        tty: false,
+        interactive: args.interactive,
+        auto_remove: args.rm,
+    };
+    let image_config = store.config(&img.id)?.config.unwrap_or_default();
+    let config = match container::resolve(&image_config, &request) {
         Ok(c) => c,
         Err(e) => return Ok(fail(EXIT_ERROR, e)),
     };
-    let result = run_container(&store, &container, &img.layers, |snapshot| SandboxSpec {
-        rootfs: snapshot.merged().to_path_buf(),
-        args: argv.clone(),
-        env: env.clone(),
-        cwd: args
-            .workdir
-            .clone()
-            .or(cc.working_dir.clone())
-            .filter(|w| !w.is_empty())
-            .unwrap_or_else(|| "/".into()),
-        user: args.user.clone().or(cc.user.clone()).unwrap_or_default(),
-        hostname: args
-            .hostname
-            .clone()
-            .unwrap_or_else(|| container.short_id().to_string()),
-        network,
-        hosts: None,
-        resolv_conf: None,
-        mounts: mounts.clone(),
-        readonly_rootfs: args.read_only,
-        stdin: args.interactive,
-    });
-    let code = match result {
-        Ok(code) => {
-            store.set_container_exited(&container.id, code)?;
-            ExitCode::from(code as u8)
-        }
-        Err(e) => {
-            let code = match &e {
-                RunError::Sandbox(SandboxError::NotFound { .. }) => EXIT_NOT_FOUND,
-                RunError::Sandbox(SandboxError::Exec { .. }) => EXIT_CANNOT_EXECUTE,
-                // Killed on Ctrl-C: the shell's code for SIGINT, as docker's.
-                RunError::Interrupted => 130,
-                _ => EXIT_ERROR,
-            };
-            store.set_container_exited(&container.id, i32::from(code))?;
-            fail(code, e)
-        }
+    let created = match store.create_container(args.name.as_deref(), &img.id, &config) {
+        Ok(c) => c,
+        Err(e) => return Ok(fail(EXIT_ERROR, e)),
     };
-    if args.rm {
-        store.remove_container(&container.id)?;
-    }
-    Ok(code)
-}
-
-#[derive(Debug, thiserror::Error)]
-enum RunError {
-    #[error(transparent)]
-    Sandbox(#[from] SandboxError),
-    #[error(transparent)]
-    Snapshot(#[from] rbuild_builder::snapshot::SnapshotError),
-    #[error("{0}")]
-    Refused(String),
-    #[error("interrupted")]
-    Interrupted,
-}
-
-/// Mounts the container's root over the image's layers, runs the command, and
-/// unmounts, keeping the container's changes. Returns the command's exit code.
-fn run_container(
-    store: &Store,
-    container: &Container,
-    layers: &[rbuild_builder::store::Digest],
-    spec: impl FnOnce(&Snapshot) -> SandboxSpec,
-) -> Result<i32, RunError> {
-    let snapshot =
-        Snapshot::prepare_for_container(store, layers, store.container_upper_dir(&container.id))?;
-    // The sandbox mounts /dev, /proc and /sys over these: a symlink there would point
-    // the mount somewhere else.
-    for d in ["dev", "proc", "sys"] {
-        let p = snapshot.merged().join(d);
-        if p.symlink_metadata()
-            .is_ok_and(|m| m.file_type().is_symlink())
-        {
-            return Err(RunError::Refused(format!(
-                "the image's /{d} is a symbolic link; refusing to run it"
-            )));
-        }
-    }
-    let spec = spec(&snapshot);
-    let _ = store.set_container_running(&container.id, std::process::id() as i32);
-    let stop = || interrupt::CANCEL.load(Ordering::SeqCst);
-    let outcome = sandbox::run_observed(
-        &spec,
-        &stop,
-        &mut |init| {
-            let _ = store.set_container_init_pid(&container.id, init);
-        },
-        |b| {
+    let io = container::Io {
+        cancel: &|| interrupt::CANCEL.load(Ordering::SeqCst),
+        stdout: &mut |b| {
             let mut o = io::stdout().lock();
             let _ = o.write_all(b);
             let _ = o.flush();
         },
-        |b| {
-            let mut e = io::stderr().lock();
-            let _ = e.write_all(b);
+        stderr: &mut |b| {
+            let _ = io::stderr().lock().write_all(b);
         },
-    );
-    snapshot.keep()?;
-    match outcome {
-        Ok(o) => Ok(o.exit_code),
-        Err(SandboxError::Cancelled) => Err(RunError::Interrupted),
-        Err(e) => Err(e.into()),
-    }
-}
-
-/// `-e K=V` replaces K; `-e K` takes K from rbuild's own environment (or drops it).
-fn set_env(env: &mut Vec<String>, kv: &str) {
-    let (key, value) = match kv.split_once('=') {
-        Some((k, v)) => (k.to_string(), Some(v.to_string())),
-        None => (kv.to_string(), std::env::var(kv).ok()),
     };
-    env.retain(|e| e.split('=').next() != Some(key.as_str()));
-    if let Some(v) = value {
-        env.push(format!("{key}={v}"));
+    let code = match container::run(&store, &created, &img.layers, &config, io) {
+        Ok(code) => {
+            store.set_container_exited(&created.id, code)?;
+            ExitCode::from(code as u8)
+        }
+        Err(e) => {
+            let code = e.exit_code();
+            store.set_container_exited(&created.id, i32::from(code))?;
+            fail(code, e)
+        }
+    };
+    if config.auto_remove {
+        store.remove_container(&created.id)?;
     }
+    Ok(code)
 }
 
 /// List containers.

@@ -44,6 +44,37 @@ impl State {
     }
 }
 
+/// How a container runs, as `run` resolved it from the image and its flags. Kept in
+/// `<dir>/config.json`, written before the row, so that whoever runs the container (a
+/// foreground `run`, a detached monitor), `exec` (which starts commands with the same
+/// environment and user) and `inspect` all read one description.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct RunConfig {
+    /// Entrypoint and command, as given to the process.
+    pub args: Vec<String>,
+    /// `KEY=VALUE`: the image's, then `--env-file`, then `-e`.
+    pub env: Vec<String>,
+    /// Absolute; "/" when neither the image nor `-w` sets one.
+    pub working_dir: String,
+    /// As `USER` takes it; empty is root.
+    pub user: String,
+    pub hostname: String,
+    /// `host` or `none`.
+    pub network: String,
+    /// `HOST:CTR[:ro|:rw]`, both absolute.
+    pub binds: Vec<String>,
+    /// Container paths (an optional `:options` suffix is ignored).
+    pub tmpfs: Vec<String>,
+    pub readonly_rootfs: bool,
+    /// `-t`: the command's standard streams are a pseudo-terminal.
+    pub tty: bool,
+    /// `-i`: the command reads the caller's standard input.
+    pub open_stdin: bool,
+    /// `--rm`: the container goes when it exits.
+    pub auto_remove: bool,
+}
+
 /// One container as recorded.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Container {
@@ -121,6 +152,8 @@ fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<(Container, String)> {
     ))
 }
 
+const CONFIG_FILE: &str = "config.json";
+
 const COLUMNS: &str = "id, name, image_id, created, command, state, exit_code, pid, started_at, finished_at, init_pid";
 
 impl Store {
@@ -143,14 +176,15 @@ impl Store {
         }
     }
 
-    /// Records a new container of `image_id` (state `created`) and makes its directory.
-    /// `name` None picks a free docker-style `adjective_name`.
+    /// Records a new container of `image_id` (state `created`) and makes its directory
+    /// holding `config`. `name` None picks a free docker-style `adjective_name`.
     pub fn create_container(
         &self,
         name: Option<&str>,
         image_id: &Digest,
-        command: &[String],
+        config: &RunConfig,
     ) -> Result<Container, StoreError> {
+        let command = &config.args;
         if let Some(n) = name
             && !valid_name(n)
         {
@@ -174,6 +208,14 @@ impl Store {
                 let _ = fsutil::remove_tree(&dirs.root);
                 return Err(io_err(format!("creating {}", d.display()))(e));
             }
+        }
+        let config_path = dirs.root.join(CONFIG_FILE);
+        let written = serde_json::to_vec_pretty(config)
+            .map_err(std::io::Error::other)
+            .and_then(|json| fsutil::atomic_write(&config_path, &json));
+        if let Err(e) = written {
+            let _ = fsutil::remove_tree(&dirs.root);
+            return Err(io_err(format!("writing {}", config_path.display()))(e));
         }
         let c = Container {
             id: id.clone(),
@@ -211,6 +253,14 @@ impl Store {
             return Err(e.into());
         }
         Ok(c)
+    }
+
+    /// The configuration the container was created with.
+    pub fn run_config(&self, id: &str) -> Result<RunConfig, StoreError> {
+        let path = self.container_dir(id).join(CONFIG_FILE);
+        let bytes = fs::read(&path).map_err(io_err(format!("reading {}", path.display())))?;
+        serde_json::from_slice(&bytes)
+            .map_err(|e| io_err(format!("reading {}", path.display()))(std::io::Error::other(e)))
     }
 
     fn free_name(&self) -> Result<String, StoreError> {
