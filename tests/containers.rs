@@ -393,6 +393,8 @@ fn ctrl_c_stops_the_container_and_a_killed_run_is_cleaned_by_rm() {
     let (out, took) = interrupt(child);
     assert!(took < Duration::from_secs(10), "took {took:?}");
     assert_eq!(out.status.code(), Some(130));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("stopping the container"), "{stderr}");
     assert!(mounts_under(store.root()).is_empty());
     assert!(!sleeper_alive("3611"), "the container's process survived");
     let ps = store

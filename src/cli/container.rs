@@ -76,7 +76,7 @@ fn fail(code: u8, msg: impl std::fmt::Display) -> ExitCode {
 
 pub fn run(global: &Global, args: RunArgs) -> Result<ExitCode, CliError> {
     // Ctrl-C stops the container (killed, unmounted, recorded as exited).
-    interrupt::install()?;
+    interrupt::install_for("the container")?;
     let store = global.store()?;
     let img = match store.resolve(&args.image) {
         Ok(i) => i,

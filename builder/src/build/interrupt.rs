@@ -16,6 +16,12 @@ pub static CANCEL: AtomicBool = AtomicBool::new(false);
 /// Starts the thread that turns SIGINT/SIGTERM into [`CANCEL`]. Call it before any
 /// other thread is started, so they all inherit the blocked mask.
 pub fn install() -> std::io::Result<()> {
+    install_for("the build")
+}
+
+/// As [`install`], for a job other than a build (`what`: "the container"), so that
+/// the message says what is being stopped.
+pub fn install_for(what: &'static str) -> std::io::Result<()> {
     let mut set = SigSet::empty();
     set.add(Signal::SIGINT);
     set.add(Signal::SIGTERM);
@@ -28,7 +34,7 @@ pub fn install() -> std::io::Result<()> {
                     // The second request: stop now, with the shell's code for it.
                     std::process::exit(128 + sig as i32);
                 }
-                eprintln!("\nstopping the build ({sig}); press Ctrl-C again to quit at once");
+                eprintln!("\nstopping {what} ({sig}); press Ctrl-C again to quit at once");
             }
         })?;
     Ok(())
