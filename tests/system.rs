@@ -13,18 +13,79 @@ fn df_counts_images() {
     let lines: Vec<&str> = out.lines().collect();
     assert_eq!(
         lines[0],
-        "TYPE      TOTAL     ACTIVE    SIZE      RECLAIMABLE"
+        "TYPE          TOTAL     ACTIVE    SIZE      RECLAIMABLE"
     );
     assert!(
-        lines[1].starts_with("Images    2         1         "),
+        lines[1].starts_with("Images        2         1         "),
         "{out}"
     );
     // Both share the one layer, which the tagged image uses.
     assert!(lines[1].ends_with("0B (0%)"), "{out}");
-    assert!(
-        lines[2].starts_with("Layers    1         1         "),
+    assert_eq!(
+        lines[2], "Containers    0         0         0B        0B",
         "{out}"
     );
+    assert!(
+        lines[3].starts_with("Layers        1         1         "),
+        "{out}"
+    );
+    assert_eq!(
+        lines[4], "Build Cache   0         0         0B        0B",
+        "{out}"
+    );
+}
+
+#[test]
+fn df_counts_containers_and_build_cache() {
+    let store = TestStore::new("df-ctr");
+    store.busybox("bb");
+    let ctx = crate::util::TempDir::new("df-ctr-ctx");
+    ctx.write("Dockerfile", "FROM bb\nRUN echo built > /b\n");
+    store
+        .run(&["build", "-q", "-t", "img", ctx.0.to_str().unwrap()])
+        .success();
+    store
+        .run(&[
+            "run",
+            "--name",
+            "writer",
+            "img",
+            "sh",
+            "-c",
+            "head -c 3000 /dev/zero > /big",
+        ])
+        .success();
+    let out = store
+        .run(&[
+            "system",
+            "df",
+            "--format",
+            "{{.Type}}|{{.TotalCount}}|{{.Active}}|{{.Size}}|{{.Reclaimable}}",
+        ])
+        .success()
+        .stdout;
+    let row = |t: &str| {
+        out.lines()
+            .find(|l| l.starts_with(&format!("{t}|")))
+            .unwrap_or_else(|| panic!("no {t} row: {out}"))
+            .to_string()
+    };
+    // The stopped container's 3000 bytes are all reclaimable.
+    assert_eq!(row("Containers"), "Containers|1|0|3kB|3kB (100%)", "{out}");
+    // One cached RUN step; its layer belongs to a tagged image, so the cache alone
+    // keeps nothing.
+    assert_eq!(row("Build Cache"), "Build Cache|1|0|0B|0B", "{out}");
+    store.run(&["rm", "writer"]).success();
+    let out = store
+        .run(&[
+            "system",
+            "df",
+            "--format",
+            "{{.Type}}|{{.TotalCount}}|{{.Size}}",
+        ])
+        .success()
+        .stdout;
+    assert!(out.contains("Containers|0|0B\n"), "{out}");
 }
 
 #[test]

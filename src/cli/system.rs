@@ -46,19 +46,48 @@ pub fn run(global: &Global, cmd: SystemCommand) -> Result<ExitCode, CliError> {
 fn df(global: &Global, args: DfArgs) -> Result<ExitCode, CliError> {
     let store = global.store()?;
     let du = store.disk_usage()?;
-    let reclaimable = match (du.reclaimable * 100).checked_div(du.size) {
-        Some(pct) => format!("{} ({pct}%)", units::human_size_precise(du.reclaimable)),
-        None => units::human_size_precise(du.reclaimable),
+    let containers = store.container_usage()?;
+    let cache = store.cache_usage()?;
+    let reclaimable = |part: u64, whole: u64| match (part * 100).checked_div(whole) {
+        Some(pct) => format!("{} ({pct}%)", units::human_size_precise(part)),
+        None => units::human_size_precise(part),
     };
-    // rbuild has no volumes, and its build cache is its intermediate images, counted
-    // with the images; instead of those rows it shows the layers images share.
+    let row = |kind: &str, total: usize, active: usize, size: u64, free: String| {
+        json!({"Type": kind, "TotalCount": total.to_string(), "Active": active.to_string(),
+               "Size": units::human_size_precise(size), "Reclaimable": free})
+    };
+    // rbuild has no volumes; in their place it shows the layers images share. The
+    // build cache's entries are intermediate images, counted with the images too; its
+    // size is what only the cache keeps (what `builder prune -a` frees).
     let rows = [
-        json!({"Type": "Images", "TotalCount": du.images.to_string(),
-               "Active": du.active_images.to_string(),
-               "Size": units::human_size_precise(du.size), "Reclaimable": reclaimable}),
-        json!({"Type": "Layers", "TotalCount": du.layers.to_string(),
-               "Active": du.active_layers.to_string(),
-               "Size": units::human_size_precise(du.size), "Reclaimable": reclaimable}),
+        row(
+            "Images",
+            du.images,
+            du.active_images,
+            du.size,
+            reclaimable(du.reclaimable, du.size),
+        ),
+        row(
+            "Containers",
+            containers.containers,
+            containers.running,
+            containers.size,
+            reclaimable(containers.reclaimable, containers.size),
+        ),
+        row(
+            "Layers",
+            du.layers,
+            du.active_layers,
+            du.size,
+            reclaimable(du.reclaimable, du.size),
+        ),
+        row(
+            "Build Cache",
+            cache.entries,
+            0,
+            cache.size,
+            units::human_size_precise(cache.size),
+        ),
     ];
     let format = match args.format.as_deref() {
         None | Some("table") => DF_DEFAULT,

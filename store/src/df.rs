@@ -26,7 +26,67 @@ pub struct DiskUsage {
     pub active_layers: usize,
 }
 
+/// The containers' row of `system df`: their writable layers (upper dirs).
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct ContainerUsage {
+    pub containers: usize,
+    pub running: usize,
+    /// Bytes of files in every container's upper dir (docker's `SizeRw`).
+    pub size: u64,
+    /// Bytes of the stopped ones: what `container prune` would free.
+    pub reclaimable: u64,
+}
+
+/// The build cache's row of `system df`.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct CacheUsage {
+    /// Build cache entries (one per cached step).
+    pub entries: usize,
+    /// Bytes of layers only the cache keeps: what `builder prune -a` would free.
+    pub size: u64,
+}
+
+/// Bytes of the regular files under `dir`, never following a symlink.
+fn tree_bytes(dir: &std::path::Path) -> u64 {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return 0;
+    };
+    entries
+        .flatten()
+        .map(|e| match e.path().symlink_metadata() {
+            Ok(m) if m.is_dir() => tree_bytes(&e.path()),
+            Ok(m) if m.is_file() => m.len(),
+            _ => 0,
+        })
+        .sum()
+}
+
 impl Store {
+    pub fn container_usage(&self) -> Result<ContainerUsage, StoreError> {
+        let mut u = ContainerUsage::default();
+        for c in self.containers()? {
+            let size = tree_bytes(&self.container_upper_dir(&c.id).upper);
+            u.containers += 1;
+            u.size += size;
+            if c.state == crate::containers::State::Running {
+                u.running += 1;
+            } else {
+                u.reclaimable += size;
+            }
+        }
+        Ok(u)
+    }
+
+    pub fn cache_usage(&self) -> Result<CacheUsage, StoreError> {
+        let entries: i64 = self
+            .conn
+            .query_row("SELECT COUNT(*) FROM build_cache", [], |r| r.get(0))?;
+        Ok(CacheUsage {
+            entries: entries as usize,
+            size: self.cache_size()?,
+        })
+    }
+
     pub fn disk_usage(&self) -> Result<DiskUsage, StoreError> {
         let images = self.images()?;
         let by_id: HashMap<&Digest, _> = images.iter().map(|i| (&i.id, i)).collect();
