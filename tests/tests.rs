@@ -38,6 +38,7 @@ mod parse;
 mod prune;
 mod pull;
 mod push;
+mod readme;
 mod registry;
 mod registry_faults;
 mod registry_transport;
