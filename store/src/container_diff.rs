@@ -10,6 +10,10 @@
 //! again) is `C` when the image had it and `A` otherwise, with its contents `A` (docker
 //! prints `D` for the directory itself); a directory copied up only because something
 //! under it changed is always listed, as docker does for the parents of a change.
+//!
+//! What the sandbox itself left in the upper dir for its mounts ([`ContainerFs`]'s
+//! `artefacts`) is neither listed here nor committed by `commit`, which reads the same
+//! [`Store::container_fs`].
 
 use std::collections::HashSet;
 use std::fs;
@@ -275,5 +279,76 @@ impl Store {
         }
         out.sort_by(|a, b| a.path.cmp(&b.path));
         Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn set(paths: &[&str]) -> HashSet<PathBuf> {
+        paths.iter().map(PathBuf::from).collect()
+    }
+
+    #[test]
+    fn mount_point_leftovers_are_artefacts_and_changes_are_not() {
+        let dir = tempfile::tempdir().unwrap();
+        let (image, upper) = (dir.path().join("image"), dir.path().join("upper"));
+        for d in ["etc", "data"] {
+            fs::create_dir_all(image.join(d)).unwrap();
+        }
+        fs::write(image.join("etc/passwd"), "root\n").unwrap();
+        let trees = vec![image.clone()];
+        let targets: Vec<PathBuf> = ["etc/hosts", "etc/hostname", "proc", "a/b/c", "data"]
+            .iter()
+            .map(PathBuf::from)
+            .collect();
+
+        // A running container: etc/ copied up for empty stubs, /proc made, a `-v`
+        // target made with its parents, and /data (in the image) untouched.
+        fs::create_dir_all(upper.join("etc")).unwrap();
+        fs::write(upper.join("etc/hosts"), "").unwrap();
+        fs::write(upper.join("etc/hostname"), "").unwrap();
+        fs::create_dir_all(upper.join("proc")).unwrap();
+        fs::create_dir_all(upper.join("a/b/c")).unwrap();
+        assert_eq!(
+            find_artefacts(&trees, &upper, &targets),
+            set(&[
+                "etc",
+                "etc/hosts",
+                "etc/hostname",
+                "proc",
+                "a",
+                "a/b",
+                "a/b/c"
+            ])
+        );
+
+        // What the container wrote is no artefact, nor are the dirs that hold it.
+        fs::write(upper.join("etc/hostname"), "mine\n").unwrap();
+        fs::write(upper.join("a/b/note"), "x").unwrap();
+        fs::create_dir_all(upper.join("data")).unwrap();
+        assert_eq!(
+            find_artefacts(&trees, &upper, &targets),
+            set(&["etc/hosts", "proc", "a/b/c"]),
+            "/data is in the image: an empty upper copy of it is the container's doing"
+        );
+
+        // After the run the stubs are gone: the copied-up etc/ alone is still one.
+        let upper = dir.path().join("after");
+        fs::create_dir_all(upper.join("etc")).unwrap();
+        assert_eq!(find_artefacts(&trees, &upper, &targets), set(&["etc"]));
+    }
+
+    #[test]
+    fn artefacts_are_never_looked_up_through_a_symlink() {
+        let dir = tempfile::tempdir().unwrap();
+        let upper = dir.path().join("upper");
+        let outside = dir.path().join("outside");
+        fs::create_dir_all(outside.join("b")).unwrap();
+        fs::create_dir_all(&upper).unwrap();
+        std::os::unix::fs::symlink(&outside, upper.join("a")).unwrap();
+        let found = find_artefacts(&[], &upper, &[PathBuf::from("a/b")]);
+        assert!(found.is_empty(), "{found:?}");
     }
 }
