@@ -295,6 +295,24 @@ fn while_watching(store: &TestStore, f: &Freezer, args: &[&str]) -> (crate::util
     (out, seen)
 }
 
+/// A started `rbuild run`, stopped with Ctrl-C however the test ends, so that a failed
+/// assertion leaves no container running.
+struct Started(Option<std::process::Child>);
+
+impl Started {
+    fn stop(mut self) -> std::process::Output {
+        interrupt(self.0.take().unwrap()).0
+    }
+}
+
+impl Drop for Started {
+    fn drop(&mut self) {
+        if let Some(child) = self.0.take() {
+            let _ = interrupt(child);
+        }
+    }
+}
+
 /// How far the container's heartbeat file has grown (it only grows).
 fn read_beat(upper: &Path) -> u64 {
     std::fs::metadata(upper.join("beat")).map_or(0, |m| m.len())
@@ -308,7 +326,10 @@ fn a_running_container_is_frozen_while_committed_and_keeps_running() {
     // heartbeat that shows whether it runs.
     let script = "echo hi > /f; mkdir /many; i=0; while [ $i -lt 3000 ]; do echo $i > /many/$i; i=$((i+1)); done; \
                   echo ready > /ready; n=0; while :; do n=$((n+1)); echo $n >> /beat; sleep 0.02; done";
-    let child = start_until_running(&store, &["run", "--name", "live", "bb", "sh", "-c", script]);
+    let child = Started(Some(start_until_running(
+        &store,
+        &["run", "--name", "live", "bb", "sh", "-c", script],
+    )));
     let id = id_of(&store, "live");
     let upper = store.root().join("containers").join(&id).join("upper");
     let deadline = Instant::now() + Duration::from_secs(60);
@@ -367,7 +388,7 @@ fn a_running_container_is_frozen_while_committed_and_keeps_running() {
         .success()
         .stdout_contains("hi");
 
-    let (stopped, _) = interrupt(child);
+    let stopped = child.stop();
     assert_eq!(stopped.status.code(), Some(130));
     assert!(!f.dir.exists(), "the cgroup outlived its container");
     assert!(mounts_under(store.root()).is_empty());
@@ -381,11 +402,14 @@ fn a_running_container_is_frozen_while_committed_and_keeps_running() {
 fn rm_removes_the_cgroup_a_killed_run_left() {
     let store = TestStore::new("commit-cgroup-rm");
     store.busybox("bb");
-    let mut child =
-        start_until_running(&store, &["run", "--name", "killed", "bb", "sleep", "3600"]);
+    let mut started = Started(Some(start_until_running(
+        &store,
+        &["run", "--name", "killed", "bb", "sleep", "3600"],
+    )));
     let id = id_of(&store, "killed");
     let f = freezer_of(&id);
     assert!(f.dir.is_dir());
+    let mut child = started.0.take().unwrap();
     child.kill().unwrap();
     child.wait().unwrap();
     // The container's processes die with it (PR_SET_PDEATHSIG); the directory stays.
