@@ -5,6 +5,7 @@
 
 use std::path::PathBuf;
 
+use crate::cgroup::ContainerCgroup;
 use crate::sandbox::{self, MountKind, Network, SandboxError, SandboxMount, SandboxSpec};
 use crate::snapshot::{Snapshot, SnapshotError};
 use crate::store::config::ContainerConfig as ImageRunConfig;
@@ -63,6 +64,7 @@ pub fn resolve(image: &ImageRunConfig, req: &Request) -> Result<RunConfig, Confi
     } else {
         image.cmd.clone().unwrap_or_default()
     };
+    let entrypoint_len = entrypoint.len();
     let args: Vec<String> = entrypoint.into_iter().chain(cmd).collect();
     if args.is_empty() {
         return Err(ConfigError::NoCommand);
@@ -78,6 +80,7 @@ pub fn resolve(image: &ImageRunConfig, req: &Request) -> Result<RunConfig, Confi
     }
     let config = RunConfig {
         args,
+        entrypoint_len,
         env,
         working_dir: req
             .workdir
@@ -169,6 +172,7 @@ pub fn sandbox_spec(
         mounts: mounts(config)?,
         readonly_rootfs: config.readonly_rootfs,
         stdin: config.open_stdin,
+        cgroup: None,
     })
 }
 
@@ -235,13 +239,24 @@ pub fn run(
             )));
         }
     }
-    let spec = match sandbox_spec(container, config, snapshot.merged().to_path_buf()) {
+    let mut spec = match sandbox_spec(container, config, snapshot.merged().to_path_buf()) {
         Ok(s) => s,
         Err(e) => {
             snapshot.keep()?;
             return Err(e.into());
         }
     };
+    // Its own cgroup, so that `commit` can freeze it; removed when it ends.
+    let cgroup = match ContainerCgroup::create(&container.id) {
+        Ok(cg) => cg,
+        Err(e) => {
+            snapshot.keep()?;
+            return Err(RunError::Refused(format!(
+                "creating the container's cgroup: {e}"
+            )));
+        }
+    };
+    spec.cgroup = cgroup.as_ref().map(|cg| cg.dir.clone());
     let _ = store.set_container_running(&container.id, std::process::id() as i32);
     let outcome = sandbox::run_observed(
         &spec,
@@ -252,6 +267,9 @@ pub fn run(
         io.stdout,
         io.stderr,
     );
+    if let Some(cg) = &cgroup {
+        let _ = cg.remove();
+    }
     snapshot.keep()?;
     match outcome {
         Ok(o) => Ok(o.exit_code),
@@ -279,6 +297,7 @@ mod tests {
     fn the_image_config_applies_with_dockers_overrides() {
         let c = resolve(&image(), &Request::default()).unwrap();
         assert_eq!(c.args, ["/ep", "a", "b"]);
+        assert_eq!(c.entrypoint_len, 1);
         assert_eq!(c.working_dir, "/srv");
         assert_eq!(c.user, "app");
         assert_eq!(c.network, "host");
@@ -305,7 +324,10 @@ mod tests {
             },
         )
         .unwrap();
-        assert_eq!(c.args, ["sh"]);
+        assert_eq!(
+            (c.args.as_slice(), c.entrypoint_len),
+            (["sh".to_string()].as_slice(), 1)
+        );
         let e = resolve(
             &image(),
             &Request {

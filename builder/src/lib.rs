@@ -4,8 +4,10 @@
 //! results live; the CLI depends on it and on nothing below it directly.
 
 pub mod build;
+pub mod cgroup;
 pub mod config_edit;
 pub mod container;
+pub mod container_commit;
 pub mod export;
 pub mod sandbox;
 pub mod snapshot;

@@ -83,6 +83,7 @@ fn spec(root: &Path, script: &str) -> SandboxSpec {
         mounts: Vec::new(),
         readonly_rootfs: false,
         stdin: false,
+        cgroup: None,
     }
 }
 

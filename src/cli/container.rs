@@ -9,6 +9,7 @@ use std::sync::atomic::Ordering;
 use chrono::{DateTime, Utc};
 use clap::Args;
 use rbuild_builder::build::interrupt;
+use rbuild_builder::cgroup::ContainerCgroup;
 use rbuild_builder::container;
 use rbuild_builder::store::Store;
 use rbuild_builder::store::containers::{Container, State};
@@ -278,7 +279,14 @@ pub fn rm(global: &Global, args: RmArgs) -> Result<ExitCode, CliError> {
             }
             // A foreground run's process belongs to that rbuild; with -f its record
             // and files go, and that rbuild's own unmount ends the rest.
-            store.remove_container(&c.id)
+            store.remove_container(&c.id)?;
+            // A cgroup a killed rbuild left (one still in use goes with its run).
+            if let Some(cg) = ContainerCgroup::of(&c.id)
+                && cg.pids().is_ok_and(|p| p.is_empty())
+            {
+                let _ = cg.remove();
+            }
+            Ok(())
         });
         match res {
             // docker prints what was asked for.

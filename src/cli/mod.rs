@@ -6,6 +6,7 @@ mod build_cache;
 mod build_output;
 mod builder;
 mod container;
+mod container_commit;
 mod container_fs;
 mod error;
 mod format;
@@ -123,6 +124,8 @@ enum Command {
     Diff(container_fs::DiffArgs),
     /// Export a container's filesystem as a tar archive.
     Export(container_fs::ExportArgs),
+    /// Create a new image from a container's changes.
+    Commit(container_commit::CommitArgs),
     Inspect(inspect::InspectArgs),
     History(history::HistoryArgs),
     Save(archive::SaveArgs),
@@ -172,6 +175,7 @@ pub fn run(cli: Cli) -> Result<ExitCode, CliError> {
         Command::Rm(args) => container::rm(&cli.global, args),
         Command::Diff(args) => container_fs::diff(&cli.global, args),
         Command::Export(args) => container_fs::export(&cli.global, args),
+        Command::Commit(args) => container_commit::run(&cli.global, args),
         Command::Inspect(args) => inspect::run(&cli.global, args),
         Command::History(args) => history::run(&cli.global, args),
         Command::Image(cmd) => image::run(&cli.global, cmd),

@@ -53,6 +53,9 @@ impl State {
 pub struct RunConfig {
     /// Entrypoint and command, as given to the process.
     pub args: Vec<String>,
+    /// How many of `args` are the entrypoint (the image's or `--entrypoint`); the rest
+    /// is the command, which `commit` records as docker does (`Cmd`, `created_by`).
+    pub entrypoint_len: usize,
     /// `KEY=VALUE`: the image's, then `--env-file`, then `-e`.
     pub env: Vec<String>,
     /// Absolute; "/" when neither the image nor `-w` sets one.

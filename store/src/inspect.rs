@@ -160,7 +160,14 @@ impl Store {
             repo_tags: img.tags.iter().map(|r| r.familiar()).collect(),
             repo_digests: img.digests.iter().map(|r| r.familiar()).collect(),
             parent: img.parent.map(|p| p.to_string()).unwrap_or_default(),
-            comment: config.comment.clone().unwrap_or_default(),
+            // docker's: an image without its own comment (a commit's) shows its last
+            // history entry's.
+            comment: config
+                .comment
+                .clone()
+                .filter(|c| !c.is_empty())
+                .or_else(|| config.history.last().and_then(|h| h.comment.clone()))
+                .unwrap_or_default(),
             created: config.created.clone().unwrap_or_default(),
             docker_version: config.docker_version.clone().unwrap_or_default(),
             author: config.author.clone().unwrap_or_default(),

@@ -68,6 +68,7 @@ impl RunStep for SandboxRunner<'_> {
             mounts,
             readonly_rootfs: false,
             stdin: false,
+            cgroup: None,
         };
         let output = RefCell::new(req.output);
         let outcome = sandbox::run_cancellable(

@@ -74,6 +74,9 @@ pub struct SandboxSpec {
     pub readonly_rootfs: bool,
     /// The command reads rbuild's own standard input (`run -i`) instead of /dev/null.
     pub stdin: bool,
+    /// A cgroup directory (made by the caller) that every process of the sandbox is in,
+    /// from its first one on: what `commit` freezes a running container through.
+    pub cgroup: Option<PathBuf>,
 }
 
 pub use extra::{MountKind, SandboxMount};
@@ -421,6 +424,12 @@ fn spawn_and_wait(
         stdout: out_w.as_raw_fd(),
         stderr: err_w.as_raw_fd(),
         report: rep_w.as_raw_fd(),
+        cgroup_procs: match &spec.cgroup {
+            Some(dir) => {
+                Some(cstring(dir.join("cgroup.procs").as_os_str().as_bytes()).map_err(Raw::Other)?)
+            }
+            None => None,
+        },
     };
     let monitor = match process::fork().map_err(io("fork"))? {
         Forked::Child => crate::sys::child::monitor(&plan),

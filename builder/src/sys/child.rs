@@ -24,7 +24,7 @@ use nix::sys::wait::WaitStatus;
 use nix::unistd::{Gid, Pid, Uid, chdir, getppid, mkdir, setgroups, setresgid, setresuid, setsid};
 
 use super::process::{self, ExecArgs, Forked};
-use super::{caps, ns, rootfs_mounts};
+use super::{caps, cgroup, ns, rootfs_mounts};
 use crate::sandbox::mounts::MountOp;
 
 /// Everything the children need, prepared by the parent.
@@ -46,6 +46,9 @@ pub(crate) struct ChildPlan {
     pub stdout: RawFd,
     pub stderr: RawFd,
     pub report: RawFd,
+    /// The container's cgroup (its `cgroup.procs`), joined by the monitor before init
+    /// exists, so every process of the container is in it from the start.
+    pub cgroup_procs: Option<CString>,
 }
 
 /// Where a child failed; mount plan steps are `Mount(index)`.
@@ -66,6 +69,7 @@ pub(crate) enum Step {
     SetUid,
     NoNewPrivs,
     Exec,
+    Cgroup,
 }
 
 impl Step {
@@ -85,6 +89,7 @@ impl Step {
             Step::SetUid => 12,
             Step::NoNewPrivs => 13,
             Step::Exec => 14,
+            Step::Cgroup => 15,
             Step::Mount(i) => 1000 + i,
         }
     }
@@ -105,6 +110,7 @@ impl Step {
             12 => Step::SetUid,
             13 => Step::NoNewPrivs,
             14 => Step::Exec,
+            15 => Step::Cgroup,
             c if c >= 1000 => Step::Mount(c - 1000),
             _ => return None,
         })
@@ -181,6 +187,11 @@ pub(crate) fn monitor(p: &ChildPlan) -> ! {
     process::close_fds_except(p.report);
     // A session of its own: Ctrl-C on rbuild's terminal reaches rbuild, which decides.
     let _ = setsid();
+    if let Some(procs) = &p.cgroup_procs
+        && let Err(e) = cgroup::join_self(procs)
+    {
+        fail(p, Step::Cgroup, e);
+    }
     if let Err(e) = ns::unshare(p.namespaces) {
         fail(p, Step::Unshare, e);
     }

@@ -4,12 +4,14 @@
 //! - `child`: the programs that run between fork(2) and execve(2) in the sandbox.
 //! - `process`: fork, execve without allocating, fd closing, signal resets.
 //! - `caps`: capability sets (capset(2), PR_CAPBSET_DROP).
+//! - `cgroup`: a sandbox child joining its container's cgroup.
 //! - `ns`: namespaces, hostname, the loopback interface.
 //! - `rootfs_mounts`: executes the sandbox's mount plan and pivot_root(2).
 //! - `fs`: confined path operations the parent does inside a rootfs.
 //! - `mount`: mount(2) and umount2(2) of a [`mount::Mount`] computed elsewhere.
 
 pub(crate) mod caps;
+pub(crate) mod cgroup;
 pub(crate) mod child;
 pub(crate) mod fs;
 pub(crate) mod mount;
