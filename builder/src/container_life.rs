@@ -116,9 +116,14 @@ pub fn kill(store: &Store, name: &str, sig: Signal) -> Result<(), LifeError> {
         return Err(not_running());
     }
     match wait_init(store, &c.id)? {
-        Some(init) if session::signal(init, sig).map_err(io_err("sending the signal"))? => Ok(()),
-        _ => Err(not_running()),
+        Some(init) if session::signal(init, sig).map_err(io_err("sending the signal"))? => {}
+        _ => return Err(not_running()),
     }
+    // As docker's daemon, SIGKILL returns once the container is gone.
+    if sig == Signal::SIGKILL && !wait_exited(store, &c.id, AFTER_KILL)? {
+        return Err(LifeError::Stuck(c.id.clone()));
+    }
+    Ok(())
 }
 
 /// `stop`: the image's StopSignal (default SIGTERM), SIGKILL after `timeout`, and back
@@ -151,9 +156,14 @@ pub fn stop(store: &Store, name: &str, timeout: Duration) -> Result<(), LifeErro
 
 /// SIGKILL to init (or to the owner, before init exists) and wait for the exit record.
 fn end(store: &Store, c: &Container) -> Result<(), LifeError> {
-    let target = match current(store, &c.id)? {
-        Some(now) if now.state == State::Running => now.init_pid.or(now.pid),
-        _ => return Ok(()),
+    // Init is known as soon as the command runs; only an owner stuck before that is
+    // killed itself (its sandbox dies with it, its stale mounts go with `rm`).
+    let target = match wait_init(store, &c.id)? {
+        Some(init) => Some(init),
+        None => match current(store, &c.id)? {
+            Some(now) if now.state == State::Running => now.pid,
+            _ => return Ok(()),
+        },
     };
     if let Some(pid) = target {
         session::signal(pid, Signal::SIGKILL).map_err(io_err("killing the container"))?;
