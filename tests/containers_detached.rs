@@ -366,7 +366,7 @@ fn prune_removes_only_stopped_containers_and_ps_filters_by_status() {
     let exited = ids(&["-f", "status=exited"]);
     assert_eq!(exited.len(), 2);
     assert!(!exited.contains(&up));
-    assert_eq!(ids(&["-f", "status=running"]), [up.clone()]);
+    assert_eq!(ids(&["-f", "status=running"]), vec![up.clone()]);
     // Same key ORs, different keys AND.
     assert_eq!(
         ids(&["-f", "status=running", "-f", "status=exited"]).len(),
@@ -375,7 +375,7 @@ fn prune_removes_only_stopped_containers_and_ps_filters_by_status() {
     assert_eq!(ids(&["-f", "status=exited", "-f", "name=up"]).len(), 0);
     assert_eq!(
         ids(&["-a", "-f", &format!("id={}", &up[..8])]),
-        [up.clone()]
+        vec![up.clone()]
     );
     let run = store.run(&["ps", "-f", "status=bogus"]).failure();
     assert_eq!(
@@ -431,7 +431,7 @@ fn prune_removes_only_stopped_containers_and_ps_filters_by_status() {
         "{}",
         run.stdout
     );
-    assert_eq!(ids(&["-a"]), [up.clone()]);
+    assert_eq!(ids(&["-a"]), vec![up.clone()]);
     assert_eq!(
         store.run(&["container", "prune", "-f"]).success().stdout,
         "Total reclaimed space: 0B\n"
@@ -446,7 +446,7 @@ fn prune_removes_only_stopped_containers_and_ps_filters_by_status() {
         up
     );
     store.run(&["container", "stop", "-t", "5", "up"]).success();
-    assert_eq!(ids(&["-f", "status=exited"]), [up.clone()]);
+    assert_eq!(ids(&["-f", "status=exited"]), vec![up.clone()]);
     store.run(&["container", "rm", "up"]).success();
     assert!(ids(&["-a"]).is_empty());
     check_clean(&store);
