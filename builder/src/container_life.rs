@@ -291,6 +291,8 @@ pub fn monitor(
     let _ = log.finish();
     match outcome {
         Ok(code) => {
+            // Killed before its command was exec'd (a quick `stop`): it did run.
+            ready.say("ok");
             store.set_container_exited(&c.id, code)?;
             if config.auto_remove {
                 store.remove_container(&c.id)?;
