@@ -212,6 +212,8 @@ pub struct Io<'a> {
     pub cancel: &'a (dyn Fn() -> bool + Sync),
     pub stdout: &'a mut dyn FnMut(&[u8]),
     pub stderr: &'a mut dyn FnMut(&[u8]),
+    /// Told once the command has started (exec'd), after the record names its init.
+    pub started: &'a mut dyn FnMut(),
 }
 
 /// Mounts the container's root over the image's layers, records it running (owned by
@@ -263,6 +265,7 @@ pub fn run(
         io.cancel,
         &mut |init| {
             let _ = store.set_container_init_pid(&container.id, init);
+            (io.started)();
         },
         io.stdout,
         io.stderr,

@@ -9,12 +9,13 @@ use std::sync::atomic::Ordering;
 use chrono::{DateTime, Utc};
 use clap::Args;
 use rbuild_builder::build::interrupt;
-use rbuild_builder::cgroup::ContainerCgroup;
 use rbuild_builder::container;
 use rbuild_builder::store::Store;
+use rbuild_builder::store::container_log::{LogWriter, Stream};
 use rbuild_builder::store::containers::{Container, State};
 use serde_json::{Value, json};
 
+use super::container_life;
 use super::format::{table, units};
 use super::{CliError, Global};
 
@@ -22,6 +23,9 @@ use super::{CliError, Global};
 #[derive(Debug, Args)]
 #[command(trailing_var_arg = true)]
 pub struct RunArgs {
+    /// Run container in background and print container ID.
+    #[arg(short = 'd', long)]
+    detach: bool,
     /// Automatically remove the container when it exits.
     #[arg(long)]
     rm: bool,
@@ -70,7 +74,7 @@ pub struct RunArgs {
 /// docker's exit code for errors of its own.
 const EXIT_ERROR: u8 = 125;
 
-fn fail(code: u8, msg: impl std::fmt::Display) -> ExitCode {
+pub(super) fn fail(code: u8, msg: impl std::fmt::Display) -> ExitCode {
     eprintln!("rbuild: {msg}");
     ExitCode::from(code)
 }
@@ -119,18 +123,34 @@ pub fn run(global: &Global, args: RunArgs) -> Result<ExitCode, CliError> {
         Ok(c) => c,
         Err(e) => return Ok(fail(EXIT_ERROR, e)),
     };
+    if args.detach {
+        return container_life::detach(&store, &created, EXIT_ERROR);
+    }
+    // Logged as well, as docker's daemon logs a foreground container's output.
+    let log = std::cell::RefCell::new(LogWriter::open(&store.container_log_path(&created.id)).ok());
     let io = container::Io {
         cancel: &|| interrupt::CANCEL.load(Ordering::SeqCst),
         stdout: &mut |b| {
             let mut o = io::stdout().lock();
             let _ = o.write_all(b);
             let _ = o.flush();
+            if let Some(l) = log.borrow_mut().as_mut() {
+                let _ = l.write(Stream::Stdout, b);
+            }
         },
         stderr: &mut |b| {
             let _ = io::stderr().lock().write_all(b);
+            if let Some(l) = log.borrow_mut().as_mut() {
+                let _ = l.write(Stream::Stderr, b);
+            }
         },
+        started: &mut || {},
     };
-    let code = match container::run(&store, &created, &img.layers, &config, io) {
+    let outcome = container::run(&store, &created, &img.layers, &config, io);
+    if let Some(l) = log.borrow_mut().as_mut() {
+        let _ = l.finish();
+    }
+    let code = match outcome {
         Ok(code) => {
             store.set_container_exited(&created.id, code)?;
             ExitCode::from(code as u8)
@@ -162,6 +182,9 @@ pub struct PsArgs {
     /// Format output using a custom template.
     #[arg(long)]
     format: Option<String>,
+    /// Filter output based on conditions provided (status=, name=, id=).
+    #[arg(short = 'f', long = "filter", value_name = "FILTER")]
+    filters: Vec<String>,
 }
 
 const PS_TABLE: &str =
@@ -179,12 +202,18 @@ const PS_HEADERS: &[(&str, &str)] = &[
 ];
 
 pub fn ps(global: &Global, args: PsArgs) -> Result<ExitCode, CliError> {
+    let filter = match container_life::ps_filter(&args.filters) {
+        Ok(f) => f,
+        Err(code) => return Ok(code),
+    };
     let store = global.store()?;
     let now = Utc::now();
+    // docker lists stopped containers when asked for a status.
+    let all = args.all || filter.has_status();
     let list: Vec<Container> = store
         .containers()?
         .into_iter()
-        .filter(|c| args.all || c.state == State::Running)
+        .filter(|c| (all || c.state == State::Running) && filter.matches(c))
         .collect();
     let mut out = io::stdout().lock();
     if args.quiet {
@@ -270,23 +299,19 @@ pub fn rm(global: &Global, args: RmArgs) -> Result<ExitCode, CliError> {
     let mut failed = false;
     let mut out = io::stdout().lock();
     for name in &args.containers {
-        let res = store.container(name).and_then(|c| {
-            if c.state == State::Running && !args.force {
+        let res = store.container(name).map_err(Into::into).and_then(|c| {
+            if args.force {
+                // Killed, its owner's exit (and unmount) awaited, then removed.
+                return rbuild_builder::container_life::remove_forced(&store, name);
+            }
+            if c.state == State::Running {
                 return Err(rbuild_builder::store::StoreError::ContainerConflict(format!(
                     "You cannot remove a running container {}. Stop the container before attempting removal or force remove",
                     c.id
-                )));
+                ))
+                .into());
             }
-            // A foreground run's process belongs to that rbuild; with -f its record
-            // and files go, and that rbuild's own unmount ends the rest.
-            store.remove_container(&c.id)?;
-            // A cgroup a killed rbuild left (one still in use goes with its run).
-            if let Some(cg) = ContainerCgroup::of(&c.id)
-                && cg.pids().is_ok_and(|p| p.is_empty())
-            {
-                let _ = cg.remove();
-            }
-            Ok(())
+            rbuild_builder::container_life::remove(&store, &c.id).map_err(Into::into)
         });
         match res {
             // docker prints what was asked for.

@@ -8,6 +8,8 @@ mod builder;
 mod container;
 mod container_commit;
 mod container_fs;
+mod container_group;
+mod container_life;
 mod error;
 mod format;
 mod history;
@@ -120,6 +122,16 @@ enum Command {
     Ps(container::PsArgs),
     /// Remove one or more containers.
     Rm(container::RmArgs),
+    /// Stop one or more running containers.
+    Stop(container_life::StopArgs),
+    /// Kill one or more running containers.
+    Kill(container_life::KillArgs),
+    /// Fetch the logs of a container.
+    Logs(container_life::LogsArgs),
+    #[command(hide = true)]
+    ContainerMonitor(container_life::MonitorArgs),
+    #[command(subcommand)]
+    Container(container_group::ContainerCommand),
     /// Inspect changes to files or directories on a container's filesystem.
     Diff(container_fs::DiffArgs),
     /// Export a container's filesystem as a tar archive.
@@ -173,6 +185,11 @@ pub fn run(cli: Cli) -> Result<ExitCode, CliError> {
         Command::Run(args) => container::run(&cli.global, args),
         Command::Ps(args) => container::ps(&cli.global, args),
         Command::Rm(args) => container::rm(&cli.global, args),
+        Command::Stop(args) => container_life::stop(&cli.global, args),
+        Command::Kill(args) => container_life::kill(&cli.global, args),
+        Command::Logs(args) => container_life::logs(&cli.global, args),
+        Command::ContainerMonitor(args) => container_life::monitor(&cli.global, args),
+        Command::Container(cmd) => container_group::run(&cli.global, cmd),
         Command::Diff(args) => container_fs::diff(&cli.global, args),
         Command::Export(args) => container_fs::export(&cli.global, args),
         Command::Commit(args) => container_commit::run(&cli.global, args),

@@ -155,6 +155,15 @@ fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<(Container, String)> {
     ))
 }
 
+/// Whether `pid` runs: exists and is not a zombie waiting for its parent to reap it
+/// (proc(5), /proc/pid/stat: the state follows the command name in parentheses).
+fn alive(pid: i32) -> bool {
+    fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|s| s.rsplit_once(") ").map(|(_, rest)| !rest.starts_with('Z')))
+        .unwrap_or(false)
+}
+
 const CONFIG_FILE: &str = "config.json";
 
 const COLUMNS: &str = "id, name, image_id, created, command, state, exit_code, pid, started_at, finished_at, init_pid";
@@ -307,11 +316,7 @@ impl Store {
         // A foreground run records the pid of its rbuild: if that process is gone (killed
         // outright), so is the container's (PR_SET_PDEATHSIG), and it has exited.
         for c in &mut rows {
-            if c.state == State::Running
-                && !c
-                    .pid
-                    .is_some_and(|p| std::path::Path::new(&format!("/proc/{p}")).exists())
-            {
+            if c.state == State::Running && !c.pid.is_some_and(alive) {
                 c.state = State::Exited;
                 c.exit_code = Some(137);
                 c.pid = None;

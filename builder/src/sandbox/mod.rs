@@ -197,8 +197,9 @@ pub fn run_cancellable(
 }
 
 /// As `run_cancellable`; `started` is told the host PID of the sandbox's init (its
-/// PID 1) as soon as it exists, so that a container's record can name the process whose
-/// namespaces `exec` enters and to which `stop` and `kill` send signals.
+/// PID 1) once the command has been exec'd (never when it could not be), so that a
+/// container's record can name the process whose namespaces `exec` enters and to which
+/// `stop` and `kill` send signals, and a detached `run` knows its command started.
 pub fn run_observed(
     spec: &SandboxSpec,
     cancel: &(dyn Fn() -> bool + Sync),
@@ -406,6 +407,7 @@ fn spawn_and_wait(
     let (out_r, out_w) = pipe()?;
     let (err_r, err_w) = pipe()?;
     let (rep_r, rep_w) = pipe()?;
+    let (sync_r, sync_w) = pipe()?;
     let plan = ChildPlan {
         parent: nix::unistd::getpid(),
         namespaces,
@@ -430,17 +432,18 @@ fn spawn_and_wait(
             }
             None => None,
         },
+        exec_sync: sync_w.as_raw_fd(),
     };
     let monitor = match process::fork().map_err(io("fork"))? {
         Forked::Child => crate::sys::child::monitor(&plan),
         Forked::Parent { child } => child,
     };
-    drop((out_w, err_w, rep_w, devnull));
+    drop((out_w, err_w, rep_w, sync_w, devnull));
 
     let streamed = stream(
         monitor,
         cancel,
-        [out_r, err_r, rep_r],
+        [out_r, err_r, rep_r, sync_r],
         started,
         stdout,
         stderr,
@@ -469,7 +472,16 @@ fn spawn_and_wait(
             Report::InitPid(_) => {}
         }
     }
-    outcome.ok_or_else(|| Raw::Other(SandboxError::Lost(format!("{status:?}"))))
+    match (outcome, status) {
+        (Some(o), _) => Ok(o),
+        // Init itself was killed (`rbuild kill`, `stop`'s SIGKILL): the monitor exits
+        // with 128 + its signal, and the namespace died with it.
+        (None, Ok(nix::sys::wait::WaitStatus::Exited(_, code))) if code > 128 => Ok(Outcome {
+            exit_code: code,
+            signal: Some(code - 128),
+        }),
+        (None, status) => Err(Raw::Other(SandboxError::Lost(format!("{status:?}")))),
+    }
 }
 
 /// Streams stdout and stderr until both close (they close when the PID namespace is
@@ -477,12 +489,12 @@ fn spawn_and_wait(
 fn stream(
     monitor: Pid,
     cancel: &(dyn Fn() -> bool + Sync),
-    fds: [OwnedFd; 3],
+    fds: [OwnedFd; 4],
     started: &mut dyn FnMut(i32),
     stdout: &mut dyn FnMut(&[u8]),
     stderr: &mut dyn FnMut(&[u8]),
 ) -> Result<(Vec<Report>, bool), Errno> {
-    let mut open = [true; 3];
+    let mut open = [true; 4];
     let mut buf = vec![0u8; 64 * 1024];
     let mut report_bytes = Vec::new();
     let mut init: Option<Pid> = None;
@@ -497,7 +509,7 @@ fn stream(
             }
             process::send(monitor, Signal::SIGKILL);
         }
-        let live: Vec<usize> = (0..3).filter(|i| open[*i]).collect();
+        let live: Vec<usize> = (0..4).filter(|i| open[*i]).collect();
         let borrowed: Vec<_> = live.iter().map(|i| fds[*i].as_fd()).collect();
         let ready = process::poll_readable(&borrowed, 50)?;
         for (k, i) in live.iter().enumerate() {
@@ -511,11 +523,30 @@ fn stream(
             };
             if n == 0 {
                 open[*i] = false;
+                if *i == 3 {
+                    // The command exec'd or died. A failure report was written before
+                    // that: take what the report pipe holds, then judge.
+                    while open[2] && process::poll_readable(&[fds[2].as_fd()], 0)?[0] {
+                        match nix::unistd::read(&fds[2], &mut buf) {
+                            Ok(0) => open[2] = false,
+                            Ok(n) => report_bytes.extend_from_slice(&buf[..n]),
+                            Err(Errno::EINTR | Errno::EAGAIN) => {}
+                            Err(e) => return Err(e),
+                        }
+                    }
+                    let reports = || report_bytes.chunks_exact(RECORD).filter_map(Report::decode);
+                    let failed = reports().any(|r| matches!(r, Report::Failed(..)));
+                    if let (false, Some(Report::InitPid(p))) = (failed, reports().next()) {
+                        init = Some(Pid::from_raw(p));
+                        started(p);
+                    }
+                }
                 continue;
             }
             match i {
                 0 => stdout(&buf[..n]),
                 1 => stderr(&buf[..n]),
+                3 => {}
                 _ => {
                     report_bytes.extend_from_slice(&buf[..n]);
                     if init.is_none()
@@ -525,7 +556,6 @@ fn stream(
                             .next()
                     {
                         init = Some(Pid::from_raw(p));
-                        started(p);
                     }
                 }
             }

@@ -351,22 +351,16 @@ impl Snapshot {
         self.remove_scratch()
     }
 
-    /// A container's dir keeps `upper/` and `work/`; everything else the snapshot made
-    /// under it (merged, an empty lower, overlay's `l/` links, copy's tick) goes.
+    /// A container's dir keeps `upper/` and `work/`, and the store's files (its
+    /// `config.json`, its log); what the snapshot made under it goes: merged, an empty
+    /// lower, overlay's `l/` links, copy's tick.
     fn remove_scratch(&self) -> Result<(), SnapshotError> {
-        for entry in
-            fs::read_dir(&self.dirs.root).map_err(files::io_at(&self.dirs.root, "reading"))?
-        {
-            let path = entry
-                .map_err(files::io_at(&self.dirs.root, "reading"))?
-                .path();
-            if path == self.dirs.upper || path == self.dirs.work {
-                continue;
-            }
-            let res = if path.is_dir() && !path.is_symlink() {
-                rbuild_store::fsutil::remove_tree(&path)
-            } else {
-                fs::remove_file(&path)
+        for name in ["merged", "empty", "l", "tick"] {
+            let path = self.dirs.root.join(name);
+            let res = match path.symlink_metadata() {
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                Ok(m) if m.is_dir() => rbuild_store::fsutil::remove_tree(&path),
+                _ => fs::remove_file(&path),
             };
             res.map_err(files::io_at(&path, "removing"))?;
         }

@@ -49,6 +49,10 @@ pub(crate) struct ChildPlan {
     /// The container's cgroup (its `cgroup.procs`), joined by the monitor before init
     /// exists, so every process of the container is in it from the start.
     pub cgroup_procs: Option<CString>,
+    /// Write end of a close-on-exec pipe that only the command keeps: its read end
+    /// reports end-of-file once the command has exec'd (or died), so the parent knows
+    /// the container started and is not left waiting for the command to end.
+    pub exec_sync: RawFd,
 }
 
 /// Where a child failed; mount plan steps are `Mount(index)`.
@@ -184,7 +188,7 @@ pub(crate) fn monitor(p: &ChildPlan) -> ! {
     }
     // Nothing of rbuild's is inherited: descriptors other threads opened without
     // O_CLOEXEC included. The report pipe is close-on-exec.
-    process::close_fds_except(p.report);
+    process::close_fds_except([p.report, p.exec_sync]);
     // A session of its own: Ctrl-C on rbuild's terminal reaches rbuild, which decides.
     let _ = setsid();
     if let Some(procs) = &p.cgroup_procs
@@ -206,7 +210,9 @@ pub(crate) fn monitor(p: &ChildPlan) -> ! {
             init(p, alive_r.as_fd())
         }
         Ok(Forked::Parent { child }) => {
+            // The pid first: once exec_sync reads end-of-file, it is in the pipe.
             process::write_record(p.report, &Report::InitPid(child.as_raw()).encode());
+            process::close(p.exec_sync);
             process::close(p.report);
             match process::wait_for(child) {
                 Ok(s) => process::exit_now(status_code(s)),
@@ -251,7 +257,10 @@ fn init(p: &ChildPlan, monitor_alive: BorrowedFd<'_>) -> ! {
     let child = match process::fork() {
         Err(e) => fail(p, Step::Fork, e),
         Ok(Forked::Child) => command(p),
-        Ok(Forked::Parent { child }) => child,
+        Ok(Forked::Parent { child }) => {
+            process::close(p.exec_sync);
+            child
+        }
     };
     loop {
         let sig = match process::wait_signal(&signals) {

@@ -9,6 +9,7 @@
 //! - `rootfs_mounts`: executes the sandbox's mount plan and pivot_root(2).
 //! - `fs`: confined path operations the parent does inside a rootfs.
 //! - `mount`: mount(2) and umount2(2) of a [`mount::Mount`] computed elsewhere.
+//! - `session`: a detached monitor in a session of its own; signals to containers.
 
 pub(crate) mod caps;
 pub(crate) mod cgroup;
@@ -18,3 +19,4 @@ pub(crate) mod mount;
 pub(crate) mod ns;
 pub(crate) mod process;
 pub(crate) mod rootfs_mounts;
+pub(crate) mod session;

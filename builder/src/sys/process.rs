@@ -80,11 +80,18 @@ impl ExecArgs {
     }
 }
 
-/// Closes every descriptor >= 3 except `keep` (close_range(2); a plain loop on kernels
-/// before 5.9).
-pub(crate) fn close_fds_except(keep: RawFd) {
-    let keep = keep as libc::c_uint;
-    let ranges = [(3, keep.saturating_sub(1)), (keep + 1, libc::c_uint::MAX)];
+/// Closes every descriptor >= 3 except those in `keep` (close_range(2); a plain loop
+/// on kernels before 5.9). No allocation: for a child of a multi-threaded process.
+pub(crate) fn close_fds_except(keep: [RawFd; 2]) {
+    let (a, b) = (
+        keep[0].min(keep[1]) as libc::c_uint,
+        keep[0].max(keep[1]) as libc::c_uint,
+    );
+    let ranges = [
+        (3, a.saturating_sub(1)),
+        (a + 1, b.saturating_sub(1)),
+        (b + 1, libc::c_uint::MAX),
+    ];
     for (lo, hi) in ranges {
         if lo > hi {
             continue;
@@ -109,21 +116,15 @@ pub(crate) fn set_stdio(stdin: RawFd, stdout: RawFd, stderr: RawFd) -> Result<()
     Ok(())
 }
 
-/// The signals PID 1 waits for and forwards.
+/// The signals PID 1 waits for: SIGCHLD, and every other catchable signal, which it
+/// forwards to the command. A signal left unblocked would take its default action on
+/// init, and init's death ends the whole PID namespace (`kill -s USR1` would kill it).
+/// Blocked signals are queued even for a namespace's init, which otherwise drops the
+/// signals it has no handler for (pid_namespaces(7); kernel `sig_ignored`).
 pub(crate) fn init_signals() -> SigSet {
-    let mut s = SigSet::empty();
-    for sig in [
-        Signal::SIGCHLD,
-        Signal::SIGTERM,
-        Signal::SIGINT,
-        Signal::SIGHUP,
-        Signal::SIGQUIT,
-        Signal::SIGUSR1,
-        Signal::SIGUSR2,
-        Signal::SIGWINCH,
-    ] {
-        s.add(sig);
-    }
+    let mut s = SigSet::all();
+    s.remove(Signal::SIGKILL);
+    s.remove(Signal::SIGSTOP);
     s
 }
 

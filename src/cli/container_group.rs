@@ -1,0 +1,47 @@
+//! `rbuild container …`: docker's management-command spellings of the container
+//! commands, and `container prune`, which has no short form.
+
+use std::process::ExitCode;
+
+use clap::Subcommand;
+
+use super::{CliError, Global, container, container_fs, container_life};
+
+/// Manage containers.
+#[derive(Debug, Subcommand)]
+pub enum ContainerCommand {
+    /// List containers.
+    #[command(visible_aliases = ["ps", "list"])]
+    Ls(container::PsArgs),
+    /// Create and run a new container from an image.
+    Run(Box<container::RunArgs>),
+    /// Remove one or more containers.
+    #[command(visible_alias = "remove")]
+    Rm(container::RmArgs),
+    /// Stop one or more running containers.
+    Stop(container_life::StopArgs),
+    /// Kill one or more running containers.
+    Kill(container_life::KillArgs),
+    /// Fetch the logs of a container.
+    Logs(container_life::LogsArgs),
+    /// Remove all stopped containers.
+    Prune(container_life::PruneArgs),
+    /// Inspect changes to files or directories on a container's filesystem.
+    Diff(container_fs::DiffArgs),
+    /// Export a container's filesystem as a tar archive.
+    Export(container_fs::ExportArgs),
+}
+
+pub fn run(global: &Global, cmd: ContainerCommand) -> Result<ExitCode, CliError> {
+    match cmd {
+        ContainerCommand::Ls(a) => container::ps(global, a),
+        ContainerCommand::Run(a) => container::run(global, *a),
+        ContainerCommand::Rm(a) => container::rm(global, a),
+        ContainerCommand::Stop(a) => container_life::stop(global, a),
+        ContainerCommand::Kill(a) => container_life::kill(global, a),
+        ContainerCommand::Logs(a) => container_life::logs(global, a),
+        ContainerCommand::Prune(a) => container_life::prune(global, a),
+        ContainerCommand::Diff(a) => container_fs::diff(global, a),
+        ContainerCommand::Export(a) => container_fs::export(global, a),
+    }
+}

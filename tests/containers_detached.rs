@@ -1,0 +1,490 @@
+//! Detached containers (`run -d`) and their life: `logs`, `stop`, `kill`, `rm -f`,
+//! `container prune`, `ps --filter`, and `stop` of a foreground run.
+
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::build_run::{check_clean, mounts_under, start_until_running};
+use crate::util::TestStore;
+
+/// Removes every container when a test ends, passed or not, so no monitor outlives it.
+struct Reaper<'a>(&'a TestStore);
+
+impl Drop for Reaper<'_> {
+    fn drop(&mut self) {
+        let ids = self.0.run(&["ps", "-aq", "--no-trunc"]).stdout;
+        for id in ids.lines() {
+            self.0.run(&["rm", "-f", id]);
+        }
+    }
+}
+
+fn store(tag: &str) -> TestStore {
+    let store = TestStore::new(tag);
+    store.busybox("bb");
+    store
+}
+
+/// `run -d ARGS`: succeeds at once and prints the full ID.
+fn detached(store: &TestStore, args: &[&str]) -> String {
+    let mut all = vec!["run", "-d"];
+    all.extend_from_slice(args);
+    let out = store.run(&all).success().stdout;
+    let id = out.trim().to_string();
+    assert!(
+        id.len() == 64 && id.bytes().all(|b| b.is_ascii_hexdigit()),
+        "{out:?}"
+    );
+    id
+}
+
+/// `{{.Names}} {{.State}} {{.Status}}` of the container `name`, if listed.
+fn row(store: &TestStore, name: &str) -> Option<String> {
+    store
+        .run(&["ps", "-a", "--format", "{{.Names}} {{.State}} {{.Status}}"])
+        .success()
+        .stdout
+        .lines()
+        .find(|l| l.starts_with(&format!("{name} ")))
+        .map(str::to_string)
+}
+
+fn wait_until(what: &str, limit: Duration, mut f: impl FnMut() -> bool) {
+    let deadline = Instant::now() + limit;
+    while !f() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// (pid, process group, session) of the live processes whose command line `matches`.
+fn processes_where(matches: impl Fn(&str) -> bool) -> Vec<(i32, i32, i32)> {
+    let ps = Command::new("ps")
+        .args(["-eo", "pid=,pgid=,sid=,args="])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&ps.stdout)
+        .lines()
+        .filter_map(|l| {
+            let mut f = l.split_whitespace();
+            let ids: Vec<i32> = f.by_ref().take(3).map(|x| x.parse().unwrap()).collect();
+            let args: Vec<&str> = f.collect();
+            matches(&args.join(" ")).then(|| (ids[0], ids[1], ids[2]))
+        })
+        .collect()
+}
+
+/// Processes whose command line is exactly `args`.
+fn processes(args: &str) -> Vec<(i32, i32, i32)> {
+    processes_where(|a| a == args)
+}
+
+/// The monitor of the container `id` (and its sandbox children, which share its
+/// command line until they exec).
+fn monitors_of(id: &str) -> Vec<(i32, i32, i32)> {
+    processes_where(|a| a.contains(&format!(" container-monitor {id} ")))
+}
+
+fn logs(store: &TestStore, args: &[&str]) -> (String, String) {
+    let mut all = vec!["logs"];
+    all.extend_from_slice(args);
+    let run = store.run(&all).success();
+    (run.stdout, run.stderr)
+}
+
+#[test]
+fn a_detached_container_runs_on_in_its_own_session_and_logs_its_streams() {
+    let store = store("det-run");
+    let _reap = Reaper(&store);
+    let id = detached(
+        &store,
+        &[
+            "--name",
+            "web",
+            "bb",
+            "sh",
+            "-c",
+            "echo one; echo two >&2; sleep 0.3; echo three; exec sleep 3601",
+        ],
+    );
+    let state = row(&store, "web").unwrap();
+    assert!(state.starts_with("web running Up "), "{state}");
+    // The monitor outlived the rbuild that started it, in a session (and process group)
+    // of its own: Ctrl-C or a hang-up of the test's terminal cannot reach it.
+    let monitors = monitors_of(&id);
+    let (pid, pgid, sid) = *monitors
+        .iter()
+        .find(|(pid, _, sid)| pid == sid)
+        .unwrap_or_else(|| panic!("no monitor leading a session: {monitors:?}"));
+    assert_eq!(pgid, pid);
+    assert_ne!(pgid, nix::unistd::getpgrp().as_raw());
+    assert_ne!(sid, nix::unistd::getsid(None).unwrap().as_raw());
+
+    wait_until("the output", Duration::from_secs(10), || {
+        logs(&store, &["web"]).0 == "one\nthree\n"
+    });
+    let (out, err) = logs(&store, &["web"]);
+    assert_eq!((out.as_str(), err.as_str()), ("one\nthree\n", "two\n"));
+    assert_eq!(logs(&store, &["--tail", "1", "web"]).0, "three\n");
+    assert_eq!(logs(&store, &["--tail", "1", "web"]).1, "");
+    // -t: docker's RFC 3339 time with nanoseconds, then the line.
+    let (out, _) = logs(&store, &["-t", &id[..12]]);
+    for line in out.lines() {
+        let (time, text) = line.split_once(' ').unwrap();
+        assert!(["one", "three"].contains(&text), "{out}");
+        assert!(
+            time.len() == 30 && time.ends_with('Z') && time.as_bytes()[10] == b'T',
+            "{out}"
+        );
+    }
+    // docker's json-file format, in the container's directory.
+    let file = std::fs::read_to_string(store.root().join(format!("containers/{id}/container.log")))
+        .unwrap();
+    let first: serde_json::Value = serde_json::from_str(file.lines().next().unwrap()).unwrap();
+    assert_eq!(first["log"], "one\n");
+    assert_eq!(first["stream"], "stdout");
+    assert!(first["time"].is_string());
+
+    assert_eq!(
+        store.run(&["logs", "nope"]).failure().stderr,
+        "Error response from daemon: No such container: nope\n"
+    );
+    store.run(&["rm", "-f", "web"]).success();
+    assert!(processes("sleep 3601").is_empty());
+    wait_until("the monitor to end", Duration::from_secs(10), || {
+        monitors_of(&id).is_empty()
+    });
+}
+
+#[test]
+fn logs_follow_new_lines_until_the_container_exits() {
+    let store = store("det-follow");
+    let _reap = Reaper(&store);
+    detached(
+        &store,
+        &[
+            "--name",
+            "talk",
+            "bb",
+            "sh",
+            "-c",
+            "echo a; sleep 1; echo b; sleep 0.5; echo c >&2",
+        ],
+    );
+    let started = Instant::now();
+    let run = store.run(&["logs", "-f", "talk"]).success();
+    assert_eq!(
+        (run.stdout.as_str(), run.stderr.as_str()),
+        ("a\nb\n", "c\n")
+    );
+    assert!(
+        started.elapsed() >= Duration::from_millis(900),
+        "{:?}",
+        started.elapsed()
+    );
+    let state = row(&store, "talk").unwrap();
+    assert!(state.starts_with("talk exited Exited (0) "), "{state}");
+    // A foreground run's output is logged too.
+    store
+        .run(&["run", "--name", "fg", "bb", "echo", "hi"])
+        .success();
+    assert_eq!(logs(&store, &["fg"]).0, "hi\n");
+}
+
+#[test]
+fn stop_sends_term_then_kill_and_kill_sends_any_signal() {
+    let store = store("det-stop");
+    let _reap = Reaper(&store);
+    detached(&store, &["--name", "polite", "bb", "sleep", "3602"]);
+    let started = Instant::now();
+    let run = store.run(&["stop", "polite"]).success();
+    assert_eq!(run.stdout, "polite\n");
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+    let state = row(&store, "polite").unwrap();
+    assert!(state.starts_with("polite exited Exited (143) "), "{state}");
+    assert!(mounts_under(store.root()).is_empty());
+    // Stopping a stopped container succeeds, as docker's does.
+    assert_eq!(store.run(&["stop", "polite"]).success().stdout, "polite\n");
+
+    detached(
+        &store,
+        &[
+            "--name",
+            "stubborn",
+            "bb",
+            "sh",
+            "-c",
+            "trap '' TERM; trap 'echo got usr1' USR1; while true; do sleep 0.1; done",
+        ],
+    );
+    // Any catchable signal reaches the command through init, by any of its names.
+    for (n, sig) in ["USR1", "SIGUSR1", "10"].iter().enumerate() {
+        assert_eq!(
+            store.run(&["kill", "-s", sig, "stubborn"]).success().stdout,
+            "stubborn\n"
+        );
+        wait_until("the trap", Duration::from_secs(10), || {
+            logs(&store, &["stubborn"]).0 == "got usr1\n".repeat(n + 1)
+        });
+    }
+    let started = Instant::now();
+    store.run(&["stop", "-t", "1", "stubborn"]).success();
+    let took = started.elapsed();
+    assert!(
+        took >= Duration::from_secs(1) && took < Duration::from_secs(6),
+        "{took:?}"
+    );
+    let state = row(&store, "stubborn").unwrap();
+    assert!(
+        state.starts_with("stubborn exited Exited (137) "),
+        "{state}"
+    );
+
+    detached(&store, &["--name", "victim", "bb", "sleep", "3603"]);
+    store.run(&["kill", "victim"]).success();
+    let state = row(&store, "victim").unwrap();
+    assert!(state.starts_with("victim exited Exited (137) "), "{state}");
+    let id = store
+        .run(&["ps", "-aq", "--no-trunc", "-f", "name=victim"])
+        .success()
+        .stdout;
+    let run = store.run(&["kill", "victim"]).failure();
+    assert_eq!(run.status, Some(1));
+    assert_eq!(
+        run.stderr,
+        format!(
+            "Error response from daemon: Cannot kill container: victim: Container {} is not running\n",
+            id.trim()
+        )
+    );
+    let run = store.run(&["kill", "-s", "FOO", "victim"]).failure();
+    assert_eq!(
+        run.stderr,
+        "Error response from daemon: Invalid signal: FOO\n"
+    );
+    let run = store.run(&["stop", "nope", "polite"]).failure();
+    assert_eq!(run.status, Some(1));
+    assert_eq!(run.stdout, "polite\n");
+    assert_eq!(
+        run.stderr,
+        "Error response from daemon: No such container: nope\n"
+    );
+    assert!(processes("sleep 3602").is_empty() && processes("sleep 3603").is_empty());
+    assert!(mounts_under(store.root()).is_empty());
+    check_clean(&store);
+}
+
+#[test]
+fn run_d_reports_a_command_that_cannot_start_and_rm_goes_with_exit() {
+    let store = store("det-fail");
+    let _reap = Reaper(&store);
+    let run = store.run(&["run", "-d", "--name", "bad", "bb", "nonexistent"]);
+    assert_eq!(run.status, Some(127), "{}", run.stderr);
+    assert_eq!(run.stdout.trim().len(), 64);
+    assert!(run.stderr.contains("nonexistent"), "{}", run.stderr);
+    let state = row(&store, "bad").unwrap();
+    assert!(state.starts_with("bad exited Exited (127) "), "{state}");
+
+    detached(&store, &["--rm", "--name", "brief", "bb", "sleep", "1"]);
+    assert!(row(&store, "brief").unwrap().starts_with("brief running "));
+    wait_until("--rm", Duration::from_secs(10), || {
+        row(&store, "brief").is_none()
+    });
+    assert!(
+        !store
+            .root()
+            .join("containers")
+            .read_dir()
+            .unwrap()
+            .any(|e| {
+                let n = e.unwrap().file_name();
+                !store
+                    .run(&["ps", "-aq", "--no-trunc"])
+                    .stdout
+                    .contains(n.to_str().unwrap())
+            })
+    );
+    assert!(mounts_under(store.root()).is_empty());
+}
+
+#[test]
+fn rm_f_of_a_running_detached_container_leaves_nothing() {
+    let store = store("det-rmf");
+    let _reap = Reaper(&store);
+    detached(&store, &["--name", "doomed", "bb", "sleep", "3604"]);
+    assert!(!mounts_under(store.root()).is_empty());
+    let run = store.run(&["rm", "doomed"]).failure();
+    assert!(
+        run.stderr.contains("You cannot remove a running container"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(
+        store.run(&["rm", "-f", "doomed"]).success().stdout,
+        "doomed\n"
+    );
+    assert!(row(&store, "doomed").is_none());
+    assert!(processes("sleep 3604").is_empty());
+    assert!(mounts_under(store.root()).is_empty());
+    assert_eq!(
+        std::fs::read_dir(store.root().join("containers"))
+            .unwrap()
+            .count(),
+        0
+    );
+    check_clean(&store);
+}
+
+#[test]
+fn prune_removes_only_stopped_containers_and_ps_filters_by_status() {
+    let store = store("det-prune");
+    let _reap = Reaper(&store);
+    let up = detached(&store, &["--name", "up", "bb", "sleep", "3605"]);
+    store
+        .run(&["run", "--name", "done", "bb", "sh", "-c", "echo x > /f"])
+        .success();
+    store
+        .run(&["run", "--name", "failed", "bb", "false"])
+        .failure();
+    let ids = |args: &[&str]| {
+        let mut all = vec!["ps", "-q", "--no-trunc"];
+        all.extend_from_slice(args);
+        let mut v: Vec<String> = store
+            .run(&all)
+            .success()
+            .stdout
+            .lines()
+            .map(str::to_string)
+            .collect();
+        v.sort();
+        v
+    };
+    let exited = ids(&["-f", "status=exited"]);
+    assert_eq!(exited.len(), 2);
+    assert!(!exited.contains(&up));
+    assert_eq!(ids(&["-f", "status=running"]), vec![up.clone()]);
+    // Same key ORs, different keys AND.
+    assert_eq!(
+        ids(&["-f", "status=running", "-f", "status=exited"]).len(),
+        3
+    );
+    assert_eq!(ids(&["-f", "status=exited", "-f", "name=up"]).len(), 0);
+    assert_eq!(
+        ids(&["-a", "-f", &format!("id={}", &up[..8])]),
+        vec![up.clone()]
+    );
+    let run = store.run(&["ps", "-f", "status=bogus"]).failure();
+    assert_eq!(
+        (run.status, run.stderr.as_str()),
+        (
+            Some(1),
+            "Error response from daemon: invalid filter 'status=bogus'\n"
+        )
+    );
+    let run = store.run(&["ps", "-f", "foo=bar"]).failure();
+    assert_eq!(
+        (run.status, run.stderr.as_str()),
+        (
+            Some(1),
+            "Error response from daemon: invalid filter 'foo'\n"
+        )
+    );
+    let run = store.run(&["ps", "-f", "status"]).failure();
+    assert_eq!(run.status, Some(125));
+    assert!(
+        run.stderr
+            .contains("bad format of filter (expected name=value)"),
+        "{}",
+        run.stderr
+    );
+
+    // Without -f it asks, and "no" keeps everything.
+    let run = store
+        .run_stdin(&["container", "prune"], Some(b"n\n"))
+        .success();
+    assert_eq!(
+        run.stdout,
+        "WARNING! This will remove all stopped containers.\nAre you sure you want to continue? [y/N] "
+    );
+    assert_eq!(ids(&["-a"]).len(), 3);
+    let run = store.run(&["container", "prune", "-f"]).success();
+    let mut listed: Vec<String> = run
+        .stdout
+        .lines()
+        .skip(1)
+        .take_while(|l| !l.is_empty())
+        .map(str::to_string)
+        .collect();
+    listed.sort();
+    assert!(
+        run.stdout.starts_with("Deleted Containers:\n"),
+        "{}",
+        run.stdout
+    );
+    assert_eq!(listed, exited);
+    assert!(
+        run.stdout.ends_with("\nTotal reclaimed space: 2B\n"),
+        "{}",
+        run.stdout
+    );
+    assert_eq!(ids(&["-a"]), vec![up.clone()]);
+    assert_eq!(
+        store.run(&["container", "prune", "-f"]).success().stdout,
+        "Total reclaimed space: 0B\n"
+    );
+    // The management-command spellings.
+    assert_eq!(
+        store
+            .run(&["container", "ls", "-q", "--no-trunc"])
+            .success()
+            .stdout
+            .trim(),
+        up
+    );
+    store.run(&["container", "stop", "-t", "5", "up"]).success();
+    assert_eq!(ids(&["-f", "status=exited"]), vec![up.clone()]);
+    store.run(&["container", "rm", "up"]).success();
+    assert!(ids(&["-a"]).is_empty());
+    check_clean(&store);
+}
+
+#[test]
+fn stop_ends_a_foreground_run_which_exits_with_the_containers_code() {
+    let store = store("det-fg-stop");
+    let _reap = Reaper(&store);
+    let child = start_until_running(&store, &["run", "--name", "fg", "bb", "sleep", "3606"]);
+    wait_until("the record", Duration::from_secs(10), || {
+        row(&store, "fg").is_some_and(|r| r.starts_with("fg running "))
+    });
+    let started = Instant::now();
+    store.run(&["stop", "fg"]).success();
+    assert!(started.elapsed() < Duration::from_secs(5));
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(143));
+    let state = row(&store, "fg").unwrap();
+    assert!(state.starts_with("fg exited Exited (143) "), "{state}");
+    assert!(mounts_under(store.root()).is_empty());
+
+    // rm -f of a foreground run: killed, its rbuild records 137 and unmounts, then gone.
+    let child = Command::new(env!("CARGO_BIN_EXE_rbuild"))
+        .args(["--root", store.root().to_str().unwrap()])
+        .args(["run", "--name", "fg2", "bb", "sleep", "3607"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_until("the run", Duration::from_secs(10), || {
+        row(&store, "fg2").is_some_and(|r| r.starts_with("fg2 running "))
+    });
+    store.run(&["rm", "-f", "fg2"]).success();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(137));
+    assert!(row(&store, "fg2").is_none());
+    assert!(processes("sleep 3606").is_empty() && processes("sleep 3607").is_empty());
+    assert!(mounts_under(store.root()).is_empty());
+    check_clean(&store);
+}
