@@ -6,6 +6,7 @@
 pub mod build;
 pub mod config_edit;
 pub mod container;
+pub mod container_exec;
 pub mod export;
 pub mod sandbox;
 pub mod snapshot;

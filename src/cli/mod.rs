@@ -8,6 +8,7 @@ mod builder;
 mod container;
 mod container_fs;
 mod error;
+mod exec;
 mod format;
 mod history;
 mod image;
@@ -119,6 +120,8 @@ enum Command {
     Ps(container::PsArgs),
     /// Remove one or more containers.
     Rm(container::RmArgs),
+    /// Execute a command in a running container.
+    Exec(exec::ExecArgs),
     /// Inspect changes to files or directories on a container's filesystem.
     Diff(container_fs::DiffArgs),
     /// Export a container's filesystem as a tar archive.
@@ -170,6 +173,7 @@ pub fn run(cli: Cli) -> Result<ExitCode, CliError> {
         Command::Run(args) => container::run(&cli.global, args),
         Command::Ps(args) => container::ps(&cli.global, args),
         Command::Rm(args) => container::rm(&cli.global, args),
+        Command::Exec(args) => exec::run(&cli.global, args),
         Command::Diff(args) => container_fs::diff(&cli.global, args),
         Command::Export(args) => container_fs::export(&cli.global, args),
         Command::Inspect(args) => inspect::run(&cli.global, args),

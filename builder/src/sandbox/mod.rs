@@ -16,6 +16,7 @@
 //! `/etc/{hosts,resolv.conf,hostname}` the lower layers lack.
 
 pub mod command;
+pub mod enter;
 pub mod extra;
 pub mod mountpoints;
 pub mod mounts;
@@ -27,6 +28,7 @@ use std::io::Read;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 use nix::errno::Errno;
 use nix::fcntl::OFlag;
@@ -34,7 +36,7 @@ use nix::sched::CloneFlags;
 use nix::sys::signal::Signal;
 use nix::unistd::{Gid, Pid, Uid};
 
-use crate::sys::child::{ChildPlan, RECORD, Report, Step};
+use crate::sys::child::{ChildPlan, CommandPlan, RECORD, Report, Step};
 use crate::sys::process::{self, ExecArgs, Forked};
 
 /// The network the command sees.
@@ -410,13 +412,16 @@ fn spawn_and_wait(
         rootfs: cstring(rootfs.as_os_str().as_bytes()).map_err(Raw::Other)?,
         hostname: hostname.to_string(),
         loopback: spec.network == Network::None,
-        cwd_prefixes: prefixes.iter().map(|s| c(s)).collect::<Result<_, _>>()?,
-        cwd: c(&cwd)?,
-        uid: Uid::from_raw(user.uid),
-        gid: Gid::from_raw(user.gid),
-        groups: user.groups.iter().map(|g| Gid::from_raw(*g)).collect(),
-        caps: DEFAULT_CAPS,
-        exec,
+        command: CommandPlan {
+            cwd_prefixes: prefixes.iter().map(|s| c(s)).collect::<Result<_, _>>()?,
+            cwd: c(&cwd)?,
+            uid: Uid::from_raw(user.uid),
+            gid: Gid::from_raw(user.gid),
+            groups: user.groups.iter().map(|g| Gid::from_raw(*g)).collect(),
+            caps: DEFAULT_CAPS,
+            exec,
+            report: rep_w.as_raw_fd(),
+        },
         stdin: devnull.as_raw_fd(),
         stdout: out_w.as_raw_fd(),
         stderr: err_w.as_raw_fd(),
@@ -432,17 +437,28 @@ fn spawn_and_wait(
         monitor,
         cancel,
         [out_r, err_r, rep_r],
+        None,
         started,
         stdout,
         stderr,
     );
     let status = process::wait_for(monitor);
     let (reports, cancelled) = streamed.map_err(io("reading the sandbox's output"))?;
+    outcome(&reports, cancelled, status)
+}
+
+/// What the children's reports say of the command: the first failed step, else how it
+/// ended; `status` is the first child's, for the error when they said nothing.
+fn outcome(
+    reports: &[Report],
+    cancelled: bool,
+    status: Result<nix::sys::wait::WaitStatus, Errno>,
+) -> Result<Outcome, Raw> {
     if cancelled {
         return Err(Raw::Other(SandboxError::Cancelled));
     }
     let mut outcome = None;
-    for r in &reports {
+    for r in reports {
         match *r {
             Report::Failed(step, errno) => return Err(Raw::Failed(step, errno)),
             Report::Exited(code) => {
@@ -464,11 +480,15 @@ fn spawn_and_wait(
 }
 
 /// Streams stdout and stderr until both close (they close when the PID namespace is
-/// gone), collecting the children's reports and honouring `cancel`.
+/// gone), collecting the children's reports and honouring `cancel`. With `linger`, it
+/// stops that long after the report pipe closed even if output is still open: an
+/// `exec`'d command's background children may hold it for as long as the container
+/// runs (docker's exec waits about 2 s for them too).
 fn stream(
     monitor: Pid,
     cancel: &(dyn Fn() -> bool + Sync),
     fds: [OwnedFd; 3],
+    linger: Option<Duration>,
     started: &mut dyn FnMut(i32),
     stdout: &mut dyn FnMut(&[u8]),
     stderr: &mut dyn FnMut(&[u8]),
@@ -478,7 +498,14 @@ fn stream(
     let mut report_bytes = Vec::new();
     let mut init: Option<Pid> = None;
     let mut cancelled = false;
+    let mut deadline = None;
     while open.iter().any(|o| *o) {
+        if let Some(linger) = linger
+            && !open[2]
+            && Instant::now() >= *deadline.get_or_insert_with(|| Instant::now() + linger)
+        {
+            break;
+        }
         if !cancelled && cancel() {
             cancelled = true;
             // SIGKILL to PID 1 ends the whole namespace; the monitor too, in case init

@@ -8,6 +8,7 @@
 //!    command exits and exits itself, which makes the kernel kill every process left in
 //!    the namespace (pid_namespaces(7)).
 //! 3. **command**: working directory, capabilities, groups, ids, no_new_privs, execve.
+//!    `exec` runs the same program in a running container (`sys::enter`).
 //!
 //! rbuild may be multi-threaded, so everything here is syscalls over data prepared
 //! before the fork: no allocation, no locks (signal-safety(7)). Failures are reported
@@ -35,6 +36,18 @@ pub(crate) struct ChildPlan {
     pub rootfs: CString,
     pub hostname: String,
     pub loopback: bool,
+    pub command: CommandPlan,
+    pub stdin: RawFd,
+    pub stdout: RawFd,
+    pub stderr: RawFd,
+    pub report: RawFd,
+}
+
+/// What the command program needs, whether it starts a container (`run`) or joins a
+/// running one (`exec`), so both set up their process the same way.
+pub(crate) struct CommandPlan {
+    /// Made with mkdir before the chdir (run's WORKDIR); empty for exec, which, as
+    /// runc, fails on a missing directory instead.
     pub cwd_prefixes: Vec<CString>,
     pub cwd: CString,
     pub uid: Uid,
@@ -42,9 +55,6 @@ pub(crate) struct ChildPlan {
     pub groups: Vec<Gid>,
     pub caps: u64,
     pub exec: ExecArgs,
-    pub stdin: RawFd,
-    pub stdout: RawFd,
-    pub stderr: RawFd,
     pub report: RawFd,
 }
 
@@ -66,6 +76,12 @@ pub(crate) enum Step {
     SetUid,
     NoNewPrivs,
     Exec,
+    /// exec: opening the running container's namespaces and root.
+    Enter,
+    /// exec: setns(2) into one of them.
+    SetNs,
+    /// exec: fchdir(2) and chroot(2) into the container's root.
+    Chroot,
 }
 
 impl Step {
@@ -85,6 +101,9 @@ impl Step {
             Step::SetUid => 12,
             Step::NoNewPrivs => 13,
             Step::Exec => 14,
+            Step::Enter => 20,
+            Step::SetNs => 21,
+            Step::Chroot => 22,
             Step::Mount(i) => 1000 + i,
         }
     }
@@ -105,6 +124,9 @@ impl Step {
             12 => Step::SetUid,
             13 => Step::NoNewPrivs,
             14 => Step::Exec,
+            20 => Step::Enter,
+            21 => Step::SetNs,
+            22 => Step::Chroot,
             c if c >= 1000 => Step::Mount(c - 1000),
             _ => return None,
         })
@@ -155,11 +177,16 @@ impl Report {
 const FAILED: i32 = 127;
 
 fn fail(p: &ChildPlan, step: Step, e: Errno) -> ! {
-    process::write_record(p.report, &Report::Failed(step, e).encode());
+    fail_to(p.report, step, e)
+}
+
+/// Reports the failed step on `report` and ends the process.
+pub(crate) fn fail_to(report: RawFd, step: Step, e: Errno) -> ! {
+    process::write_record(report, &Report::Failed(step, e).encode());
     process::exit_now(FAILED)
 }
 
-fn status_code(s: WaitStatus) -> i32 {
+pub(crate) fn status_code(s: WaitStatus) -> i32 {
     match s {
         WaitStatus::Exited(_, c) => c,
         WaitStatus::Signaled(_, sig, _) => 128 + sig as i32,
@@ -239,7 +266,7 @@ fn init(p: &ChildPlan, monitor_alive: BorrowedFd<'_>) -> ! {
     }
     let child = match process::fork() {
         Err(e) => fail(p, Step::Fork, e),
-        Ok(Forked::Child) => command(p),
+        Ok(Forked::Child) => command(&p.command),
         Ok(Forked::Parent { child }) => child,
     };
     loop {
@@ -265,9 +292,9 @@ fn init(p: &ChildPlan, monitor_alive: BorrowedFd<'_>) -> ! {
 }
 
 /// Program 3: becomes the command.
-fn command(p: &ChildPlan) -> ! {
+pub(crate) fn command(p: &CommandPlan) -> ! {
     if let Err(e) = process::reset_signals() {
-        fail(p, Step::Signals, e);
+        fail_to(p.report, Step::Signals, e);
     }
     process::set_umask(0o022);
     // WORKDIR is created if missing, as Docker does, inside the new root; only now,
@@ -278,30 +305,30 @@ fn command(p: &ChildPlan) -> ! {
             nix::sys::stat::Mode::from_bits_truncate(0o755),
         ) {
             Ok(()) | Err(Errno::EEXIST) => {}
-            Err(e) => fail(p, Step::Workdir, e),
+            Err(e) => fail_to(p.report, Step::Workdir, e),
         }
     }
     if let Err(e) = chdir(p.cwd.as_c_str()) {
-        fail(p, Step::Workdir, e);
+        fail_to(p.report, Step::Workdir, e);
     }
     // Bounding set first (needs CAP_SETPCAP), then permitted/effective/inheritable,
     // while still uid 0; setresuid(2) to a non-zero uid then clears permitted and
     // effective (capabilities(7), "Effect of user ID changes on capabilities").
     if let Err(e) = caps::drop_bounding_except(p.caps).and_then(|()| caps::set_process_caps(p.caps))
     {
-        fail(p, Step::Capabilities, e);
+        fail_to(p.report, Step::Capabilities, e);
     }
     if let Err(e) = setgroups(&p.groups) {
-        fail(p, Step::Groups, e);
+        fail_to(p.report, Step::Groups, e);
     }
     if let Err(e) = setresgid(p.gid, p.gid, p.gid) {
-        fail(p, Step::SetGid, e);
+        fail_to(p.report, Step::SetGid, e);
     }
     if let Err(e) = setresuid(p.uid, p.uid, p.uid) {
-        fail(p, Step::SetUid, e);
+        fail_to(p.report, Step::SetUid, e);
     }
     if let Err(e) = prctl::set_no_new_privs() {
-        fail(p, Step::NoNewPrivs, e);
+        fail_to(p.report, Step::NoNewPrivs, e);
     }
     // execvp(3)'s walk: ENOENT/ENOTDIR try the next, EACCES is remembered.
     let mut err = Errno::ENOENT;
@@ -309,10 +336,10 @@ fn command(p: &ChildPlan) -> ! {
         match p.exec.exec(path) {
             Errno::ENOENT | Errno::ENOTDIR => {}
             Errno::EACCES => err = Errno::EACCES,
-            e => fail(p, Step::Exec, e),
+            e => fail_to(p.report, Step::Exec, e),
         }
     }
-    fail(p, Step::Exec, err)
+    fail_to(p.report, Step::Exec, err)
 }
 
 #[cfg(test)]
@@ -325,6 +352,7 @@ mod tests {
             Report::InitPid(4242),
             Report::Failed(Step::Mount(17), Errno::EPERM),
             Report::Failed(Step::Exec, Errno::ENOENT),
+            Report::Failed(Step::SetNs, Errno::EINVAL),
             Report::Exited(3),
             Report::Signaled(9),
         ] {
