@@ -101,6 +101,10 @@ impl Running {
         .spawn()
         .unwrap();
         wait_until("the container runs", || sleeping(tag).len() == 1);
+        // Its init's PID is recorded a moment after the command starts.
+        wait_until("exec can enter the container", || {
+            store.run(&["exec", name, "true"]).status == Some(0)
+        });
         let id = store
             .run(&["ps", "--no-trunc", "--format", "{{.ID}} {{.Names}}"])
             .success()
@@ -474,15 +478,14 @@ fn ctrl_c_and_kill_end_only_the_exec_and_a_stopping_container_fails_it_cleanly()
 
     // Exec racing a container that stops by itself: every exec succeeds, is killed
     // with the container or finds it not running; none hangs or leaves anything.
-    let mut child = rbuild(&store, &["run", "--name", "brief", "app", "sleep", "1"])
-        .spawn()
-        .unwrap();
+    let mut child = rbuild(
+        &store,
+        &["run", "--name", "brief", "app", "sleep", "2.3671"],
+    )
+    .spawn()
+    .unwrap();
     wait_until("the brief container runs", || {
-        store
-            .run(&["ps", "--format", "{{.Names}}"])
-            .success()
-            .stdout
-            .contains("brief")
+        !sleeping("2.3671").is_empty()
     });
     let deadline = Instant::now() + Duration::from_secs(20);
     let mut ran = 0;
@@ -491,7 +494,13 @@ fn ctrl_c_and_kill_end_only_the_exec_and_a_stopping_container_fails_it_cleanly()
         match out.status {
             Some(0) => ran += 1,
             Some(137) => {}
-            Some(1) if out.stderr.contains("is not running") => break,
+            // Until its init's PID is recorded, a starting container is not running
+            // for exec either.
+            Some(1) if out.stderr.contains("is not running") => {
+                if ran > 0 || sleeping("2.3671").is_empty() {
+                    break;
+                }
+            }
             _ => panic!(
                 "exec into a stopping container: {:?} {}",
                 out.status, out.stderr

@@ -95,7 +95,15 @@ pub fn exec(store: &Store, name: &str, request: &Request, io: Io<'_>) -> Result<
         (State::Running, Some(pid)) => pid,
         _ => return Err(ExecError::NotRunning(container.id)),
     };
-    let config = store.run_config(&container.id)?;
+    // A container stopping as we read its config may be halfway through its clean-up
+    // (its record still says running): then it is not running, whatever its files say.
+    let config = match store.run_config(&container.id) {
+        Ok(c) => c,
+        Err(_) if !enter::is_running(init_pid) => {
+            return Err(ExecError::NotRunning(container.id));
+        }
+        Err(e) => return Err(e.into()),
+    };
     let mut env = config.env;
     for kv in &request.env {
         set_env(&mut env, kv);

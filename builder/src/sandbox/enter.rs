@@ -158,6 +158,11 @@ fn cstrings(v: &[String]) -> Result<Vec<CString>, SandboxError> {
     v.iter().map(|s| cstring(s.as_str())).collect()
 }
 
+/// Whether the sandbox whose init has host PID `init_pid` still runs.
+pub fn is_running(init_pid: i32) -> bool {
+    is_sandbox_init(Path::new(&format!("/proc/{init_pid}")))
+}
+
 /// Whether `/proc/<pid>` is a sandbox's init: named so, and PID 1 of a PID namespace
 /// other than ours (the last `NSpid` field of proc(5)'s status is the PID in the
 /// process's own namespace). A recorded PID that now names some other process (the
@@ -317,5 +322,52 @@ fn spawn_detached(p: Prepared) -> Result<(), Raw> {
         Ok(())
     } else {
         Err(Raw::Other(SandboxError::Lost(format!("{status:?}"))))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec() -> EnterSpec {
+        EnterSpec {
+            init_pid: 0,
+            args: vec!["app".into()],
+            env: Vec::new(),
+            cwd: "/w".into(),
+            user: String::new(),
+            stdin: false,
+        }
+    }
+
+    #[test]
+    fn only_a_sandbox_init_is_entered() {
+        // Ours is no PID namespace's init; a missing PID is nothing.
+        assert!(!is_sandbox_init(Path::new("/proc/self")));
+        assert!(!is_sandbox_init(Path::new("/proc/0")));
+        let e = prepare(&EnterSpec {
+            init_pid: std::process::id() as i32,
+            ..spec()
+        });
+        assert!(matches!(e, Err(EnterError::NotRunning)));
+    }
+
+    #[test]
+    fn a_container_gone_while_entering_is_not_running() {
+        for (step, errno) in [
+            (Step::Enter, Errno::ENOENT),
+            (Step::Enter, Errno::ESRCH),
+            (Step::Fork, Errno::ENOMEM),
+        ] {
+            let e = describe(Raw::Failed(step, errno), &spec());
+            assert!(matches!(e, EnterError::NotRunning), "{step:?}: {e}");
+        }
+        let e = describe(Raw::Failed(Step::Exec, Errno::ENOENT), &spec());
+        assert!(matches!(
+            e,
+            EnterError::Sandbox(SandboxError::NotFound { .. })
+        ));
+        let e = describe(Raw::Failed(Step::SetNs, Errno::EPERM), &spec());
+        assert!(e.to_string().contains("SetNs"), "{e}");
     }
 }
