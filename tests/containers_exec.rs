@@ -72,9 +72,10 @@ fn ctrl_c(child: &Child) {
 
 /// A foreground `rbuild run --name NAME app sh -c 'echo hi > /f; sleep TAG'`, started
 /// in the background of the test (not `run -d`), once `/f` is written; killed (and
-/// with it the container) if the test fails before stopping it.
+/// with it the container), unmounted and removed if the test fails before stopping it.
 struct Running {
     child: Option<Child>,
+    store: std::path::PathBuf,
     name: String,
     id: String,
     /// Host PID of the container's own command (`sleep TAG`).
@@ -114,6 +115,7 @@ impl Running {
             .expect("the container is listed as running");
         Running {
             child: Some(child),
+            store: store.root().to_path_buf(),
             name: name.to_string(),
             id,
             command_pid: sleeping(tag)[0],
@@ -134,6 +136,16 @@ impl Drop for Running {
         if let Some(mut child) = self.child.take() {
             let _ = child.kill();
             let _ = child.wait();
+            // The killed run leaves its root mounted; rm takes it.
+            let _ = Command::new(env!("CARGO_BIN_EXE_rbuild"))
+                .args([
+                    "--root",
+                    self.store.to_str().unwrap(),
+                    "rm",
+                    "-f",
+                    &self.name,
+                ])
+                .output();
         }
     }
 }
