@@ -14,7 +14,7 @@ use std::ffi::CString;
 use std::io::Read;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::path::Path;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use nix::errno::Errno;
 use nix::fcntl::OFlag;
@@ -22,7 +22,7 @@ use nix::sched::CloneFlags;
 use nix::sys::signal::Signal;
 use nix::unistd::{Gid, Pid, Uid};
 
-use super::{DEFAULT_CAPS, Outcome, Raw, SandboxError, command, cstring, outcome, stream, user};
+use super::{DEFAULT_CAPS, Outcome, Raw, SandboxError, command, cstring, user};
 use crate::sys::child::{CommandPlan, RECORD, Report, Step};
 use crate::sys::enter::{EnterPlan, MAX_NAMESPACES};
 use crate::sys::process::{self, ExecArgs, Forked};
@@ -274,27 +274,84 @@ fn spawn_and_wait(
     let enter = fork_enter(&plan)?;
     drop((out_w, err_w, rep_w, stdin));
     // `enter` leads a process group that the command and its children join: killing
-    // the group stops them all and leaves the container alone.
+    // the group stops them all and leaves the container alone. `enter` itself too, in
+    // case it has not made the group yet (the command dies with it).
     let group = Pid::from_raw(-enter.as_raw());
     let cancel_group = || {
         let stop = cancel();
         if stop {
             process::send(group, Signal::SIGKILL);
+            process::send(enter, Signal::SIGKILL);
         }
         stop
     };
-    let streamed = stream(
-        enter,
-        &cancel_group,
-        [out_r, err_r, rep_r],
-        Some(LINGER),
-        &mut |_| {},
-        stdout,
-        stderr,
-    );
+    let relayed = relay(&cancel_group, [out_r, err_r, rep_r], stdout, stderr);
     let status = process::wait_for(enter);
-    let (reports, cancelled) = streamed.map_err(io("reading the command's output"))?;
-    outcome(&reports, cancelled, status)
+    let (reports, cancelled) = relayed.map_err(io("reading the command's output"))?;
+    if cancelled {
+        return Err(Raw::Other(SandboxError::Cancelled));
+    }
+    let mut ended = None;
+    for r in reports {
+        match r {
+            Report::Failed(step, errno) => return Err(Raw::Failed(step, errno)),
+            Report::Exited(code) => ended = Some((code, None)),
+            Report::Signaled(sig) => ended = Some((128 + sig, Some(sig))),
+            Report::InitPid(_) => {}
+        }
+    }
+    match ended {
+        Some((exit_code, signal)) => Ok(Outcome { exit_code, signal }),
+        None => Err(Raw::Other(SandboxError::Lost(format!("{status:?}")))),
+    }
+}
+
+/// Relays the command's output until it closes, or until [`LINGER`] after the report
+/// pipe closed (`enter` is gone, so the command has ended); collects the reports and
+/// honours `cancel` (which kills). Returns the reports and whether it was cancelled.
+fn relay(
+    cancel: &dyn Fn() -> bool,
+    fds: [OwnedFd; 3],
+    stdout: &mut dyn FnMut(&[u8]),
+    stderr: &mut dyn FnMut(&[u8]),
+) -> Result<(Vec<Report>, bool), Errno> {
+    let mut open = [true; 3];
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut report_bytes = Vec::new();
+    let mut cancelled = false;
+    let mut deadline = None;
+    while open.iter().any(|o| *o) {
+        if !open[2] && Instant::now() >= *deadline.get_or_insert_with(|| Instant::now() + LINGER) {
+            break;
+        }
+        if !cancelled && cancel() {
+            cancelled = true;
+        }
+        let live: Vec<usize> = (0..3).filter(|i| open[*i]).collect();
+        let borrowed: Vec<_> = live.iter().map(|i| fds[*i].as_fd()).collect();
+        let ready = process::poll_readable(&borrowed, 50)?;
+        for (k, i) in live.iter().enumerate() {
+            if !ready[k] {
+                continue;
+            }
+            let n = match nix::unistd::read(&fds[*i], &mut buf) {
+                Ok(n) => n,
+                Err(Errno::EINTR | Errno::EAGAIN) => continue,
+                Err(e) => return Err(e),
+            };
+            match (*i, n) {
+                (_, 0) => open[*i] = false,
+                (0, n) => stdout(&buf[..n]),
+                (1, n) => stderr(&buf[..n]),
+                (_, n) => report_bytes.extend_from_slice(&buf[..n]),
+            }
+        }
+    }
+    let reports = report_bytes
+        .chunks_exact(RECORD)
+        .filter_map(Report::decode)
+        .collect();
+    Ok((reports, cancelled))
 }
 
 fn spawn_detached(p: Prepared) -> Result<(), Raw> {

@@ -28,7 +28,6 @@ use std::io::Read;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
 
 use nix::errno::Errno;
 use nix::fcntl::OFlag;
@@ -437,28 +436,17 @@ fn spawn_and_wait(
         monitor,
         cancel,
         [out_r, err_r, rep_r],
-        None,
         started,
         stdout,
         stderr,
     );
     let status = process::wait_for(monitor);
     let (reports, cancelled) = streamed.map_err(io("reading the sandbox's output"))?;
-    outcome(&reports, cancelled, status)
-}
-
-/// What the children's reports say of the command: the first failed step, else how it
-/// ended; `status` is the first child's, for the error when they said nothing.
-fn outcome(
-    reports: &[Report],
-    cancelled: bool,
-    status: Result<nix::sys::wait::WaitStatus, Errno>,
-) -> Result<Outcome, Raw> {
     if cancelled {
         return Err(Raw::Other(SandboxError::Cancelled));
     }
     let mut outcome = None;
-    for r in reports {
+    for r in &reports {
         match *r {
             Report::Failed(step, errno) => return Err(Raw::Failed(step, errno)),
             Report::Exited(code) => {
@@ -480,15 +468,11 @@ fn outcome(
 }
 
 /// Streams stdout and stderr until both close (they close when the PID namespace is
-/// gone), collecting the children's reports and honouring `cancel`. With `linger`, it
-/// stops that long after the report pipe closed even if output is still open: an
-/// `exec`'d command's background children may hold it for as long as the container
-/// runs (docker's exec waits about 2 s for them too).
+/// gone), collecting the children's reports and honouring `cancel`.
 fn stream(
     monitor: Pid,
     cancel: &(dyn Fn() -> bool + Sync),
     fds: [OwnedFd; 3],
-    linger: Option<Duration>,
     started: &mut dyn FnMut(i32),
     stdout: &mut dyn FnMut(&[u8]),
     stderr: &mut dyn FnMut(&[u8]),
@@ -498,14 +482,7 @@ fn stream(
     let mut report_bytes = Vec::new();
     let mut init: Option<Pid> = None;
     let mut cancelled = false;
-    let mut deadline = None;
     while open.iter().any(|o| *o) {
-        if let Some(linger) = linger
-            && !open[2]
-            && Instant::now() >= *deadline.get_or_insert_with(|| Instant::now() + linger)
-        {
-            break;
-        }
         if !cancelled && cancel() {
             cancelled = true;
             // SIGKILL to PID 1 ends the whole namespace; the monitor too, in case init
