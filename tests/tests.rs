@@ -26,6 +26,7 @@ mod builder_prune;
 mod containers;
 mod containers_commit;
 mod containers_detached;
+mod containers_exec;
 mod crash;
 mod deps;
 mod history;

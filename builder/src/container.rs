@@ -103,7 +103,7 @@ pub fn resolve(image: &ImageRunConfig, req: &Request) -> Result<RunConfig, Confi
 }
 
 /// `K=V` replaces K; a bare `K` takes K from our own environment (or drops it).
-fn set_env(env: &mut Vec<String>, kv: &str) {
+pub(crate) fn set_env(env: &mut Vec<String>, kv: &str) {
     let (key, value) = match kv.split_once('=') {
         Some((k, v)) => (k.to_string(), Some(v.to_string())),
         None => (kv.to_string(), std::env::var(kv).ok()),

@@ -11,6 +11,7 @@ mod container_fs;
 mod container_group;
 mod container_life;
 mod error;
+mod exec;
 mod format;
 mod history;
 mod image;
@@ -132,6 +133,8 @@ enum Command {
     ContainerMonitor(container_life::MonitorArgs),
     #[command(subcommand)]
     Container(container_group::ContainerCommand),
+    /// Execute a command in a running container.
+    Exec(exec::ExecArgs),
     /// Inspect changes to files or directories on a container's filesystem.
     Diff(container_fs::DiffArgs),
     /// Export a container's filesystem as a tar archive.
@@ -190,6 +193,7 @@ pub fn run(cli: Cli) -> Result<ExitCode, CliError> {
         Command::Logs(args) => container_life::logs(&cli.global, args),
         Command::ContainerMonitor(args) => container_life::monitor(&cli.global, args),
         Command::Container(cmd) => container_group::run(&cli.global, cmd),
+        Command::Exec(args) => exec::run(&cli.global, args),
         Command::Diff(args) => container_fs::diff(&cli.global, args),
         Command::Export(args) => container_fs::export(&cli.global, args),
         Command::Commit(args) => container_commit::run(&cli.global, args),

@@ -16,6 +16,7 @@
 //! `/etc/{hosts,resolv.conf,hostname}` the lower layers lack.
 
 pub mod command;
+pub mod enter;
 pub mod extra;
 pub mod mountpoints;
 pub mod mounts;
@@ -34,7 +35,7 @@ use nix::sched::CloneFlags;
 use nix::sys::signal::Signal;
 use nix::unistd::{Gid, Pid, Uid};
 
-use crate::sys::child::{ChildPlan, RECORD, Report, Step};
+use crate::sys::child::{ChildPlan, CommandPlan, RECORD, Report, Step};
 use crate::sys::process::{self, ExecArgs, Forked};
 
 /// The network the command sees.
@@ -415,13 +416,16 @@ fn spawn_and_wait(
         rootfs: cstring(rootfs.as_os_str().as_bytes()).map_err(Raw::Other)?,
         hostname: hostname.to_string(),
         loopback: spec.network == Network::None,
-        cwd_prefixes: prefixes.iter().map(|s| c(s)).collect::<Result<_, _>>()?,
-        cwd: c(&cwd)?,
-        uid: Uid::from_raw(user.uid),
-        gid: Gid::from_raw(user.gid),
-        groups: user.groups.iter().map(|g| Gid::from_raw(*g)).collect(),
-        caps: DEFAULT_CAPS,
-        exec,
+        command: CommandPlan {
+            cwd_prefixes: prefixes.iter().map(|s| c(s)).collect::<Result<_, _>>()?,
+            cwd: c(&cwd)?,
+            uid: Uid::from_raw(user.uid),
+            gid: Gid::from_raw(user.gid),
+            groups: user.groups.iter().map(|g| Gid::from_raw(*g)).collect(),
+            caps: DEFAULT_CAPS,
+            exec,
+            report: rep_w.as_raw_fd(),
+        },
         stdin: devnull.as_raw_fd(),
         stdout: out_w.as_raw_fd(),
         stderr: err_w.as_raw_fd(),

@@ -8,6 +8,7 @@
 //!    command exits and exits itself, which makes the kernel kill every process left in
 //!    the namespace (pid_namespaces(7)).
 //! 3. **command**: working directory, capabilities, groups, ids, no_new_privs, execve.
+//!    `exec` runs the same program in a running container (`sys::enter`).
 //!
 //! rbuild may be multi-threaded, so everything here is syscalls over data prepared
 //! before the fork: no allocation, no locks (signal-safety(7)). Failures are reported
@@ -35,13 +36,7 @@ pub(crate) struct ChildPlan {
     pub rootfs: CString,
     pub hostname: String,
     pub loopback: bool,
-    pub cwd_prefixes: Vec<CString>,
-    pub cwd: CString,
-    pub uid: Uid,
-    pub gid: Gid,
-    pub groups: Vec<Gid>,
-    pub caps: u64,
-    pub exec: ExecArgs,
+    pub command: CommandPlan,
     pub stdin: RawFd,
     pub stdout: RawFd,
     pub stderr: RawFd,
@@ -53,6 +48,21 @@ pub(crate) struct ChildPlan {
     /// reports end-of-file once the command has exec'd (or died), so the parent knows
     /// the container started and is not left waiting for the command to end.
     pub exec_sync: RawFd,
+}
+
+/// What the command program needs, whether it starts a container (`run`) or joins a
+/// running one (`exec`), so both set up their process the same way.
+pub(crate) struct CommandPlan {
+    /// Made with mkdir before the chdir (run's WORKDIR); empty for exec, which, as
+    /// runc, fails on a missing directory instead.
+    pub cwd_prefixes: Vec<CString>,
+    pub cwd: CString,
+    pub uid: Uid,
+    pub gid: Gid,
+    pub groups: Vec<Gid>,
+    pub caps: u64,
+    pub exec: ExecArgs,
+    pub report: RawFd,
 }
 
 /// Where a child failed; mount plan steps are `Mount(index)`.
@@ -74,6 +84,12 @@ pub(crate) enum Step {
     NoNewPrivs,
     Exec,
     Cgroup,
+    /// exec: opening the running container's namespaces and root.
+    Enter,
+    /// exec: setns(2) into one of them.
+    SetNs,
+    /// exec: fchdir(2) and chroot(2) into the container's root.
+    Chroot,
 }
 
 impl Step {
@@ -94,6 +110,9 @@ impl Step {
             Step::NoNewPrivs => 13,
             Step::Exec => 14,
             Step::Cgroup => 15,
+            Step::Enter => 20,
+            Step::SetNs => 21,
+            Step::Chroot => 22,
             Step::Mount(i) => 1000 + i,
         }
     }
@@ -115,6 +134,9 @@ impl Step {
             13 => Step::NoNewPrivs,
             14 => Step::Exec,
             15 => Step::Cgroup,
+            20 => Step::Enter,
+            21 => Step::SetNs,
+            22 => Step::Chroot,
             c if c >= 1000 => Step::Mount(c - 1000),
             _ => return None,
         })
@@ -165,11 +187,16 @@ impl Report {
 const FAILED: i32 = 127;
 
 fn fail(p: &ChildPlan, step: Step, e: Errno) -> ! {
-    process::write_record(p.report, &Report::Failed(step, e).encode());
+    fail_to(p.report, step, e)
+}
+
+/// Reports the failed step on `report` and ends the process.
+pub(crate) fn fail_to(report: RawFd, step: Step, e: Errno) -> ! {
+    process::write_record(report, &Report::Failed(step, e).encode());
     process::exit_now(FAILED)
 }
 
-fn status_code(s: WaitStatus) -> i32 {
+pub(crate) fn status_code(s: WaitStatus) -> i32 {
     match s {
         WaitStatus::Exited(_, c) => c,
         WaitStatus::Signaled(_, sig, _) => 128 + sig as i32,
@@ -188,7 +215,7 @@ pub(crate) fn monitor(p: &ChildPlan) -> ! {
     }
     // Nothing of rbuild's is inherited: descriptors other threads opened without
     // O_CLOEXEC included. The report pipe is close-on-exec.
-    process::close_fds_except([p.report, p.exec_sync]);
+    process::close_fds_except(&[p.report, p.exec_sync]);
     // A session of its own: Ctrl-C on rbuild's terminal reaches rbuild, which decides.
     let _ = setsid();
     if let Some(procs) = &p.cgroup_procs
@@ -256,7 +283,7 @@ fn init(p: &ChildPlan, monitor_alive: BorrowedFd<'_>) -> ! {
     }
     let child = match process::fork() {
         Err(e) => fail(p, Step::Fork, e),
-        Ok(Forked::Child) => command(p),
+        Ok(Forked::Child) => command(&p.command),
         Ok(Forked::Parent { child }) => {
             process::close(p.exec_sync);
             child
@@ -285,9 +312,9 @@ fn init(p: &ChildPlan, monitor_alive: BorrowedFd<'_>) -> ! {
 }
 
 /// Program 3: becomes the command.
-fn command(p: &ChildPlan) -> ! {
+pub(crate) fn command(p: &CommandPlan) -> ! {
     if let Err(e) = process::reset_signals() {
-        fail(p, Step::Signals, e);
+        fail_to(p.report, Step::Signals, e);
     }
     process::set_umask(0o022);
     // WORKDIR is created if missing, as Docker does, inside the new root; only now,
@@ -298,30 +325,30 @@ fn command(p: &ChildPlan) -> ! {
             nix::sys::stat::Mode::from_bits_truncate(0o755),
         ) {
             Ok(()) | Err(Errno::EEXIST) => {}
-            Err(e) => fail(p, Step::Workdir, e),
+            Err(e) => fail_to(p.report, Step::Workdir, e),
         }
     }
     if let Err(e) = chdir(p.cwd.as_c_str()) {
-        fail(p, Step::Workdir, e);
+        fail_to(p.report, Step::Workdir, e);
     }
     // Bounding set first (needs CAP_SETPCAP), then permitted/effective/inheritable,
     // while still uid 0; setresuid(2) to a non-zero uid then clears permitted and
     // effective (capabilities(7), "Effect of user ID changes on capabilities").
     if let Err(e) = caps::drop_bounding_except(p.caps).and_then(|()| caps::set_process_caps(p.caps))
     {
-        fail(p, Step::Capabilities, e);
+        fail_to(p.report, Step::Capabilities, e);
     }
     if let Err(e) = setgroups(&p.groups) {
-        fail(p, Step::Groups, e);
+        fail_to(p.report, Step::Groups, e);
     }
     if let Err(e) = setresgid(p.gid, p.gid, p.gid) {
-        fail(p, Step::SetGid, e);
+        fail_to(p.report, Step::SetGid, e);
     }
     if let Err(e) = setresuid(p.uid, p.uid, p.uid) {
-        fail(p, Step::SetUid, e);
+        fail_to(p.report, Step::SetUid, e);
     }
     if let Err(e) = prctl::set_no_new_privs() {
-        fail(p, Step::NoNewPrivs, e);
+        fail_to(p.report, Step::NoNewPrivs, e);
     }
     // execvp(3)'s walk: ENOENT/ENOTDIR try the next, EACCES is remembered.
     let mut err = Errno::ENOENT;
@@ -329,10 +356,10 @@ fn command(p: &ChildPlan) -> ! {
         match p.exec.exec(path) {
             Errno::ENOENT | Errno::ENOTDIR => {}
             Errno::EACCES => err = Errno::EACCES,
-            e => fail(p, Step::Exec, e),
+            e => fail_to(p.report, Step::Exec, e),
         }
     }
-    fail(p, Step::Exec, err)
+    fail_to(p.report, Step::Exec, err)
 }
 
 #[cfg(test)]
@@ -345,6 +372,7 @@ mod tests {
             Report::InitPid(4242),
             Report::Failed(Step::Mount(17), Errno::EPERM),
             Report::Failed(Step::Exec, Errno::ENOENT),
+            Report::Failed(Step::SetNs, Errno::EINVAL),
             Report::Exited(3),
             Report::Signaled(9),
         ] {

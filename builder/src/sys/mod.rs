@@ -2,6 +2,7 @@
 //! behind a narrow interface; the rest of the crate is plain Rust over data.
 //!
 //! - `child`: the programs that run between fork(2) and execve(2) in the sandbox.
+//! - `enter`: the programs that join a running container's sandbox (`exec`).
 //! - `process`: fork, execve without allocating, fd closing, signal resets.
 //! - `caps`: capability sets (capset(2), PR_CAPBSET_DROP).
 //! - `cgroup`: a sandbox child joining its container's cgroup.
@@ -14,6 +15,7 @@
 pub(crate) mod caps;
 pub(crate) mod cgroup;
 pub(crate) mod child;
+pub(crate) mod enter;
 pub(crate) mod fs;
 pub(crate) mod mount;
 pub(crate) mod ns;

@@ -36,3 +36,9 @@ pub(crate) fn loopback_up() -> Result<(), Errno> {
     unsafe { libc::close(fd) };
     r.map(drop)
 }
+
+/// Joins the namespace `fd` refers to (setns(2)); `kind` is its CLONE_NEW* flag, so
+/// the kernel refuses a descriptor of another kind.
+pub(crate) fn join(fd: std::os::fd::BorrowedFd<'_>, kind: CloneFlags) -> Result<(), Errno> {
+    nix::sched::setns(fd, kind)
+}
