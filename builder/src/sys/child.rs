@@ -9,6 +9,10 @@
 //!    the namespace (pid_namespaces(7)).
 //! 3. **command**: working directory, capabilities, groups, ids, no_new_privs, execve.
 //!
+//! With a terminal (`tty`), init allocates a pty from the container's devpts after
+//! pivot_root and sends rbuild the master; the command takes the slave as its
+//! controlling terminal and standard streams (`sys::pty`).
+//!
 //! rbuild may be multi-threaded, so everything here is syscalls over data prepared
 //! before the fork: no allocation, no locks (signal-safety(7)). Failures are reported
 //! as fixed-size records on the `report` pipe and end the process.
@@ -24,6 +28,7 @@ use nix::sys::wait::WaitStatus;
 use nix::unistd::{Gid, Pid, Uid, chdir, getppid, mkdir, setgroups, setresgid, setresuid, setsid};
 
 use super::process::{self, ExecArgs, Forked};
+use super::pty::{self, WinSize};
 use super::{caps, ns, rootfs_mounts};
 use crate::sandbox::mounts::MountOp;
 
@@ -46,6 +51,13 @@ pub(crate) struct ChildPlan {
     pub stdout: RawFd,
     pub stderr: RawFd,
     pub report: RawFd,
+    pub tty: Option<TtyPlan>,
+}
+
+/// `SandboxSpec::tty`: the socket init sends the pty's master over, and its first size.
+pub(crate) struct TtyPlan {
+    pub socket: RawFd,
+    pub size: WinSize,
 }
 
 /// Where a child failed; mount plan steps are `Mount(index)`.
@@ -66,6 +78,7 @@ pub(crate) enum Step {
     SetUid,
     NoNewPrivs,
     Exec,
+    Terminal,
 }
 
 impl Step {
@@ -85,6 +98,7 @@ impl Step {
             Step::SetUid => 12,
             Step::NoNewPrivs => 13,
             Step::Exec => 14,
+            Step::Terminal => 15,
             Step::Mount(i) => 1000 + i,
         }
     }
@@ -105,6 +119,7 @@ impl Step {
             12 => Step::SetUid,
             13 => Step::NoNewPrivs,
             14 => Step::Exec,
+            15 => Step::Terminal,
             c if c >= 1000 => Step::Mount(c - 1000),
             _ => return None,
         })
@@ -177,8 +192,8 @@ pub(crate) fn monitor(p: &ChildPlan) -> ! {
         fail(p, Step::Stdio, e);
     }
     // Nothing of rbuild's is inherited: descriptors other threads opened without
-    // O_CLOEXEC included. The report pipe is close-on-exec.
-    process::close_fds_except(p.report);
+    // O_CLOEXEC included. The report pipe and the tty socket are close-on-exec.
+    process::close_fds_except(&[p.report, p.tty.as_ref().map_or(-1, |t| t.socket)]);
     // A session of its own: Ctrl-C on rbuild's terminal reaches rbuild, which decides.
     let _ = setsid();
     if let Err(e) = ns::unshare(p.namespaces) {
@@ -237,11 +252,21 @@ fn init(p: &ChildPlan, monitor_alive: BorrowedFd<'_>) -> ! {
     if let Err(e) = process::block(&signals) {
         fail(p, Step::Signals, e);
     }
+    // The pty comes from the container's /dev/ptmx, so only now, inside the new root.
+    let slave = p.tty.as_ref().map(|t| {
+        pty::open_in_container(t.socket, t.size, p.uid)
+            .unwrap_or_else(|e| fail(p, Step::Terminal, e))
+    });
     let child = match process::fork() {
         Err(e) => fail(p, Step::Fork, e),
-        Ok(Forked::Child) => command(p),
+        Ok(Forked::Child) => command(p, slave),
         Ok(Forked::Parent { child }) => child,
     };
+    // Only the command's side holds the slave, so rbuild's master reads EOF (EIO) once
+    // every process in the container that has it open is gone.
+    if let Some(s) = slave {
+        process::close(s);
+    }
     loop {
         let sig = match process::wait_signal(&signals) {
             Ok(s) => s,
@@ -265,7 +290,12 @@ fn init(p: &ChildPlan, monitor_alive: BorrowedFd<'_>) -> ! {
 }
 
 /// Program 3: becomes the command.
-fn command(p: &ChildPlan) -> ! {
+fn command(p: &ChildPlan, tty: Option<RawFd>) -> ! {
+    if let Some(slave) = tty
+        && let Err(e) = pty::attach(slave)
+    {
+        fail(p, Step::Terminal, e);
+    }
     if let Err(e) = process::reset_signals() {
         fail(p, Step::Signals, e);
     }

@@ -8,6 +8,7 @@
 //! - `rootfs_mounts`: executes the sandbox's mount plan and pivot_root(2).
 //! - `fs`: confined path operations the parent does inside a rootfs.
 //! - `mount`: mount(2) and umount2(2) of a [`mount::Mount`] computed elsewhere.
+//! - `pty`: the container's pseudo-terminal, and rbuild's own terminal (raw mode, size).
 
 pub(crate) mod caps;
 pub(crate) mod child;
@@ -15,4 +16,5 @@ pub(crate) mod fs;
 pub(crate) mod mount;
 pub(crate) mod ns;
 pub(crate) mod process;
+pub(crate) mod pty;
 pub(crate) mod rootfs_mounts;

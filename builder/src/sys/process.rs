@@ -80,22 +80,36 @@ impl ExecArgs {
     }
 }
 
-/// Closes every descriptor >= 3 except `keep` (close_range(2); a plain loop on kernels
-/// before 5.9).
-pub(crate) fn close_fds_except(keep: RawFd) {
-    let keep = keep as libc::c_uint;
-    let ranges = [(3, keep.saturating_sub(1)), (keep + 1, libc::c_uint::MAX)];
-    for (lo, hi) in ranges {
-        if lo > hi {
-            continue;
+/// Closes every descriptor >= 3 except those in `keep` (negative ones are ignored), with
+/// close_range(2) (a plain loop on kernels before 5.9) over the gaps between them,
+/// without sorting or allocating.
+pub(crate) fn close_fds_except(keep: &[RawFd]) {
+    let mut lo: libc::c_uint = 3;
+    loop {
+        // The lowest kept descriptor at or above `lo` ends the next range to close.
+        let next = keep
+            .iter()
+            .filter(|k| **k >= 0 && **k as libc::c_uint >= lo)
+            .map(|k| *k as libc::c_uint)
+            .min();
+        let hi = next.map_or(libc::c_uint::MAX, |k| k.saturating_sub(1));
+        if lo <= hi {
+            close_range(lo, hi);
         }
-        // SAFETY: closes descriptors only; nothing in this single-threaded child uses them.
-        let r = unsafe { libc::syscall(libc::SYS_close_range, lo, hi, 0) };
-        if r != 0 {
-            for fd in lo..hi.min(65536) {
-                // SAFETY: as above.
-                unsafe { libc::close(fd as libc::c_int) };
-            }
+        match next {
+            Some(k) if k < libc::c_uint::MAX => lo = k + 1,
+            _ => return,
+        }
+    }
+}
+
+fn close_range(lo: libc::c_uint, hi: libc::c_uint) {
+    // SAFETY: closes descriptors only; nothing in this single-threaded child uses them.
+    let r = unsafe { libc::syscall(libc::SYS_close_range, lo, hi, 0) };
+    if r != 0 {
+        for fd in lo..hi.min(65536) {
+            // SAFETY: as above.
+            unsafe { libc::close(fd as libc::c_int) };
         }
     }
 }
