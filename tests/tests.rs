@@ -24,6 +24,7 @@ mod build_run;
 mod build_stages;
 mod builder_prune;
 mod containers;
+mod containers_tty;
 mod crash;
 mod deps;
 mod history;

@@ -355,6 +355,7 @@ mod tests {
             Report::InitPid(4242),
             Report::Failed(Step::Mount(17), Errno::EPERM),
             Report::Failed(Step::Exec, Errno::ENOENT),
+            Report::Failed(Step::Terminal, Errno::ENOTTY),
             Report::Exited(3),
             Report::Signaled(9),
         ] {
