@@ -511,11 +511,6 @@ fn stream(
             }
             process::send(monitor, Signal::SIGKILL);
         }
-        if let Some(r) = &relay
-            && tty::resized()
-        {
-            r.follow_size();
-        }
         let live: Vec<usize> = (0..3).filter(|i| open[*i]).collect();
         let mut borrowed: Vec<_> = live.iter().map(|i| fds[*i].as_fd()).collect();
         if let Some(r) = &relay {
@@ -524,6 +519,11 @@ fn stream(
         let ready = process::poll_readable(&borrowed, 50)?;
         drop(borrowed);
         if let Some(r) = &mut relay {
+            // After the poll: a resize that came before the input now ready is applied
+            // before that input reaches the container (a typed `stty size` sees it).
+            if tty::resized() {
+                r.follow_size();
+            }
             r.service(&ready[live.len()..], &mut buf, stdout)?;
         }
         for (k, i) in live.iter().enumerate() {
