@@ -27,6 +27,7 @@ mod containers;
 mod containers_commit;
 mod containers_detached;
 mod containers_exec;
+mod containers_tty;
 mod crash;
 mod deps;
 mod history;

@@ -172,6 +172,7 @@ pub fn sandbox_spec(
         mounts: mounts(config)?,
         readonly_rootfs: config.readonly_rootfs,
         stdin: config.open_stdin,
+        tty: config.tty,
         cgroup: None,
     })
 }

@@ -82,6 +82,7 @@ fn spec(root: &Path, script: &str) -> SandboxSpec {
         resolv_conf: None,
         mounts: Vec::new(),
         readonly_rootfs: false,
+        tty: false,
         stdin: false,
         cgroup: None,
     }

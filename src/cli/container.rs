@@ -2,7 +2,7 @@
 //! snapshotter. A container's changes stay in its `upper/` after it exits, for the
 //! `diff`/`commit` to come.
 
-use std::io::{self, Write};
+use std::io::{self, IsTerminal, Write};
 use std::process::ExitCode;
 use std::sync::atomic::Ordering;
 
@@ -32,6 +32,9 @@ pub struct RunArgs {
     /// Keep STDIN open: the command reads rbuild's standard input.
     #[arg(short = 'i', long)]
     interactive: bool,
+    /// Allocate a pseudo-TTY.
+    #[arg(short = 't', long)]
+    tty: bool,
     /// Mount the container's root filesystem as read only.
     #[arg(long)]
     read_only: bool,
@@ -82,6 +85,10 @@ pub(super) fn fail(code: u8, msg: impl std::fmt::Display) -> ExitCode {
 pub fn run(global: &Global, args: RunArgs) -> Result<ExitCode, CliError> {
     // Ctrl-C stops the container (killed, unmounted, recorded as exited).
     interrupt::install_for("the container")?;
+    // docker's check, before anything is created: raw mode needs a terminal to put in it.
+    if args.tty && args.interactive && !io::stdin().is_terminal() {
+        return Ok(fail(1, "the input device is not a TTY"));
+    }
     let store = global.store()?;
     let img = match store.resolve(&args.image) {
         Ok(i) => i,
@@ -110,7 +117,7 @@ pub fn run(global: &Global, args: RunArgs) -> Result<ExitCode, CliError> {
         binds: args.volumes.clone(),
         tmpfs: args.tmpfs.clone(),
         read_only: args.read_only,
-        tty: false,
+        tty: args.tty,
         interactive: args.interactive,
         auto_remove: args.rm,
     };

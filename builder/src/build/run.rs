@@ -67,6 +67,7 @@ impl RunStep for SandboxRunner<'_> {
             resolv_conf: None,
             mounts,
             readonly_rootfs: false,
+            tty: false,
             stdin: false,
             cgroup: None,
         };

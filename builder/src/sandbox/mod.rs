@@ -21,6 +21,7 @@ pub mod extra;
 pub mod mountpoints;
 pub mod mounts;
 mod stubs;
+mod tty;
 pub mod user;
 
 use std::ffi::CString;
@@ -35,7 +36,7 @@ use nix::sched::CloneFlags;
 use nix::sys::signal::Signal;
 use nix::unistd::{Gid, Pid, Uid};
 
-use crate::sys::child::{ChildPlan, CommandPlan, RECORD, Report, Step};
+use crate::sys::child::{ChildPlan, CommandPlan, RECORD, Report, Step, TtyPlan};
 use crate::sys::process::{self, ExecArgs, Forked};
 
 /// The network the command sees.
@@ -78,6 +79,11 @@ pub struct SandboxSpec {
     /// A cgroup directory (made by the caller) that every process of the sandbox is in,
     /// from its first one on: what `commit` freezes a running container through.
     pub cgroup: Option<PathBuf>,
+    /// A pseudo-terminal from the container's own devpts is the command's controlling
+    /// terminal and its stdin, stdout and stderr (`run -t`); its output reaches the
+    /// `stdout` callback (merged, as docker's), and with `stdin` rbuild's input is
+    /// copied to it, in raw mode when that input is a terminal (see `tty`).
+    pub tty: bool,
 }
 
 pub use extra::{MountKind, SandboxMount};
@@ -391,7 +397,15 @@ fn spawn_and_wait(
     if spec.network == Network::None {
         namespaces |= CloneFlags::CLONE_NEWNET;
     }
-    let devnull = if spec.stdin {
+    // With a terminal, rbuild's input reaches the command through the pty instead.
+    let (mut relay, tty_end) = if spec.tty {
+        let (relay, end) =
+            tty::Relay::prepare(spec.stdin).map_err(io("setting up the terminal"))?;
+        (Some(relay), Some(end))
+    } else {
+        (None, None)
+    };
+    let devnull = if spec.stdin && !spec.tty {
         // A close-on-exec copy: the child dups it onto its fd 0.
         std::io::stdin().as_fd().try_clone_to_owned().map_err(|e| {
             io("duplicating standard input")(Errno::from_raw(e.raw_os_error().unwrap_or(0)))
@@ -437,21 +451,28 @@ fn spawn_and_wait(
             None => None,
         },
         exec_sync: sync_w.as_raw_fd(),
+        tty: tty_end.as_ref().map(|t| TtyPlan {
+            socket: t.socket.as_raw_fd(),
+            size: t.size,
+        }),
     };
     let monitor = match process::fork().map_err(io("fork"))? {
         Forked::Child => crate::sys::child::monitor(&plan),
         Forked::Parent { child } => child,
     };
-    drop((out_w, err_w, rep_w, sync_w, devnull));
+    drop((out_w, err_w, rep_w, sync_w, devnull, tty_end));
 
     let streamed = stream(
         monitor,
         cancel,
         [out_r, err_r, rep_r, sync_r],
         started,
+        relay.as_mut(),
         stdout,
         stderr,
     );
+    // Gives rbuild's terminal its settings back before anything is reported.
+    drop(relay);
     let status = process::wait_for(monitor);
     let (reports, cancelled) = streamed.map_err(io("reading the sandbox's output"))?;
     if cancelled {
@@ -489,12 +510,14 @@ fn spawn_and_wait(
 }
 
 /// Streams stdout and stderr until both close (they close when the PID namespace is
-/// gone), collecting the children's reports and honouring `cancel`.
+/// gone), and the terminal's output until it ends, collecting the children's reports
+/// and honouring `cancel`.
 fn stream(
     monitor: Pid,
     cancel: &(dyn Fn() -> bool + Sync),
     fds: [OwnedFd; 4],
     started: &mut dyn FnMut(i32),
+    mut relay: Option<&mut tty::Relay>,
     stdout: &mut dyn FnMut(&[u8]),
     stderr: &mut dyn FnMut(&[u8]),
 ) -> Result<(Vec<Report>, bool), Errno> {
@@ -503,7 +526,7 @@ fn stream(
     let mut report_bytes = Vec::new();
     let mut init: Option<Pid> = None;
     let mut cancelled = false;
-    while open.iter().any(|o| *o) {
+    while open.iter().any(|o| *o) || relay.as_ref().is_some_and(|r| r.open()) {
         if !cancelled && cancel() {
             cancelled = true;
             // SIGKILL to PID 1 ends the whole namespace; the monitor too, in case init
@@ -514,8 +537,20 @@ fn stream(
             process::send(monitor, Signal::SIGKILL);
         }
         let live: Vec<usize> = (0..4).filter(|i| open[*i]).collect();
-        let borrowed: Vec<_> = live.iter().map(|i| fds[*i].as_fd()).collect();
+        let mut borrowed: Vec<_> = live.iter().map(|i| fds[*i].as_fd()).collect();
+        if let Some(r) = &relay {
+            borrowed.extend(r.fds());
+        }
         let ready = process::poll_readable(&borrowed, 50)?;
+        drop(borrowed);
+        if let Some(r) = &mut relay {
+            // After the poll: a resize that came before the input now ready is applied
+            // before that input reaches the container (a typed `stty size` sees it).
+            if tty::resized() {
+                r.follow_size();
+            }
+            r.service(&ready[live.len()..], &mut buf, stdout)?;
+        }
         for (k, i) in live.iter().enumerate() {
             if !ready[k] {
                 continue;

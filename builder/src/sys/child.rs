@@ -10,6 +10,10 @@
 //! 3. **command**: working directory, capabilities, groups, ids, no_new_privs, execve.
 //!    `exec` runs the same program in a running container (`sys::enter`).
 //!
+//! With a terminal (`tty`), init allocates a pty from the container's devpts after
+//! pivot_root and sends rbuild the master; the command takes the slave as its
+//! controlling terminal and standard streams (`sys::pty`).
+//!
 //! rbuild may be multi-threaded, so everything here is syscalls over data prepared
 //! before the fork: no allocation, no locks (signal-safety(7)). Failures are reported
 //! as fixed-size records on the `report` pipe and end the process.
@@ -25,6 +29,7 @@ use nix::sys::wait::WaitStatus;
 use nix::unistd::{Gid, Pid, Uid, chdir, getppid, mkdir, setgroups, setresgid, setresuid, setsid};
 
 use super::process::{self, ExecArgs, Forked};
+use super::pty::{self, WinSize};
 use super::{caps, cgroup, ns, rootfs_mounts};
 use crate::sandbox::mounts::MountOp;
 
@@ -48,6 +53,7 @@ pub(crate) struct ChildPlan {
     /// reports end-of-file once the command has exec'd (or died), so the parent knows
     /// the container started and is not left waiting for the command to end.
     pub exec_sync: RawFd,
+    pub tty: Option<TtyPlan>,
 }
 
 /// What the command program needs, whether it starts a container (`run`) or joins a
@@ -63,6 +69,12 @@ pub(crate) struct CommandPlan {
     pub caps: u64,
     pub exec: ExecArgs,
     pub report: RawFd,
+}
+
+/// `SandboxSpec::tty`: the socket init sends the pty's master over, and its first size.
+pub(crate) struct TtyPlan {
+    pub socket: RawFd,
+    pub size: WinSize,
 }
 
 /// Where a child failed; mount plan steps are `Mount(index)`.
@@ -90,6 +102,8 @@ pub(crate) enum Step {
     SetNs,
     /// exec: fchdir(2) and chroot(2) into the container's root.
     Chroot,
+    /// run -t: the container's pseudo-terminal.
+    Terminal,
 }
 
 impl Step {
@@ -110,6 +124,7 @@ impl Step {
             Step::NoNewPrivs => 13,
             Step::Exec => 14,
             Step::Cgroup => 15,
+            Step::Terminal => 16,
             Step::Enter => 20,
             Step::SetNs => 21,
             Step::Chroot => 22,
@@ -134,6 +149,7 @@ impl Step {
             13 => Step::NoNewPrivs,
             14 => Step::Exec,
             15 => Step::Cgroup,
+            16 => Step::Terminal,
             20 => Step::Enter,
             21 => Step::SetNs,
             22 => Step::Chroot,
@@ -214,8 +230,12 @@ pub(crate) fn monitor(p: &ChildPlan) -> ! {
         fail(p, Step::Stdio, e);
     }
     // Nothing of rbuild's is inherited: descriptors other threads opened without
-    // O_CLOEXEC included. The report pipe is close-on-exec.
-    process::close_fds_except(&[p.report, p.exec_sync]);
+    // O_CLOEXEC included. The report pipe and the tty socket are close-on-exec.
+    process::close_fds_except(&[
+        p.report,
+        p.exec_sync,
+        p.tty.as_ref().map_or(-1, |t| t.socket),
+    ]);
     // A session of its own: Ctrl-C on rbuild's terminal reaches rbuild, which decides.
     let _ = setsid();
     if let Some(procs) = &p.cgroup_procs
@@ -281,14 +301,24 @@ fn init(p: &ChildPlan, monitor_alive: BorrowedFd<'_>) -> ! {
     if let Err(e) = process::block(&signals) {
         fail(p, Step::Signals, e);
     }
+    // The pty comes from the container's /dev/ptmx, so only now, inside the new root.
+    let slave = p.tty.as_ref().map(|t| {
+        pty::open_in_container(t.socket, t.size, p.command.uid)
+            .unwrap_or_else(|e| fail(p, Step::Terminal, e))
+    });
     let child = match process::fork() {
         Err(e) => fail(p, Step::Fork, e),
-        Ok(Forked::Child) => command(&p.command),
+        Ok(Forked::Child) => command(&p.command, slave),
         Ok(Forked::Parent { child }) => {
             process::close(p.exec_sync);
             child
         }
     };
+    // Only the command's side holds the slave, so rbuild's master reads EOF (EIO) once
+    // every process in the container that has it open is gone.
+    if let Some(s) = slave {
+        process::close(s);
+    }
     loop {
         let sig = match process::wait_signal(&signals) {
             Ok(s) => s,
@@ -312,7 +342,13 @@ fn init(p: &ChildPlan, monitor_alive: BorrowedFd<'_>) -> ! {
 }
 
 /// Program 3: becomes the command.
-pub(crate) fn command(p: &CommandPlan) -> ! {
+/// `tty`: the pty's slave, made its controlling terminal and standard streams.
+pub(crate) fn command(p: &CommandPlan, tty: Option<RawFd>) -> ! {
+    if let Some(slave) = tty
+        && let Err(e) = pty::attach(slave)
+    {
+        fail_to(p.report, Step::Terminal, e);
+    }
     if let Err(e) = process::reset_signals() {
         fail_to(p.report, Step::Signals, e);
     }
@@ -373,6 +409,7 @@ mod tests {
             Report::Failed(Step::Mount(17), Errno::EPERM),
             Report::Failed(Step::Exec, Errno::ENOENT),
             Report::Failed(Step::SetNs, Errno::EINVAL),
+            Report::Failed(Step::Terminal, Errno::ENOTTY),
             Report::Exited(3),
             Report::Signaled(9),
         ] {

@@ -135,7 +135,7 @@ pub(crate) fn enter(p: &EnterPlan) -> ! {
             {
                 process::exit_now(FAILED);
             }
-            command(&p.command)
+            command(&p.command, None)
         }
         Ok(Forked::Parent { child }) => {
             drop(alive_r);

@@ -11,6 +11,7 @@
 //! - `fs`: confined path operations the parent does inside a rootfs.
 //! - `mount`: mount(2) and umount2(2) of a [`mount::Mount`] computed elsewhere.
 //! - `session`: a detached monitor in a session of its own; signals to containers.
+//! - `pty`: the container's pseudo-terminal, and rbuild's own terminal (raw mode, size).
 
 pub(crate) mod caps;
 pub(crate) mod cgroup;
@@ -20,5 +21,6 @@ pub(crate) mod fs;
 pub(crate) mod mount;
 pub(crate) mod ns;
 pub(crate) mod process;
+pub(crate) mod pty;
 pub(crate) mod rootfs_mounts;
 pub(crate) mod session;
