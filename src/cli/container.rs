@@ -318,7 +318,7 @@ pub fn rm(global: &Global, args: RmArgs) -> Result<ExitCode, CliError> {
                 ))
                 .into());
             }
-            rbuild_builder::container_life::remove(&store, &c.id).map_err(Into::into)
+            rbuild_builder::container_life::remove(&store, &c.id)
         });
         match res {
             // docker prints what was asked for.
