@@ -364,10 +364,18 @@ fn exec_errors_and_exit_codes_follow_docker() {
         "{}",
         out.stderr
     );
-    store
-        .run(&["exec", "-t", &name, "true"])
-        .failure()
-        .stderr_contains("pseudo-terminals are not supported yet");
+    // -t: a pty of the container's devpts and TERM, without a terminal of ours too;
+    // -it needs one, as docker's.
+    let out = store.run(&["exec", "-t", &name, "sh", "-c", "tty; echo $TERM; exit 4"]);
+    assert_eq!(out.status, Some(4), "{}", out.stderr);
+    assert!(
+        out.stdout.starts_with("/dev/pts/") && out.stdout.ends_with("\r\nxterm\r\n"),
+        "{:?}",
+        out.stdout
+    );
+    let out = store.run(&["exec", "-it", &name, "true"]);
+    assert_eq!(out.status, Some(1), "{}", out.stderr);
+    assert_eq!(out.stderr, "the input device is not a TTY\n");
     store.run(&["exec", &name]).failure();
     // The container still runs, and by a prefix of its ID too.
     store.run(&["exec", &ctr.id[..6], "true"]).success();

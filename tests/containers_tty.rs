@@ -202,6 +202,46 @@ fn run_it_is_an_interactive_terminal() {
 }
 
 #[test]
+fn exec_it_is_an_interactive_terminal_in_a_running_container() {
+    let store = TestStore::new("tty-exec");
+    store.busybox("bb");
+    store
+        .run(&["run", "-d", "--name", "box", "bb", "sleep", "3611"])
+        .success();
+    let tmux = Tmux::start("tty-exec-tmux");
+    let rbuild = env!("CARGO_BIN_EXE_rbuild");
+    let root = store.root().display();
+    tmux.line("before=$(stty -g)");
+    tmux.line(&format!(
+        "{rbuild} --root {root} exec -it box sh; echo rbuild-exit=$?"
+    ));
+    tmux.wait_for("the exec'd shell's prompt", |s| s.contains("/ # "));
+    // A terminal of the container's devpts at the outer terminal's size, and TERM.
+    tmux.line("[ -t 0 ] && tty");
+    tmux.wait_for("a pty", |s| s.lines().any(|l| l.starts_with("/dev/pts/")));
+    let size = tmux.size();
+    tmux.line("echo size: $(stty size) $TERM");
+    tmux.wait_line(&format!("size: {size} xterm"));
+    // Ctrl-C reaches the exec'd shell's foreground job, not rbuild.
+    tmux.line("sleep 3612");
+    wait_process("sleep 3612", true);
+    tmux.ok(&["send-keys", "C-c"]);
+    wait_process("sleep 3612", false);
+    tmux.line("echo still-$((2+3))");
+    tmux.wait_line("still-5");
+    tmux.line("exit 5");
+    tmux.wait_line("rbuild-exit=5");
+    tmux.line(r#"[ "$(stty -g)" = "$before" ] && echo settings-restored"#);
+    tmux.wait_line("settings-restored");
+    // Only the exec ended: the container runs on until removed.
+    wait_process("sleep 3611", true);
+    store.run(&["rm", "-f", "box"]).success();
+    wait_process("sleep 3611", false);
+    no_mounts(&store);
+    check_clean(&store);
+}
+
+#[test]
 fn run_t_without_a_terminal_still_gets_a_pty() {
     let store = TestStore::new("tty-t");
     store.busybox("bb");

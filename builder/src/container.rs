@@ -102,6 +102,17 @@ pub fn resolve(image: &ImageRunConfig, req: &Request) -> Result<RunConfig, Confi
     Ok(config)
 }
 
+/// The environment a container's process gets: its own, and with a terminal
+/// `TERM=xterm` unless it names a TERM, as docker's daemon adds (not kept in the
+/// container's config, so `commit` does not bake it into an image).
+pub(crate) fn process_env(env: &[String], tty: bool) -> Vec<String> {
+    let mut env = env.to_vec();
+    if tty && !env.iter().any(|kv| kv.split('=').next() == Some("TERM")) {
+        env.push("TERM=xterm".into());
+    }
+    env
+}
+
 /// `K=V` replaces K; a bare `K` takes K from our own environment (or drops it).
 pub(crate) fn set_env(env: &mut Vec<String>, kv: &str) {
     let (key, value) = match kv.split_once('=') {
@@ -154,7 +165,7 @@ pub fn sandbox_spec(
     Ok(SandboxSpec {
         rootfs,
         args: config.args.clone(),
-        env: config.env.clone(),
+        env: process_env(&config.env, config.tty),
         cwd: config.working_dir.clone(),
         user: config.user.clone(),
         hostname: if config.hostname.is_empty() {

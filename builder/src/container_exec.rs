@@ -6,7 +6,7 @@
 //! [`RunConfig`]: crate::store::containers::RunConfig
 
 use crate::cgroup::ContainerCgroup;
-use crate::container::{Io, set_env};
+use crate::container::{Io, process_env, set_env};
 use crate::sandbox::SandboxError;
 use crate::sandbox::enter::{self, EnterError, EnterSpec};
 use crate::store::containers::State;
@@ -28,6 +28,8 @@ pub struct Request {
     pub interactive: bool,
     /// `-d`: start the command and return; its output is discarded.
     pub detach: bool,
+    /// `-t`: a pseudo-terminal, as `run -t` gives.
+    pub tty: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -105,7 +107,8 @@ pub fn exec(store: &Store, name: &str, request: &Request, io: Io<'_>) -> Result<
         }
         Err(e) => return Err(e.into()),
     };
-    let mut env = config.env;
+    // As docker's daemon: TERM with a terminal, the container's own, then exec's -e.
+    let mut env = process_env(&config.env, request.tty);
     for kv in &request.env {
         set_env(&mut env, kv);
     }
@@ -117,6 +120,7 @@ pub fn exec(store: &Store, name: &str, request: &Request, io: Io<'_>) -> Result<
         cwd: given(&request.workdir).unwrap_or(config.working_dir),
         user: given(&request.user).unwrap_or(config.user),
         stdin: request.interactive,
+        tty: request.tty,
         cgroup: ContainerCgroup::of(&container.id)
             .filter(ContainerCgroup::exists)
             .map(|cg| cg.dir),

@@ -1,6 +1,6 @@
 //! `rbuild exec`: run a command in a running container.
 
-use std::io::{self, Write};
+use std::io::{self, IsTerminal, Write};
 use std::process::ExitCode;
 use std::sync::atomic::Ordering;
 
@@ -25,8 +25,8 @@ pub struct ExecArgs {
     /// Keep STDIN open: the command reads rbuild's standard input.
     #[arg(short = 'i', long)]
     interactive: bool,
-    /// Allocate a pseudo-TTY (not supported yet).
-    #[arg(short = 't', long, hide = true)]
+    /// Allocate a pseudo-TTY.
+    #[arg(short = 't', long)]
     tty: bool,
     /// Username or UID (format: <name|uid>[:<group|gid>]).
     #[arg(short = 'u', long)]
@@ -41,10 +41,10 @@ pub struct ExecArgs {
 }
 
 pub fn run(global: &Global, args: ExecArgs) -> Result<ExitCode, CliError> {
-    if args.tty {
-        return Err(CliError::Usage(
-            "exec -t: pseudo-terminals are not supported yet; run without -t".into(),
-        ));
+    // docker's check: raw mode needs a terminal to put in it.
+    if args.tty && args.interactive && !io::stdin().is_terminal() {
+        eprintln!("the input device is not a TTY");
+        return Ok(ExitCode::FAILURE);
     }
     // Ctrl-C kills the command (and what it started), not the container.
     interrupt::install()?;
@@ -56,6 +56,7 @@ pub fn run(global: &Global, args: ExecArgs) -> Result<ExitCode, CliError> {
         user: args.user,
         interactive: args.interactive,
         detach: args.detach,
+        tty: args.tty,
     };
     let io = Io {
         cancel: &|| interrupt::CANCEL.load(Ordering::SeqCst),

@@ -23,8 +23,8 @@ use nix::sched::CloneFlags;
 use nix::sys::signal::Signal;
 use nix::unistd::{Gid, Pid, Uid};
 
-use super::{DEFAULT_CAPS, Outcome, Raw, SandboxError, command, cstring, user};
-use crate::sys::child::{CommandPlan, RECORD, Report, Step};
+use super::{DEFAULT_CAPS, Outcome, Raw, SandboxError, command, cstring, tty, user};
+use crate::sys::child::{CommandPlan, RECORD, Report, Step, TtyPlan};
 use crate::sys::enter::{EnterPlan, MAX_NAMESPACES};
 use crate::sys::process::{self, ExecArgs, Forked};
 
@@ -43,6 +43,8 @@ pub struct EnterSpec {
     pub user: String,
     /// The command reads rbuild's own standard input instead of /dev/null.
     pub stdin: bool,
+    /// A pseudo-terminal from the container's devpts (`exec -t`), relayed as `run -t`'s.
+    pub tty: bool,
     /// The container's cgroup directory, joined before the namespaces, so `commit`
     /// freezes what exec started along with the rest of the container.
     pub cgroup: Option<PathBuf>,
@@ -231,7 +233,13 @@ fn dev_null() -> Result<OwnedFd, Raw> {
     .map_err(io("opening /dev/null"))
 }
 
-fn plan(p: Prepared, detach: bool, stdio: [&OwnedFd; 3], report: &OwnedFd) -> EnterPlan {
+fn plan(
+    p: Prepared,
+    detach: bool,
+    stdio: [&OwnedFd; 3],
+    report: &OwnedFd,
+    tty: Option<&tty::ChildEnd>,
+) -> EnterPlan {
     let u = &p.user;
     EnterPlan {
         parent: nix::unistd::getpid(),
@@ -242,6 +250,10 @@ fn plan(p: Prepared, detach: bool, stdio: [&OwnedFd; 3], report: &OwnedFd) -> En
         stdin: stdio[0].as_raw_fd(),
         stdout: stdio[1].as_raw_fd(),
         stderr: stdio[2].as_raw_fd(),
+        tty: tty.map(|t| TtyPlan {
+            socket: t.socket.as_raw_fd(),
+            size: t.size,
+        }),
         command: CommandPlan {
             cwd_prefixes: Vec::new(),
             cwd: p.cwd,
@@ -269,7 +281,15 @@ fn spawn_and_wait(
     stdout: &mut dyn FnMut(&[u8]),
     stderr: &mut dyn FnMut(&[u8]),
 ) -> Result<Outcome, Raw> {
-    let stdin = if spec.stdin {
+    // With a terminal, rbuild's input reaches the command through the pty instead.
+    let (mut terminal, tty_end) = if spec.tty {
+        let (relay, end) =
+            tty::Relay::prepare(spec.stdin).map_err(io("setting up the terminal"))?;
+        (Some(relay), Some(end))
+    } else {
+        (None, None)
+    };
+    let stdin = if spec.stdin && !spec.tty {
         // A close-on-exec copy: the child dups it onto its fd 0.
         std::io::stdin().as_fd().try_clone_to_owned().map_err(|e| {
             io("duplicating standard input")(Errno::from_raw(e.raw_os_error().unwrap_or(0)))
@@ -281,9 +301,9 @@ fn spawn_and_wait(
     let (out_r, out_w) = pipe()?;
     let (err_r, err_w) = pipe()?;
     let (rep_r, rep_w) = pipe()?;
-    let plan = plan(p, false, [&stdin, &out_w, &err_w], &rep_w);
+    let plan = plan(p, false, [&stdin, &out_w, &err_w], &rep_w, tty_end.as_ref());
     let enter = fork_enter(&plan)?;
-    drop((out_w, err_w, rep_w, stdin));
+    drop((out_w, err_w, rep_w, stdin, tty_end));
     // `enter` leads a process group that the command and its children join: killing
     // the group stops them all and leaves the container alone. `enter` itself too, in
     // case it has not made the group yet (the command dies with it).
@@ -296,7 +316,15 @@ fn spawn_and_wait(
         }
         stop
     };
-    let relayed = relay(&cancel_group, [out_r, err_r, rep_r], stdout, stderr);
+    let relayed = relay(
+        &cancel_group,
+        [out_r, err_r, rep_r],
+        terminal.as_mut(),
+        stdout,
+        stderr,
+    );
+    // Gives rbuild's terminal its settings back before anything is reported.
+    drop(terminal);
     let status = process::wait_for(enter);
     let (reports, cancelled) = relayed.map_err(io("reading the command's output"))?;
     if cancelled {
@@ -323,6 +351,7 @@ fn spawn_and_wait(
 fn relay(
     cancel: &dyn Fn() -> bool,
     fds: [OwnedFd; 3],
+    mut terminal: Option<&mut tty::Relay>,
     stdout: &mut dyn FnMut(&[u8]),
     stderr: &mut dyn FnMut(&[u8]),
 ) -> Result<(Vec<Report>, bool), Errno> {
@@ -331,7 +360,7 @@ fn relay(
     let mut report_bytes = Vec::new();
     let mut cancelled = false;
     let mut deadline = None;
-    while open.iter().any(|o| *o) {
+    while open.iter().any(|o| *o) || terminal.as_ref().is_some_and(|t| t.open()) {
         if !open[2] && Instant::now() >= *deadline.get_or_insert_with(|| Instant::now() + LINGER) {
             break;
         }
@@ -339,8 +368,18 @@ fn relay(
             cancelled = true;
         }
         let live: Vec<usize> = (0..3).filter(|i| open[*i]).collect();
-        let borrowed: Vec<_> = live.iter().map(|i| fds[*i].as_fd()).collect();
+        let mut borrowed: Vec<_> = live.iter().map(|i| fds[*i].as_fd()).collect();
+        if let Some(t) = &terminal {
+            borrowed.extend(t.fds());
+        }
         let ready = process::poll_readable(&borrowed, 50)?;
+        drop(borrowed);
+        if let Some(t) = &mut terminal {
+            if tty::resized() {
+                t.follow_size();
+            }
+            t.service(&ready[live.len()..], &mut buf, stdout)?;
+        }
         for (k, i) in live.iter().enumerate() {
             if !ready[k] {
                 continue;
@@ -368,7 +407,7 @@ fn relay(
 fn spawn_detached(p: Prepared) -> Result<(), Raw> {
     let null = dev_null()?;
     let (rep_r, rep_w) = nix::unistd::pipe2(OFlag::O_CLOEXEC).map_err(io("creating a pipe"))?;
-    let plan = plan(p, true, [&null, &null, &null], &rep_w);
+    let plan = plan(p, true, [&null, &null, &null], &rep_w, None);
     let enter = fork_enter(&plan)?;
     drop((rep_w, null));
     // EOF once `enter` has exited and the command has exec'd or failed.
@@ -405,6 +444,7 @@ mod tests {
             cwd: "/w".into(),
             user: String::new(),
             stdin: false,
+            tty: false,
             cgroup: None,
         }
     }

@@ -13,6 +13,10 @@
 //!    unless detached, and with the container: when the container's init exits, the
 //!    kernel kills every process in its PID namespace (pid_namespaces(7)).
 //!
+//! With a terminal (`exec -t`), `enter` opens a pty from the container's own
+//! /dev/ptmx once inside its root, sends rbuild the master and gives the command the
+//! slave, as init does for `run -t` (`sys::pty`).
+//!
 //! If the container's init is gone before its namespaces are opened, the open fails
 //! (ENOENT, ESRCH); if it goes after, fork(2) into its PID namespace fails with ENOMEM
 //! ("a PID namespace whose init process has terminated"); if it goes after the fork,
@@ -30,9 +34,9 @@ use nix::sys::signal::Signal;
 use nix::sys::stat::Mode;
 use nix::unistd::{Pid, chroot, fchdir, getppid, setsid};
 
-use super::child::{CommandPlan, Report, Step, command, fail_to, status_code};
+use super::child::{CommandPlan, Report, Step, TtyPlan, command, fail_to, status_code};
 use super::process::{self, Forked};
-use super::{cgroup, ns};
+use super::{cgroup, ns, pty};
 
 /// Exit status of `enter` when it failed before the command ran.
 const FAILED: i32 = 127;
@@ -53,6 +57,8 @@ pub(crate) struct EnterPlan {
     pub stdin: RawFd,
     pub stdout: RawFd,
     pub stderr: RawFd,
+    /// `exec -t`: the socket the pty's master goes to rbuild over, and its first size.
+    pub tty: Option<TtyPlan>,
     /// `command.report` is the report pipe, close-on-exec: it reaches EOF once the
     /// command has exec'd (or failed) and `enter` is done.
     pub command: CommandPlan,
@@ -74,7 +80,7 @@ pub(crate) fn enter(p: &EnterPlan) -> ! {
     if let Err(e) = process::set_stdio(p.stdin, p.stdout, p.stderr) {
         fail_to(report, Step::Stdio, e);
     }
-    process::close_fds_except(&[report]);
+    process::close_fds_except(&[report, p.tty.as_ref().map_or(-1, |t| t.socket)]);
     // A session (and process group) of its own: Ctrl-C on rbuild's terminal reaches
     // rbuild only, and rbuild can kill the command and its children as one group.
     let _ = setsid();
@@ -118,6 +124,11 @@ pub(crate) fn enter(p: &EnterPlan) -> ! {
         fail_to(report, Step::Chroot, e);
     }
     drop(root);
+    // The pty comes from the container's own /dev/ptmx, so only now, inside its root.
+    let slave = p.tty.as_ref().map(|t| {
+        pty::open_in_container(t.socket, t.size, p.command.uid)
+            .unwrap_or_else(|e| fail_to(report, Step::Terminal, e))
+    });
     let (alive_r, alive_w) = match process::lifeline() {
         Ok(pair) => pair,
         Err(e) => fail_to(report, Step::Fork, e),
@@ -135,10 +146,15 @@ pub(crate) fn enter(p: &EnterPlan) -> ! {
             {
                 process::exit_now(FAILED);
             }
-            command(&p.command, None)
+            command(&p.command, slave)
         }
         Ok(Forked::Parent { child }) => {
             drop(alive_r);
+            // Only the command holds the slave: rbuild's master reads EOF (EIO) once
+            // the command and whatever it started with the terminal are gone.
+            if let Some(s) = slave {
+                process::close(s);
+            }
             process::write_record(report, &Report::InitPid(child.as_raw()).encode());
             if p.detach {
                 process::exit_now(0);
