@@ -191,21 +191,27 @@ impl Drop for TempDir {
 }
 
 /// A busybox root file system tar made by `fixtures/busybox-rootfs.sh` from Debian's
-/// busybox-static, once per test process.
+/// busybox-static. Kept in cargo's test scratch dir (under `target/`) and named for the
+/// busybox it was made from, so the many test processes share one and leave nothing
+/// in /tmp; each makes it under a name of its own and renames it into place.
 pub fn busybox_tar() -> PathBuf {
+    use std::os::unix::fs::MetadataExt;
     use std::sync::OnceLock;
     static TAR: OnceLock<PathBuf> = OnceLock::new();
     TAR.get_or_init(|| {
-        assert!(
-            Path::new("/bin/busybox").exists(),
-            "/bin/busybox is missing: install Debian's busybox-static (apt-get install busybox-static)"
-        );
-        let dir = std::env::temp_dir().join(format!("rbuild-test-busybox-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let tar = dir.join("busybox.tar");
+        let meta = std::fs::metadata("/bin/busybox").unwrap_or_else(|_| {
+            panic!("/bin/busybox is missing: install Debian's busybox-static (apt-get install busybox-static)")
+        });
+        let dir = Path::new(env!("CARGO_TARGET_TMPDIR"));
+        let tar = dir.join(format!("busybox-{}-{}.tar", meta.len(), meta.mtime()));
+        if tar.exists() {
+            return tar;
+        }
+        std::fs::create_dir_all(dir).unwrap();
+        let part = dir.join(format!(".busybox-{}.tar", std::process::id()));
         let out = Command::new("bash")
             .arg(root().join("fixtures/busybox-rootfs.sh"))
-            .arg(&tar)
+            .arg(&part)
             .output()
             .expect("running fixtures/busybox-rootfs.sh");
         assert!(
@@ -213,6 +219,7 @@ pub fn busybox_tar() -> PathBuf {
             "busybox-rootfs.sh failed: {}",
             String::from_utf8_lossy(&out.stderr)
         );
+        std::fs::rename(&part, &tar).unwrap();
         tar
     })
     .clone()
