@@ -312,6 +312,37 @@ fn run_d_reports_a_command_that_cannot_start_and_rm_goes_with_exit() {
 }
 
 #[test]
+fn run_di_keeps_the_input_open_and_exec_enters_it() {
+    let store = store("det-di");
+    let _reap = Reaper(&store);
+    // docker's idiom for a container to exec into: a shell with -i that nothing feeds.
+    detached(&store, &["-i", "--name", "shell", "bb", "sh"]);
+    std::thread::sleep(Duration::from_millis(300));
+    let state = row(&store, "shell");
+    assert!(
+        state
+            .as_deref()
+            .is_some_and(|r| r.starts_with("shell running ")),
+        "{state:?}"
+    );
+    store
+        .run(&["exec", "shell", "sh", "-c", "echo in > /f"])
+        .success();
+    assert_eq!(
+        store.run(&["exec", "shell", "cat", "/f"]).success().stdout,
+        "in\n"
+    );
+    // Without -i the shell reads end-of-file and exits 0.
+    detached(&store, &["--name", "eof", "bb", "sh"]);
+    wait_until("sh to exit", Duration::from_secs(10), || {
+        row(&store, "eof").is_some_and(|r| r.starts_with("eof exited Exited (0)"))
+    });
+    store.run(&["rm", "-f", "shell"]).success();
+    assert!(mounts_under(store.root()).is_empty());
+    check_clean(&store);
+}
+
+#[test]
 fn rm_f_of_a_running_detached_container_leaves_nothing() {
     let store = store("det-rmf");
     let _reap = Reaper(&store);

@@ -297,6 +297,11 @@ pub fn monitor(
         Some(img) => img.layers,
         None => return fail(&mut ready, 125, format!("No such image: {}", c.image_id)),
     };
+    if config.open_stdin
+        && let Err(e) = session::hold_stdin_open()
+    {
+        return fail(&mut ready, 125, format!("keeping the input open: {e}"));
+    }
     let mut log = match LogWriter::open(&store.container_log_path(&c.id)) {
         Ok(l) => l,
         Err(e) => return fail(&mut ready, 125, format!("opening the container's log: {e}")),

@@ -45,3 +45,17 @@ pub(crate) fn signal(pid: i32, sig: nix::sys::signal::Signal) -> io::Result<bool
         Err(e) => Err(e.into()),
     }
 }
+
+/// Makes our standard input a pipe that nobody writes to and that never ends, for a
+/// detached container run with `-i`: docker keeps such a container's input open with
+/// nothing attached, so `run -di IMAGE sh` waits rather than reading end-of-file.
+pub(crate) fn hold_stdin_open() -> io::Result<()> {
+    let (r, w) = nix::unistd::pipe()?;
+    // SAFETY: dup2(2) of a descriptor we own onto 0; no memory involved.
+    if unsafe { libc::dup2(std::os::fd::AsRawFd::as_raw_fd(&r), 0) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // The write end lives as long as the monitor; the sandbox's children close it.
+    std::mem::forget(w);
+    Ok(())
+}
