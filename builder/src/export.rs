@@ -2,6 +2,7 @@
 //! and `type=tar` (one tar, as `docker export` gives), through the same layer stacking
 //! the copy snapshotter uses ([`crate::snapshot::flatten`]).
 
+use std::collections::HashSet;
 use std::io::Write;
 use std::path::Path;
 
@@ -9,6 +10,7 @@ use rbuild_store::layer::{LayerError, WriteOptions, write_tar};
 use rbuild_store::{ImageRecord, Store, StoreError};
 
 use crate::snapshot::{self, SnapshotError};
+use crate::upper_copy::{self, CopyError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ExportError {
@@ -18,6 +20,8 @@ pub enum ExportError {
     Snapshot(#[from] SnapshotError),
     #[error("writing the file system tar: {0}")]
     Tar(#[from] LayerError),
+    #[error("reading the container's changes: {0}")]
+    Changes(#[from] CopyError),
 }
 
 /// Writes `image`'s file system into the directory `dest` (made if missing; what is
@@ -50,8 +54,10 @@ pub fn write_rootfs_tar(
 }
 
 /// Writes the file system of the container whose overlay upper dir is `upper` (over
-/// `image`, its image) to `out` as one tar, as `docker export` gives: the upper dir is
-/// one more layer on top, applied by the same [`snapshot::flatten`].
+/// `image`, its image) to `out` as one tar, as `docker export` gives. The upper dir is
+/// first copied through descriptors ([`upper_copy`]), since a running container can
+/// swap any of its paths for a symlink out of it, then stacked on the image's layers
+/// by the same [`snapshot::flatten`].
 pub fn write_container_tar(
     store: &Store,
     image: &ImageRecord,
@@ -69,11 +75,24 @@ fn write_tar_of(
 ) -> Result<(), ExportError> {
     let _lock = store.write_lock()?;
     let mut trees = store.layer_trees(&image.layers)?;
-    trees.extend(upper.map(Path::to_path_buf));
     let scratch = store.scratch_dir("export")?;
     let result = (|| -> Result<(), ExportError> {
-        snapshot::flatten(&trees, &scratch)?;
-        write_tar(&scratch, out, &WriteOptions::default())?;
+        let mkdir = |dir: &Path| {
+            std::fs::create_dir(dir).map_err(|source| SnapshotError::Io {
+                what: format!("creating {}", dir.display()),
+                source,
+            })
+        };
+        if let Some(upper) = upper.filter(|u| u.is_dir()) {
+            let changes = scratch.join("upper");
+            mkdir(&changes)?;
+            upper_copy::copy_upper(upper, &changes, &HashSet::new(), &|| false)?;
+            trees.push(changes);
+        }
+        let rootfs = scratch.join("rootfs");
+        mkdir(&rootfs)?;
+        snapshot::flatten(&trees, &rootfs)?;
+        write_tar(&rootfs, out, &WriteOptions::default())?;
         Ok(())
     })();
     let cleaned = rbuild_store::fsutil::remove_tree(&scratch).map_err(|source| {

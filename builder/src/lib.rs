@@ -15,6 +15,7 @@ pub mod sandbox;
 pub mod snapshot;
 pub mod source;
 mod sys;
+pub mod upper_copy;
 
 pub use rbuild_parser as parser;
 pub use rbuild_store as store;

@@ -6,8 +6,9 @@ use std::process::ExitCode;
 
 use clap::Args;
 use rbuild_builder::build::interrupt;
-use rbuild_builder::container_commit::{self, CommitError, upper_copy::CopyError};
+use rbuild_builder::container_commit::{self, CommitError};
 use rbuild_builder::store::ImageRef;
+use rbuild_builder::upper_copy::CopyError;
 
 use super::{CliError, Global};
 

@@ -1,8 +1,8 @@
 //! `rbuild diff`: a container's changes, read from its overlay upper dir, as docker
 //! lists them (`A`, `C`, `D` and a path, sorted by path).
 //!
-//! Only the upper dir's own entries are read (`symlink_metadata`, never following a
-//! symlink), and whether a path was in the image is looked up component by component in
+//! Only the upper dir's own entries are read (through directory descriptors opened
+//! with O_NOFOLLOW, each entry lstat'ed relative to its directory), and whether a path was in the image is looked up component by component in
 //! the layer trees, stopping at a symlink, a whiteout or an opaque directory, so nothing
 //! outside the store is ever touched.
 //!
@@ -16,9 +16,16 @@
 //! [`Store::container_fs`].
 
 use std::collections::HashSet;
+use std::ffi::{CString, OsStr};
 use std::fs;
+use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
+
+use nix::NixPath;
+use nix::dir::Dir;
+use nix::fcntl::{AtFlags, OFlag};
+use nix::sys::stat::{Mode, SFlag, fstatat};
 
 use crate::containers::Container;
 use crate::{Store, StoreError};
@@ -105,43 +112,69 @@ fn in_image(trees: &[PathBuf], rel: &Path) -> bool {
     false
 }
 
-/// Walks `dir` (`rel` below the upper root) and records its changes, leaving out the
-/// `artefacts`.
+/// Opens a directory of the upper dir for [`walk`]: relative to its parent's
+/// descriptor and never through a symlink, so a running container that swaps a
+/// directory for a symlink meanwhile makes `diff` fail rather than list the host's.
+fn open_dir<P: ?Sized + NixPath>(
+    parent: Option<&Dir>,
+    name: &P,
+    shown: &Path,
+) -> Result<Dir, StoreError> {
+    let flags = OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
+    let opened = match parent {
+        Some(p) => Dir::openat(p, name, flags, Mode::empty()),
+        None => Dir::open(name, flags, Mode::empty()),
+    };
+    opened.map_err(|e| io(shown, "opening")(e.into()))
+}
+
+/// Walks the directory open as `dir` (`rel` below the upper root) and records its
+/// changes, leaving out the `artefacts`.
 fn walk(
     view: &ContainerFs,
-    dir: &Path,
+    dir: &mut Dir,
     rel: &Path,
     out: &mut Vec<Change>,
 ) -> Result<(), StoreError> {
-    let mut names: Vec<_> = fs::read_dir(dir)
-        .map_err(io(dir, "reading"))?
-        .map(|e| e.map(|e| e.file_name()))
-        .collect::<Result<_, _>>()
-        .map_err(io(dir, "reading"))?;
+    let shown = view.upper.join(rel);
+    let mut names: Vec<CString> = Vec::new();
+    for entry in dir.iter() {
+        let entry = entry.map_err(|e| io(&shown, "reading")(e.into()))?;
+        let name = entry.file_name();
+        if name != c"." && name != c".." {
+            names.push(name.to_owned());
+        }
+    }
     names.sort();
     for name in names {
-        let path = dir.join(&name);
-        let rel = rel.join(&name);
+        let rel = rel.join(OsStr::from_bytes(name.to_bytes()));
         if view.artefacts.contains(&rel) {
             continue;
         }
-        let m = fs::symlink_metadata(&path).map_err(io(&path, "reading"))?;
+        let shown = view.upper.join(&rel);
+        let st = fstatat(&*dir, name.as_c_str(), AtFlags::AT_SYMLINK_NOFOLLOW)
+            .map_err(|e| io(&shown, "reading")(e.into()))?;
+        let kind = SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT;
         let abs = format!("/{}", rel.display());
-        if is_whiteout(&m) {
+        if kind == SFlag::S_IFCHR && st.st_rdev == 0 {
             out.push(Change {
                 kind: ChangeKind::Deleted,
                 path: abs,
             });
             continue;
         }
-        let kind = if in_image(&view.trees, &rel) {
+        let kind_of_change = if in_image(&view.trees, &rel) {
             ChangeKind::Changed
         } else {
             ChangeKind::Added
         };
-        out.push(Change { kind, path: abs });
-        if m.is_dir() {
-            walk(view, &path, &rel, out)?;
+        out.push(Change {
+            kind: kind_of_change,
+            path: abs,
+        });
+        if kind == SFlag::S_IFDIR {
+            let mut sub = open_dir(Some(dir), name.as_c_str(), &shown)?;
+            walk(view, &mut sub, &rel, out)?;
         }
     }
     Ok(())
@@ -275,7 +308,8 @@ impl Store {
         let view = self.container_fs(&c)?;
         let mut out = Vec::new();
         if view.upper.is_dir() {
-            walk(&view, &view.upper, Path::new(""), &mut out)?;
+            let mut root = open_dir(None, view.upper.as_path(), &view.upper)?;
+            walk(&view, &mut root, Path::new(""), &mut out)?;
         }
         out.sort_by(|a, b| a.path.cmp(&b.path));
         Ok(out)

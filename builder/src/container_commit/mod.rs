@@ -14,8 +14,6 @@
 //! - A running container is frozen while its upper dir is read (`--pause`, the
 //!   default), through its cgroup ([`crate::cgroup`]), and thawed whatever happens.
 
-pub mod upper_copy;
-
 use std::fs;
 
 use rbuild_store::commit::CommittedLayer;
@@ -27,7 +25,7 @@ use rbuild_store::{Digest, Store, StoreError};
 
 use crate::cgroup::ContainerCgroup;
 use crate::config_edit::{ConfigEditError, apply_changes};
-use upper_copy::CopyError;
+use crate::upper_copy::{self, CopyError};
 
 /// What `commit` was asked for.
 pub struct Request<'a> {

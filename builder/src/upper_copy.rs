@@ -1,14 +1,16 @@
 //! Copying a container's upper dir into a scratch dir the store gave out, as it is in
 //! overlay's format (whiteouts as 0/0 character devices, `trusted.overlay.opaque=y`
 //! on opaque directories), so that `Store::add_layer_dir` commits it exactly as it
-//! commits a RUN step's upper dir. The container's own upper dir stays as it is: the
-//! container may run again, and `diff` and `export` read it.
+//! commits a RUN step's upper dir (`commit`), and `export` stacks it on the image's
+//! layers as one more. The container's own upper dir stays as it is: the container
+//! may run again.
 //!
 //! The source is read through descriptors only: each directory is opened relative to
 //! its parent with O_NOFOLLOW|O_DIRECTORY, each entry is lstat'ed and opened relative to
 //! its directory with O_NOFOLLOW, and a file's inode is checked against what lstat said.
 //! So a running container (`--pause=false`) that swaps a path for a symlink meanwhile
-//! makes the commit fail; it can never make it read a file outside the upper dir.
+//! makes the commit or export fail; it can never make either read a file outside the
+//! upper dir.
 
 use std::collections::{HashMap, HashSet};
 use std::ffi::OsString;
