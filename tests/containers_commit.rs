@@ -426,3 +426,31 @@ fn rm_removes_the_cgroup_a_killed_run_left() {
     assert!(!f.dir.exists(), "rm left the cgroup");
     assert!(mounts_under(store.root()).is_empty());
 }
+
+#[test]
+fn a_container_a_killed_commit_left_frozen_is_still_stopped_and_removed() {
+    let store = TestStore::new("commit-frozen-left");
+    store.busybox("bb");
+    for (name, how) in [
+        ("f1", &["stop", "-t", "1", "f1"][..]),
+        ("f2", &["rm", "-f", "f2"]),
+    ] {
+        let out = store.run(&["run", "-d", "--name", name, "bb", "sleep", "3600"]);
+        let id = out.success().stdout.trim().to_string();
+        let f = freezer_of(&id);
+        // What a commit SIGKILLed while it read the container leaves behind.
+        std::fs::write(&f.state, if f.frozen[0] == "1" { "1" } else { "FROZEN" }).unwrap();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !std::fs::read_to_string(&f.state).is_ok_and(|s| s.trim() == f.frozen[0]) {
+            assert!(Instant::now() < deadline, "the container never froze");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        store.run(how).success();
+        assert!(!f.dir.exists(), "{how:?} left the cgroup");
+    }
+    let ps = store.run(&["ps", "-a", "--format", "{{.Names}} {{.State}}"]);
+    assert_eq!(ps.success().stdout, "f1 exited\n");
+    store.run(&["rm", "f1"]).success();
+    assert!(mounts_under(store.root()).is_empty());
+    check_clean(&store);
+}

@@ -133,6 +133,13 @@ impl ContainerCgroup {
         Ok(frozen)
     }
 
+    /// Thaws it whoever froze it: a commit killed while the container was frozen
+    /// leaves it so, and a frozen process takes no signal, SIGKILL included, until
+    /// thawed (in the v1 freezer).
+    pub fn thaw(&self) -> io::Result<()> {
+        self.write_state(false)
+    }
+
     /// Whether every process in it is frozen now.
     pub fn is_frozen(&self) -> io::Result<bool> {
         Ok(match self.version {

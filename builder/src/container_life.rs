@@ -121,6 +121,9 @@ pub fn kill(store: &Store, name: &str, sig: Signal) -> Result<(), LifeError> {
         Some(init) if session::signal(init, sig).map_err(io_err("sending the signal"))? => {}
         _ => return Err(not_running()),
     }
+    if sig == Signal::SIGKILL {
+        thaw(&c.id);
+    }
     // As docker's daemon, SIGKILL returns once the container is gone.
     if sig == Signal::SIGKILL && !wait_exited(store, &c.id, AFTER_KILL)? {
         return Err(LifeError::Stuck(c.id.clone()));
@@ -169,6 +172,7 @@ fn end(store: &Store, c: &Container) -> Result<(), LifeError> {
     };
     if let Some(pid) = target {
         session::signal(pid, Signal::SIGKILL).map_err(io_err("killing the container"))?;
+        thaw(&c.id);
     }
     if wait_exited(store, &c.id, AFTER_KILL)? {
         Ok(())
@@ -206,6 +210,14 @@ pub fn prune(store: &Store) -> Result<PrunedContainers, LifeError> {
         drop_stale_cgroup(id);
     }
     Ok(report)
+}
+
+/// After a SIGKILL: a container left frozen (by a commit that was killed) would never
+/// take it. A commit still running sees its copy fail, as the container is going.
+fn thaw(id: &str) {
+    if let Some(cg) = ContainerCgroup::of(id).filter(ContainerCgroup::exists) {
+        let _ = cg.thaw();
+    }
 }
 
 fn drop_stale_cgroup(id: &str) {
