@@ -5,11 +5,17 @@
 //! is an error as in docker (typed structs, or `missingkey=error` for raw JSON); integers
 //! stay integers so `{{.Size}}` prints `4261296`, not `4.261296e+06`.
 //!
+//! Values are printed as Go's `fmt` prints them, not as gtmpl would (`[String("a")]`):
+//! gtmpl prints an action's value itself, so each printing action is given one more
+//! stage, ` | __goprint`, before it is parsed ([`go_printing`]). A list prints `[a b]`, an
+//! object `map[k:v]` with sorted keys, and JSON `null` `[]`, as docker's nil slices
+//! (`Cmd`, `Entrypoint`, `Env`) print.
+//!
 //! Differences from Go that gtmpl imposes: `{{json .}}` writes object keys sorted (gtmpl
 //! objects are hash maps, so a struct's declaration order cannot survive — it is also
-//! what Go does for maps and what docker's `--format json` gives for list commands);
-//! printing a whole list or map shows gtmpl's debug form, not Go's `[a b]` (use `join`
-//! or `json`); `range` over a map is not in key order.
+//! what Go does for maps and what docker's `--format json` gives for list commands); a
+//! struct prints in map form (`map[Type:layers]`, where Go says `{layers}`); `range`
+//! over a map is not in key order.
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -42,8 +48,9 @@ impl Template {
     fn parse_with(text: &str, funcs: &[(&str, Func)]) -> Result<Template, TemplateError> {
         let mut inner = Gtmpl::default();
         inner.add_funcs(funcs);
+        inner.add_func(GO_PRINT, go_print);
         inner
-            .parse(text)
+            .parse(go_printing(text))
             .map_err(|e| TemplateError(parse_message(e)))?;
         Ok(Template { inner })
     }
@@ -92,6 +99,126 @@ fn exec_message(e: gtmpl::error::ExecError) -> String {
             format!("map has no entry for key \"{field}\"")
         }
         e => e.to_string(),
+    }
+}
+
+/// The function every printing action ends in.
+const GO_PRINT: &str = "__goprint";
+
+/// Go text/template's keywords: actions that start with one print nothing themselves.
+const KEYWORDS: &[&str] = &[
+    "if", "else", "end", "range", "with", "define", "template", "block", "break", "continue",
+];
+
+/// `text` with ` | __goprint` added to each action that prints its value: not a
+/// comment, not a keyword's, not a variable's declaration or assignment. Strings, raw
+/// strings, characters and parentheses inside actions are skipped over; anything the
+/// scan does not understand is left as it is, for the parser to judge.
+fn go_printing(text: &str) -> String {
+    let mut out = String::with_capacity(text.len() + 16);
+    let mut rest = text;
+    while let Some(open) = rest.find("{{") {
+        out.push_str(&rest[..open + 2]);
+        rest = &rest[open + 2..];
+        let Some(close) = action_end(rest) else {
+            break;
+        };
+        let body = &rest[..close];
+        // A right trim marker (" -") stays last.
+        let (inner, trim) = match body.strip_suffix(" -") {
+            Some(b) => (b, " -"),
+            None => (body, ""),
+        };
+        if prints(inner) {
+            out.push_str(inner.trim_end());
+            out.push_str(" | ");
+            out.push_str(GO_PRINT);
+            out.push_str(trim);
+        } else {
+            out.push_str(body);
+        }
+        rest = &rest[close..];
+    }
+    out.push_str(rest);
+    out
+}
+
+/// Where the action starting at `s` (just after its `{{`) ends: the index of its `}}`.
+fn action_end(s: &str) -> Option<usize> {
+    let b = s.as_bytes();
+    if s.trim_start_matches("- ").trim_start().starts_with("/*") {
+        let end = s.find("*/")?;
+        return s[end..].find("}}").map(|i| end + i);
+    }
+    let mut i = 0;
+    while i < b.len() {
+        match b[i] {
+            b'}' if b.get(i + 1) == Some(&b'}') => return Some(i),
+            q @ (b'"' | b'\'') => {
+                i += 1;
+                while i < b.len() && b[i] != q {
+                    i += if b[i] == b'\\' { 2 } else { 1 };
+                }
+            }
+            b'`' => i += s[i + 1..].find('`')? + 1,
+            _ => {}
+        }
+        i += 1;
+    }
+    None
+}
+
+/// Whether the action whose text (between the delimiters, right trim marker removed)
+/// is `inner` prints a value.
+fn prints(inner: &str) -> bool {
+    let body = inner.strip_prefix("- ").unwrap_or(inner).trim();
+    if body.is_empty() || body.starts_with("/*") {
+        return false;
+    }
+    let word: String = body
+        .chars()
+        .take_while(|c| c.is_alphanumeric() || *c == '_')
+        .collect();
+    if KEYWORDS.contains(&word.as_str()) {
+        return false;
+    }
+    // `$x := …`, `$x = …`: a declaration or assignment prints nothing.
+    if let Some(var) = body.strip_prefix('$') {
+        let after = var.trim_start_matches(|c: char| c.is_alphanumeric() || c == '_');
+        let after = after.trim_start();
+        if after.starts_with(":=") || (after.starts_with('=') && !after.starts_with("==")) {
+            return false;
+        }
+    }
+    true
+}
+
+/// `__goprint`: the value as Go's `fmt.Sprint` shows it.
+fn go_print(args: &[Value]) -> Result<Value, FuncError> {
+    arity(GO_PRINT, args, 1)?;
+    Ok(match &args[0] {
+        Value::String(s) => Value::String(s.clone()),
+        v => Value::String(go_format(v)),
+    })
+}
+
+fn go_format(v: &Value) -> String {
+    match v {
+        Value::NoValue => "<no value>".into(),
+        Value::Nil => "[]".into(),
+        Value::Array(a) => {
+            let items: Vec<String> = a.iter().map(go_format).collect();
+            format!("[{}]", items.join(" "))
+        }
+        Value::Object(m) | Value::Map(m) => {
+            let sorted: BTreeMap<&String, &Value> = m.iter().collect();
+            let items: Vec<String> = sorted
+                .into_iter()
+                .map(|(k, v)| format!("{k}:{}", go_format(v)))
+                .collect();
+            format!("map[{}]", items.join(" "))
+        }
+        other => other.to_string(),
     }
 }
 

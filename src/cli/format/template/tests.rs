@@ -131,3 +131,45 @@ fn header_functions_keep_titles() {
     let header = json!({"A": "NAME", "B": "Tag", "C": "IMAGE ID", "D": "SIZE"});
     assert_eq!(t.render(&header).unwrap(), "NAME|Tag|IMAGE ID| SIZE ");
 }
+
+#[test]
+fn values_print_as_go_prints_them() {
+    assert_eq!(ok("{{.Config.Cmd}}"), "[sh]");
+    assert_eq!(ok("{{.Config.Env}}"), "[PATH=/bin A=1]");
+    assert_eq!(ok("{{.Config.Entrypoint}}"), "[]");
+    assert_eq!(ok("{{.Config.Labels}}"), "map[a:x<y>&z b:2]");
+    assert_eq!(
+        ok("{{.RootFS}}"),
+        "map[Layers:[sha256:l1 sha256:l2] Type:layers]"
+    );
+    assert_eq!(ok("{{.Size}} {{.Negative}} {{.Ratio}}"), "4261296 -3 0.5");
+    // Through pipelines, parentheses, variables and trim markers too.
+    assert_eq!(ok("{{.Config.Cmd | json}}"), r#"["sh"]"#);
+    assert_eq!(ok("{{(index .RootFS.Layers 1)}}"), "sha256:l2");
+    assert_eq!(ok("{{$c := .Config.Cmd}}<{{$c}}>"), "<[sh]>");
+    assert_eq!(ok("a {{- .Config.Cmd -}} b"), "a[sh]b");
+    assert_eq!(ok("{{range .Config.Env}}{{.}};{{end}}"), "PATH=/bin;A=1;");
+    assert_eq!(
+        ok(r#"{{with .RootFS}}{{.Layers}}{{else}}x{{end}}{{/* {{.Size}} */}}"#),
+        "[sha256:l1 sha256:l2]"
+    );
+    // Delimiters inside strings are the string's.
+    assert_eq!(ok(r#"{{printf "%s}}" .Architecture}}"#), "amd64}}");
+    assert_eq!(ok("{{printf `{{%s` .Architecture}}"), "{{amd64");
+}
+
+#[test]
+fn only_printing_actions_get_the_go_stage() {
+    assert_eq!(go_printing("{{.A}}"), "{{.A | __goprint}}");
+    assert_eq!(go_printing("{{- .A -}}"), "{{- .A | __goprint -}}");
+    assert_eq!(go_printing("{{if .A}}{{end}}"), "{{if .A}}{{end}}");
+    assert_eq!(
+        go_printing("{{$x := .A}}{{$x = 1}}"),
+        "{{$x := .A}}{{$x = 1}}"
+    );
+    assert_eq!(go_printing("{{$x}}"), "{{$x | __goprint}}");
+    assert_eq!(go_printing("{{/* c */}}"), "{{/* c */}}");
+    assert_eq!(go_printing("{{ \"}}\" }}"), "{{ \"}}\" | __goprint}}");
+    // Unterminated: left for the parser to report.
+    assert_eq!(go_printing("a {{.A"), "a {{.A");
+}
