@@ -207,6 +207,13 @@ fn a_kept_container_is_listed_keeps_its_changes_and_is_removed_by_rm() {
     let row = ps.lines().find(|l| l.ends_with("keeper")).expect(&ps);
     assert!(row.contains("Exited (4) "), "{ps}");
     assert!(row.contains("app:latest"), "{ps}");
+    // The command quoted as Go's strconv.Quote does, cut at 20 characters.
+    assert!(row.contains(r#""sh -c echo data > /…""#), "{ps}");
+    let cmd = store.run(&["ps", "-a", "--no-trunc", "--format", "{{.Command}}"]);
+    assert_eq!(
+        cmd.success().stdout,
+        "\"sh -c echo data > /made; exit 4\"\n"
+    );
     // Not running: plain ps lists nothing.
     assert_eq!(store.run(&["ps", "-q"]).success().stdout, "");
     let id = id_of(&store, "keeper");

@@ -281,7 +281,8 @@ fn ps_item(store: &Store, c: &Container, trunc: bool, now: DateTime<Utc>) -> Val
     json!({
         "ID": if trunc { c.short_id().to_string() } else { c.id.clone() },
         "Image": image,
-        "Command": format!("\"{command}\""),
+        // strconv.Quote, as docker: inner quotes and backslashes escaped.
+        "Command": format!("{command:?}"),
         "CreatedAt": at(c.created).format("%Y-%m-%d %H:%M:%S +0000 UTC").to_string(),
         "RunningFor": units::human_duration_since(at(c.created), now),
         "Status": status,
