@@ -343,6 +343,108 @@ fn run_di_keeps_the_input_open_and_exec_enters_it() {
 }
 
 #[test]
+fn inspect_shows_a_container_as_docker_does() {
+    let store = store("det-inspect");
+    let _reap = Reaper(&store);
+    let id = detached(
+        &store,
+        &[
+            "--name",
+            "web",
+            "-e",
+            "K=v",
+            "-v",
+            "/tmp:/h:ro",
+            "-w",
+            "/tmp",
+            "bb",
+            "sleep",
+            "3613",
+        ],
+    );
+    let sleep = processes("sleep 3613");
+    assert_eq!(sleep.len(), 1, "{sleep:?}");
+    // A container is found before an image, by name, ID or prefix, with docker's fields
+    // in docker's order.
+    let out = store.run(&["inspect", "web"]).success().stdout;
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let c = &v[0];
+    assert_eq!(c["Id"], id.as_str());
+    assert_eq!(c["Name"], "/web");
+    assert_eq!(
+        (c["Path"].as_str(), c["Args"][0].as_str()),
+        (Some("sleep"), Some("3613"))
+    );
+    assert_eq!(c["State"]["Status"], "running");
+    assert_eq!(c["State"]["Running"], true);
+    assert_eq!(c["State"]["FinishedAt"], "0001-01-01T00:00:00Z");
+    assert_eq!(c["Config"]["Image"], "bb:latest");
+    assert_eq!(c["Config"]["WorkingDir"], "/tmp");
+    assert!(
+        c["Config"]["Env"]
+            .as_array()
+            .unwrap()
+            .contains(&"K=v".into())
+    );
+    assert_eq!(c["Mounts"][0]["Source"], "/tmp");
+    assert_eq!(c["Mounts"][0]["RW"], false);
+    assert!(c["Image"].as_str().unwrap().starts_with("sha256:"));
+    let keys: Vec<&str> = out
+        .lines()
+        .filter(|l| l.starts_with("        \"") && !l.starts_with("         "))
+        .map(|l| l.trim().split('"').nth(1).unwrap())
+        .collect();
+    assert_eq!(
+        &keys[..5],
+        ["Id", "Created", "Path", "Args", "State"],
+        "{out}"
+    );
+    // State.Pid is the host PID of the container's PID 1, whose child is the command.
+    let pid = store
+        .run(&["inspect", "-f", "{{.State.Pid}}", &id[..7]])
+        .success()
+        .stdout;
+    let pid: i32 = pid.trim().parse().unwrap();
+    let status = std::fs::read_to_string(format!("/proc/{}/status", sleep[0].0)).unwrap();
+    let ppid = status
+        .lines()
+        .find_map(|l| l.strip_prefix("PPid:"))
+        .unwrap();
+    assert_eq!(
+        ppid.trim(),
+        pid.to_string(),
+        "the command's parent is not State.Pid"
+    );
+    assert_eq!(
+        store
+            .run(&[
+                "container",
+                "inspect",
+                "-f",
+                "{{.Config.Cmd}} {{.HostConfig.Binds}}",
+                "web"
+            ])
+            .success()
+            .stdout,
+        "[sleep 3613] [/tmp:/h:ro]\n"
+    );
+    // Stopped: not running, no PID, its exit code and end time.
+    store.run(&["kill", "web"]).success();
+    let out = store
+        .run(&[
+            "inspect",
+            "-f",
+            "{{.State.Status}} {{.State.Pid}} {{.State.ExitCode}}",
+            "web",
+        ])
+        .success()
+        .stdout;
+    assert_eq!(out, "exited 0 137\n");
+    store.run(&["rm", "web"]).success();
+    check_clean(&store);
+}
+
+#[test]
 fn rm_f_of_a_running_detached_container_leaves_nothing() {
     let store = store("det-rmf");
     let _reap = Reaper(&store);

@@ -58,15 +58,22 @@ fn json_shape_and_templates() {
 fn missing_images() {
     let store = TestStore::new("inspect-missing");
     store.busybox("busybox");
+    // docker's messages: no object of any kind, or none of the kind asked for.
     let run = store.run(&["inspect", "nope"]).failure();
     assert_eq!(run.stdout, "[]\n");
-    assert!(run.stderr.contains("error: No such image: nope:latest"));
+    assert_eq!(run.stderr, "Error: No such object: nope\n");
     let run = store
         .run(&["inspect", "-f", "{{.Os}}", "nope", "busybox"])
         .failure();
     assert_eq!(run.stdout, "linux\n");
-    store
+    let run = store.run(&["image", "inspect", "nope"]).failure();
+    assert_eq!(run.stderr, "Error: No such image: nope\n");
+    let run = store
         .run(&["inspect", "--type", "container", "busybox"])
+        .failure();
+    assert_eq!(run.stderr, "Error: No such container: busybox\n");
+    store
+        .run(&["inspect", "--type", "volume", "busybox"])
         .failure()
         .stderr_contains("is not a valid value for --type");
 }

@@ -5,7 +5,9 @@ use std::process::ExitCode;
 
 use clap::Subcommand;
 
-use super::{CliError, Global, container, container_fs, container_life};
+use super::{
+    CliError, Global, container, container_commit, container_fs, container_life, exec, inspect,
+};
 
 /// Manage containers.
 #[derive(Debug, Subcommand)]
@@ -24,6 +26,12 @@ pub enum ContainerCommand {
     Kill(container_life::KillArgs),
     /// Fetch the logs of a container.
     Logs(container_life::LogsArgs),
+    /// Execute a command in a running container.
+    Exec(exec::ExecArgs),
+    /// Display detailed information on one or more containers.
+    Inspect(inspect::InspectArgs),
+    /// Create a new image from a container's changes.
+    Commit(container_commit::CommitArgs),
     /// Remove all stopped containers.
     Prune(container_life::PruneArgs),
     /// Inspect changes to files or directories on a container's filesystem.
@@ -40,6 +48,9 @@ pub fn run(global: &Global, cmd: ContainerCommand) -> Result<ExitCode, CliError>
         ContainerCommand::Stop(a) => container_life::stop(global, a),
         ContainerCommand::Kill(a) => container_life::kill(global, a),
         ContainerCommand::Logs(a) => container_life::logs(global, a),
+        ContainerCommand::Exec(a) => exec::run(global, a),
+        ContainerCommand::Inspect(a) => inspect::run_as(global, a, inspect::Kind::Container),
+        ContainerCommand::Commit(a) => container_commit::run(global, a),
         ContainerCommand::Prune(a) => container_life::prune(global, a),
         ContainerCommand::Diff(a) => container_fs::diff(global, a),
         ContainerCommand::Export(a) => container_fs::export(global, a),

@@ -32,7 +32,7 @@ pub fn run(global: &Global, cmd: ImageCommand) -> Result<ExitCode, CliError> {
         ImageCommand::Tag(a) => tag::run(global, a),
         ImageCommand::Rm(a) => rmi::run(global, a),
         ImageCommand::Prune(a) => prune::run(global, a),
-        ImageCommand::Inspect(a) => inspect::run(global, a),
+        ImageCommand::Inspect(a) => inspect::run_as(global, a, inspect::Kind::Image),
         ImageCommand::History(a) => history::run(global, a),
         ImageCommand::Import(a) => import::run(global, a),
         ImageCommand::Save(a) => archive::save(global, a),

@@ -13,6 +13,7 @@ pub mod commit;
 pub mod config;
 pub mod container_diff;
 pub mod container_filter;
+pub mod container_inspect;
 pub mod container_log;
 pub mod container_prune;
 pub mod containers;
