@@ -445,6 +445,126 @@ fn inspect_shows_a_container_as_docker_does() {
 }
 
 #[test]
+fn start_runs_a_stopped_container_again_over_its_changes() {
+    let store = store("det-start");
+    let _reap = Reaper(&store);
+    // Each run counts up in a file of its own root.
+    let script = "n=$(cat /n 2>/dev/null || echo 0); echo run-$n; echo $((n+1)) > /n; exit $n";
+    let first = store.run(&["run", "--name", "counter", "bb", "sh", "-c", script]);
+    assert_eq!((first.status, first.stdout.as_str()), (Some(0), "run-0\n"));
+    // -a: in the foreground, its output and exit code ours.
+    let again = store.run(&["start", "-a", "counter"]);
+    assert_eq!((again.status, again.stdout.as_str()), (Some(1), "run-1\n"));
+    // Detached: docker prints the name; wait gives its exit code; the log has every run.
+    assert_eq!(
+        store.run(&["start", "counter"]).success().stdout,
+        "counter\n"
+    );
+    assert_eq!(store.run(&["wait", "counter"]).success().stdout, "2\n");
+    let (out, _) = logs(&store, &["counter"]);
+    assert_eq!(out, "run-0\nrun-1\nrun-2\n");
+    let row = row(&store, "counter").unwrap();
+    assert!(row.starts_with("counter exited Exited (2) "), "{row}");
+    assert!(mounts_under(store.root()).is_empty());
+
+    // A running one: start leaves it be; start -a cannot attach; restart runs it anew.
+    let id = detached(&store, &["--name", "srv", "bb", "sleep", "3614"]);
+    let before = processes("sleep 3614");
+    assert_eq!(before.len(), 1);
+    assert_eq!(store.run(&["start", "srv"]).success().stdout, "srv\n");
+    assert_eq!(processes("sleep 3614"), before);
+    let out = store.run(&["start", "-a", "srv"]);
+    assert_eq!(out.status, Some(1));
+    assert!(out.stderr.contains("already running"), "{}", out.stderr);
+    assert_eq!(
+        store.run(&["restart", "-t", "1", "srv"]).success().stdout,
+        "srv\n"
+    );
+    let after = processes("sleep 3614");
+    assert!(after.len() == 1 && after != before, "{before:?} {after:?}");
+    // top: the container's processes only, through the host's ps.
+    let top = store.run(&["top", "srv"]).success().stdout;
+    let mut lines = top.lines();
+    assert!(lines.next().unwrap().contains("PID"), "{top}");
+    let rows: Vec<&str> = lines.collect();
+    assert!(rows.iter().any(|l| l.ends_with("sleep 3614")), "{top}");
+    assert!(
+        rows.iter()
+            .any(|l| l.contains(&format!("container-monitor {id}"))),
+        "{top}"
+    );
+    assert_eq!(rows.len(), 2, "{top}");
+    let top = store
+        .run(&["top", "srv", "-o", "pid,args"])
+        .success()
+        .stdout;
+    assert!(
+        top.lines()
+            .any(|l| l.trim_start().starts_with(&after[0].0.to_string())),
+        "{top}"
+    );
+
+    // Errors as docker's.
+    let out = store.run(&["start", "nope", "counter"]);
+    assert_eq!(out.status, Some(1));
+    assert_eq!(out.stdout, "counter\n");
+    assert!(
+        out.stderr.contains("No such container: nope")
+            && out
+                .stderr
+                .contains("Error: failed to start containers: nope"),
+        "{}",
+        out.stderr
+    );
+    store.run(&["wait", "counter"]).success();
+    store.run(&["rm", "-f", "srv"]).success();
+    store
+        .run(&["top", "counter"])
+        .failure()
+        .stderr_contains("is not running");
+    store.run(&["rm", "counter"]).success();
+    assert!(mounts_under(store.root()).is_empty());
+    check_clean(&store);
+}
+
+#[test]
+fn concurrent_starts_run_a_container_once() {
+    let store = store("det-start-race");
+    let _reap = Reaper(&store);
+    store
+        .run(&["run", "--name", "racer", "bb", "sh", "-c", "sleep 0.5; exit 3"])
+        .failure();
+    let starts: Vec<_> = (0..4)
+        .map(|_| {
+            let root = store.root().to_path_buf();
+            std::thread::spawn(move || {
+                Command::new(env!("CARGO_BIN_EXE_rbuild"))
+                    .arg("--root")
+                    .arg(root)
+                    .args(["start", "-a", "racer"])
+                    .output()
+                    .unwrap()
+            })
+        })
+        .collect();
+    let outs: Vec<_> = starts.into_iter().map(|t| t.join().unwrap()).collect();
+    // Each start ran it, or found it running and left it to the one that did.
+    let ran = outs.iter().filter(|o| o.status.code() == Some(3)).count();
+    assert!(ran >= 1, "{outs:?}");
+    for o in outs.iter().filter(|o| o.status.code() != Some(3)) {
+        assert_eq!(o.status.code(), Some(1), "{o:?}");
+        assert!(
+            String::from_utf8_lossy(&o.stderr).contains("already running"),
+            "{o:?}"
+        );
+    }
+    assert!(mounts_under(store.root()).is_empty());
+    let row = row(&store, "racer").unwrap();
+    assert!(row.starts_with("racer exited Exited (3) "), "{row}");
+    check_clean(&store);
+}
+
+#[test]
 fn rm_f_of_a_running_detached_container_leaves_nothing() {
     let store = store("det-rmf");
     let _reap = Reaper(&store);

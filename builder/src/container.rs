@@ -202,6 +202,9 @@ pub enum RunError {
     Refused(String),
     #[error("interrupted")]
     Interrupted,
+    /// Someone else runs it: its record must not be touched.
+    #[error("container {0} is already running")]
+    AlreadyRunning(String),
 }
 
 impl RunError {
@@ -228,9 +231,10 @@ pub struct Io<'a> {
     pub started: &'a mut dyn FnMut(),
 }
 
-/// Mounts the container's root over the image's layers, records it running (owned by
-/// this process), runs its command and unmounts, keeping the container's changes in
-/// its upper dir. Returns the command's exit code; the caller records the exit.
+/// Records the container running (owned by this process), mounts its root over the
+/// image's layers, runs its command and unmounts, keeping the container's changes in
+/// its upper dir. Returns the command's exit code; the caller records the exit, except
+/// after [`RunError::AlreadyRunning`], when the record is another run's.
 pub fn run(
     store: &Store,
     container: &Container,
@@ -238,6 +242,10 @@ pub fn run(
     config: &RunConfig,
     io: Io<'_>,
 ) -> Result<i32, RunError> {
+    // Ours before anything is mounted: a second `start` of it stops here.
+    if !store.claim_container(&container.id, std::process::id() as i32)? {
+        return Err(RunError::AlreadyRunning(container.id.clone()));
+    }
     let snapshot =
         Snapshot::prepare_for_container(store, layers, store.container_upper_dir(&container.id))?;
     // The sandbox mounts /dev, /proc and /sys over these: a symlink there would point
@@ -271,7 +279,6 @@ pub fn run(
         }
     };
     spec.cgroup = cgroup.as_ref().map(|cg| cg.dir.clone());
-    let _ = store.set_container_running(&container.id, std::process::id() as i32);
     let outcome = sandbox::run_observed(
         &spec,
         io.cancel,

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use nix::sys::signal::Signal;
 
 use crate::cgroup::ContainerCgroup;
-use crate::container::{self, Io};
+use crate::container::{self, Io, RunError};
 use crate::store::container_log::{LogWriter, Stream};
 use crate::store::container_prune::PrunedContainers;
 use crate::store::containers::{Container, State};
@@ -35,6 +35,9 @@ pub enum LifeError {
     Stuck(String),
     #[error("the container's monitor ended before the container started")]
     MonitorDied,
+    /// Why a container could not start, as its monitor said.
+    #[error("{0}")]
+    StartFailed(String),
     #[error("{what}: {source}")]
     Io {
         what: &'static str,
@@ -178,6 +181,41 @@ fn end(store: &Store, c: &Container) -> Result<(), LifeError> {
         Ok(())
     } else {
         Err(LifeError::Stuck(c.id.clone()))
+    }
+}
+
+/// `top`: the host PIDs of the running container's processes (those in its PID
+/// namespace, its init included), ascending.
+pub fn processes(store: &Store, name: &str) -> Result<Vec<i32>, LifeError> {
+    let c = store.container(name)?;
+    let not_running = || LifeError::StartFailed(format!("Container {} is not running", c.id));
+    let init = match (c.state, c.init_pid) {
+        (State::Running, Some(pid)) => pid,
+        _ => return Err(not_running()),
+    };
+    let ns_of = |pid: &str| std::fs::read_link(format!("/proc/{pid}/ns/pid")).ok();
+    let Some(ns) = ns_of(&init.to_string()) else {
+        return Err(not_running());
+    };
+    let mut pids: Vec<i32> = std::fs::read_dir("/proc")
+        .map_err(io_err("listing /proc"))?
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|pid| ns_of(&pid.to_string()).as_ref() == Some(&ns))
+        .collect();
+    pids.sort_unstable();
+    Ok(pids)
+}
+
+/// `wait`: blocks until the container is not running, then gives its exit code.
+pub fn wait(store: &Store, name: &str) -> Result<i32, LifeError> {
+    let c = store.container(name)?;
+    loop {
+        match current(store, &c.id)? {
+            Some(now) if now.state == State::Running => std::thread::sleep(POLL),
+            Some(now) => return Ok(now.exit_code.unwrap_or(0)),
+            // Removed meanwhile (`--rm`): docker's wait gives what it last knew.
+            None => return Ok(c.exit_code.unwrap_or(0)),
+        }
     }
 }
 
@@ -343,6 +381,11 @@ pub fn monitor(
                 store.remove_container(&c.id)?;
             }
             Ok(code)
+        }
+        // Another monitor (a concurrent `start`) has it: its record stays as it is.
+        Err(e @ RunError::AlreadyRunning(_)) => {
+            ready.say(&format!("1 {e}"));
+            Ok(1)
         }
         Err(e) => fail(&mut ready, e.exit_code(), e.to_string()),
     }

@@ -133,8 +133,20 @@ pub fn run(global: &Global, args: RunArgs) -> Result<ExitCode, CliError> {
     if args.detach {
         return container_life::detach(&store, &created, EXIT_ERROR);
     }
+    foreground(&store, &created, &img.layers, &config)
+}
+
+/// Runs container `c` attached to rbuild's own streams (`run` without `-d`, `start -a`):
+/// its output shown and logged, Ctrl-C stopping it, its exit code ours, removed after
+/// if it was made with `--rm`.
+pub(super) fn foreground(
+    store: &Store,
+    c: &Container,
+    layers: &[rbuild_builder::store::Digest],
+    config: &rbuild_builder::store::containers::RunConfig,
+) -> Result<ExitCode, CliError> {
     // Logged as well, as docker's daemon logs a foreground container's output.
-    let log = std::cell::RefCell::new(LogWriter::open(&store.container_log_path(&created.id)).ok());
+    let log = std::cell::RefCell::new(LogWriter::open(&store.container_log_path(&c.id)).ok());
     let io = container::Io {
         cancel: &|| interrupt::CANCEL.load(Ordering::SeqCst),
         stdout: &mut |b| {
@@ -153,23 +165,25 @@ pub fn run(global: &Global, args: RunArgs) -> Result<ExitCode, CliError> {
         },
         started: &mut || {},
     };
-    let outcome = container::run(&store, &created, &img.layers, &config, io);
+    let outcome = container::run(store, c, layers, config, io);
     if let Some(l) = log.borrow_mut().as_mut() {
         let _ = l.finish();
     }
     let code = match outcome {
         Ok(code) => {
-            store.set_container_exited(&created.id, code)?;
+            store.set_container_exited(&c.id, code)?;
             ExitCode::from(code as u8)
         }
+        // Another rbuild runs it: not ours to record.
+        Err(e @ container::RunError::AlreadyRunning(_)) => return Ok(fail(1, e)),
         Err(e) => {
             let code = e.exit_code();
-            store.set_container_exited(&created.id, i32::from(code))?;
+            store.set_container_exited(&c.id, i32::from(code))?;
             fail(code, e)
         }
     };
     if config.auto_remove {
-        store.remove_container(&created.id)?;
+        store.remove_container(&c.id)?;
     }
     Ok(code)
 }

@@ -20,8 +20,16 @@ pub enum ContainerCommand {
     /// Remove one or more containers.
     #[command(visible_alias = "remove")]
     Rm(container::RmArgs),
+    /// Start one or more stopped containers.
+    Start(container_life::StartArgs),
     /// Stop one or more running containers.
     Stop(container_life::StopArgs),
+    /// Restart one or more containers.
+    Restart(container_life::RestartArgs),
+    /// Block until one or more containers stop, then print their exit codes.
+    Wait(container_life::WaitArgs),
+    /// Display the running processes of a container.
+    Top(container_life::TopArgs),
     /// Kill one or more running containers.
     Kill(container_life::KillArgs),
     /// Fetch the logs of a container.
@@ -45,7 +53,11 @@ pub fn run(global: &Global, cmd: ContainerCommand) -> Result<ExitCode, CliError>
         ContainerCommand::Ls(a) => container::ps(global, a),
         ContainerCommand::Run(a) => container::run(global, *a),
         ContainerCommand::Rm(a) => container::rm(global, a),
+        ContainerCommand::Start(a) => container_life::start(global, a),
         ContainerCommand::Stop(a) => container_life::stop(global, a),
+        ContainerCommand::Restart(a) => container_life::restart(global, a),
+        ContainerCommand::Wait(a) => container_life::wait(global, a),
+        ContainerCommand::Top(a) => container_life::top(global, a),
         ContainerCommand::Kill(a) => container_life::kill(global, a),
         ContainerCommand::Logs(a) => container_life::logs(global, a),
         ContainerCommand::Exec(a) => exec::run(global, a),

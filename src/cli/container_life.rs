@@ -1,7 +1,7 @@
 //! `run -d`, `stop`, `kill`, `logs`, `container prune` and the hidden
 //! `container-monitor` a detached run starts: thin over `builder::container_life`.
 
-use std::io::{self, Write};
+use std::io::{self, IsTerminal, Write};
 use std::process::{Command, ExitCode};
 use std::time::Duration;
 
@@ -21,15 +21,7 @@ use super::{CliError, Global};
 /// Starts the monitor of a created container and prints its ID once it runs; a command
 /// that cannot start is reported as a foreground run reports it, with its exit code.
 pub fn detach(store: &Store, c: &Container, exit_error: u8) -> Result<ExitCode, CliError> {
-    // Our own binary, by its path so that `ps` names it (/proc/self/exe if unknown).
-    let exe = std::env::current_exe().unwrap_or_else(|_| "/proc/self/exe".into());
-    let mut monitor = Command::new(exe);
-    monitor
-        .arg("--root")
-        .arg(store.root())
-        .arg("container-monitor")
-        .arg(&c.id);
-    let start = container_life::start_monitor(monitor);
+    let start = spawn_monitor(store, c);
     // docker prints the ID of the container it created, whether or not it started.
     println!("{}", c.id);
     io::stdout().flush()?;
@@ -38,6 +30,217 @@ pub fn detach(store: &Store, c: &Container, exit_error: u8) -> Result<ExitCode, 
         Ok(Start::Failed { code, message }) => super::container::fail(code, message),
         Err(e) => super::container::fail(exit_error, e),
     })
+}
+
+/// Starts container `c` under a monitor of its own (`run -d`, `start`).
+fn spawn_monitor(store: &Store, c: &Container) -> Result<Start, LifeError> {
+    // Our own binary, by its path so that `ps` names it (/proc/self/exe if unknown).
+    let exe = std::env::current_exe().unwrap_or_else(|_| "/proc/self/exe".into());
+    let mut monitor = Command::new(exe);
+    monitor
+        .arg("--root")
+        .arg(store.root())
+        .arg("container-monitor")
+        .arg(&c.id);
+    container_life::start_monitor(monitor)
+}
+
+/// Start one or more stopped containers.
+#[derive(Debug, Args)]
+pub struct StartArgs {
+    /// Attach STDOUT/STDERR and forward signals.
+    #[arg(short = 'a', long)]
+    attach: bool,
+    /// Attach container's STDIN.
+    #[arg(short = 'i', long)]
+    interactive: bool,
+    #[arg(value_name = "CONTAINER", required = true)]
+    containers: Vec<String>,
+}
+
+/// `start`: each stopped container runs again, detached, over the changes it kept (a
+/// running one is left as it is, as docker's); with `-a` one runs in the foreground.
+pub fn start(global: &Global, args: StartArgs) -> Result<ExitCode, CliError> {
+    if args.attach || args.interactive {
+        if args.containers.len() > 1 {
+            return Err(CliError::Usage(
+                "you cannot start and attach multiple containers at once".into(),
+            ));
+        }
+        return start_attached(global, &args.containers[0], args.interactive);
+    }
+    let store = global.store()?;
+    let mut failed = Vec::new();
+    for name in &args.containers {
+        let started = store
+            .container(name)
+            .map_err(LifeError::from)
+            .and_then(|c| start_detached(&store, &c));
+        match started {
+            Ok(()) => {
+                println!("{name}");
+                io::stdout().flush()?;
+            }
+            Err(e) => {
+                eprintln!("Error response from daemon: {e}");
+                failed.push(name.as_str());
+            }
+        }
+    }
+    if failed.is_empty() {
+        return Ok(ExitCode::SUCCESS);
+    }
+    eprintln!("Error: failed to start containers: {}", failed.join(", "));
+    Ok(ExitCode::FAILURE)
+}
+
+fn start_detached(store: &Store, c: &Container) -> Result<(), LifeError> {
+    if c.state == State::Running {
+        return Ok(());
+    }
+    match spawn_monitor(store, c)? {
+        Start::Running => Ok(()),
+        Start::Failed { message, .. } => Err(LifeError::StartFailed(message)),
+    }
+}
+
+fn start_attached(global: &Global, name: &str, interactive: bool) -> Result<ExitCode, CliError> {
+    // Ctrl-C stops the container, as for a foreground `run`.
+    interrupt::install_for("the container")?;
+    let store = global.store()?;
+    let c = match store.container(name) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("Error response from daemon: {e}");
+            return Ok(ExitCode::FAILURE);
+        }
+    };
+    if c.state == State::Running {
+        return Ok(super::container::fail(
+            1,
+            format!(
+                "container {name} is already running: rbuild cannot attach to it; see logs -f and exec"
+            ),
+        ));
+    }
+    let mut config = store.run_config(&c.id)?;
+    // Its input only with -i, as docker attaches it.
+    config.open_stdin &= interactive;
+    if config.tty && config.open_stdin && !io::stdin().is_terminal() {
+        return Ok(super::container::fail(1, "the input device is not a TTY"));
+    }
+    let layers = match store.image(&c.image_id)? {
+        Some(img) => img.layers,
+        None => return Err(StoreError::NoSuchImage(c.image_id.to_string()).into()),
+    };
+    super::container::foreground(&store, &c, &layers, &config)
+}
+
+/// Restart one or more containers.
+#[derive(Debug, Args)]
+pub struct RestartArgs {
+    /// Seconds to wait for stop before killing it.
+    #[arg(short = 't', long = "time", default_value_t = 10)]
+    time: u64,
+    #[arg(value_name = "CONTAINER", required = true)]
+    containers: Vec<String>,
+}
+
+/// `restart`: `stop`, then `start`.
+pub fn restart(global: &Global, args: RestartArgs) -> Result<ExitCode, CliError> {
+    let store = global.store()?;
+    each(&args.containers, |name| {
+        container_life::stop(&store, name, Duration::from_secs(args.time))?;
+        start_detached(&store, &store.container(name)?)
+    })
+}
+
+/// Block until one or more containers stop, then print their exit codes.
+#[derive(Debug, Args)]
+pub struct WaitArgs {
+    #[arg(value_name = "CONTAINER", required = true)]
+    containers: Vec<String>,
+}
+
+pub fn wait(global: &Global, args: WaitArgs) -> Result<ExitCode, CliError> {
+    let store = global.store()?;
+    let mut failed = false;
+    for name in &args.containers {
+        match container_life::wait(&store, name) {
+            Ok(code) => {
+                println!("{code}");
+                io::stdout().flush()?;
+            }
+            Err(e) => {
+                eprintln!("Error response from daemon: {e}");
+                failed = true;
+            }
+        }
+    }
+    Ok(if failed {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+/// Display the running processes of a container.
+#[derive(Debug, Args)]
+#[command(trailing_var_arg = true)]
+pub struct TopArgs {
+    #[arg(value_name = "CONTAINER")]
+    container: String,
+    /// Options for ps(1) (default -ef).
+    #[arg(value_name = "PS OPTIONS", allow_hyphen_values = true)]
+    ps_options: Vec<String>,
+}
+
+/// `top`: the host's `ps` (`-ef` unless told otherwise), only the rows of the
+/// container's processes, as docker's daemon does.
+pub fn top(global: &Global, args: TopArgs) -> Result<ExitCode, CliError> {
+    let store = global.store()?;
+    let pids = match container_life::processes(&store, &args.container) {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("Error response from daemon: {e}");
+            return Ok(ExitCode::FAILURE);
+        }
+    };
+    let options = if args.ps_options.is_empty() {
+        vec!["-ef".to_string()]
+    } else {
+        args.ps_options
+    };
+    let out = Command::new("ps")
+        .args(&options)
+        .output()
+        .map_err(|e| CliError::Usage(format!("running ps (Debian's procps): {e}")))?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    if !out.status.success() {
+        eprintln!(
+            "Error response from daemon: ps: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+        return Ok(ExitCode::FAILURE);
+    }
+    let mut lines = text.lines();
+    let header = lines.next().unwrap_or_default();
+    let Some(column) = header.split_whitespace().position(|h| h == "PID") else {
+        eprintln!("Error response from daemon: Couldn't find PID field in ps output");
+        return Ok(ExitCode::FAILURE);
+    };
+    let mut stdout = io::stdout().lock();
+    writeln!(stdout, "{header}")?;
+    for line in lines {
+        let pid = line
+            .split_whitespace()
+            .nth(column)
+            .and_then(|p| p.parse().ok());
+        if pid.is_some_and(|p: i32| pids.binary_search(&p).is_ok()) {
+            writeln!(stdout, "{line}")?;
+        }
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 /// Runs a detached container (started by `run -d`; not for people).

@@ -123,8 +123,16 @@ enum Command {
     Ps(container::PsArgs),
     /// Remove one or more containers.
     Rm(container::RmArgs),
+    /// Start one or more stopped containers.
+    Start(container_life::StartArgs),
     /// Stop one or more running containers.
     Stop(container_life::StopArgs),
+    /// Restart one or more containers.
+    Restart(container_life::RestartArgs),
+    /// Block until one or more containers stop, then print their exit codes.
+    Wait(container_life::WaitArgs),
+    /// Display the running processes of a container.
+    Top(container_life::TopArgs),
     /// Kill one or more running containers.
     Kill(container_life::KillArgs),
     /// Fetch the logs of a container.
@@ -188,7 +196,11 @@ pub fn run(cli: Cli) -> Result<ExitCode, CliError> {
         Command::Run(args) => container::run(&cli.global, args),
         Command::Ps(args) => container::ps(&cli.global, args),
         Command::Rm(args) => container::rm(&cli.global, args),
+        Command::Start(args) => container_life::start(&cli.global, args),
         Command::Stop(args) => container_life::stop(&cli.global, args),
+        Command::Restart(args) => container_life::restart(&cli.global, args),
+        Command::Wait(args) => container_life::wait(&cli.global, args),
+        Command::Top(args) => container_life::top(&cli.global, args),
         Command::Kill(args) => container_life::kill(&cli.global, args),
         Command::Logs(args) => container_life::logs(&cli.global, args),
         Command::ContainerMonitor(args) => container_life::monitor(&cli.global, args),

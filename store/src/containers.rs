@@ -359,14 +359,38 @@ impl Store {
         }
     }
 
-    /// Records that the container's process started (`pid`).
-    pub fn set_container_running(&self, id: &str, pid: i32) -> Result<(), StoreError> {
-        self.conn.execute(
+    /// Records the container running, owned by process `pid`, unless it runs already
+    /// (`Ok(false)`). A compare-and-swap on its row, so that two `start`s of one
+    /// container cannot both mount its root; an owner that died (killed outright) is
+    /// taken over, and the mounts it left are detached first.
+    pub fn claim_container(&self, id: &str, pid: i32) -> Result<bool, StoreError> {
+        let (state, owner): (String, Option<i32>) = self
+            .conn
+            .query_row(
+                "SELECT state, pid FROM containers WHERE id = ?1",
+                [id],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()?
+            .ok_or_else(|| StoreError::NoSuchContainer(id.to_string()))?;
+        let stale = state == State::Running.as_str();
+        if stale && owner.is_some_and(alive) {
+            return Ok(false);
+        }
+        let claimed = self.conn.execute(
             "UPDATE containers SET state = 'running', pid = ?2, init_pid = NULL, started_at = ?3,
-             exit_code = NULL, finished_at = NULL WHERE id = ?1",
-            params![id, pid, now()],
+             exit_code = NULL, finished_at = NULL WHERE id = ?1 AND state = ?4 AND pid IS ?5",
+            params![id, pid, now(), state, owner],
         )?;
-        Ok(())
+        if claimed == 0 {
+            return Ok(false);
+        }
+        if stale {
+            let dir = self.container_dir(id);
+            crate::mounts::detach_under(&dir)
+                .map_err(io_err(format!("unmounting under {}", dir.display())))?;
+        }
+        Ok(true)
     }
 
     /// Records the host PID of the running container's init.
