@@ -146,7 +146,7 @@ fn a_failed_run_commits_nothing_and_leaves_no_mount() {
     store
         .run(&["inspect", "broken"])
         .failure()
-        .stderr_contains("No such image");
+        .stderr_contains("No such object: broken");
     // The completed step is kept as cache (one more image); the failed one left nothing.
     let after = store.run(&["images", "-a", "-q"]).success().stdout;
     assert_eq!(after.lines().count(), before.lines().count() + 1);
