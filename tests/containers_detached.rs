@@ -532,7 +532,15 @@ fn concurrent_starts_run_a_container_once() {
     let store = store("det-start-race");
     let _reap = Reaper(&store);
     store
-        .run(&["run", "--name", "racer", "bb", "sh", "-c", "sleep 0.5; exit 3"])
+        .run(&[
+            "run",
+            "--name",
+            "racer",
+            "bb",
+            "sh",
+            "-c",
+            "sleep 0.5; exit 3",
+        ])
         .failure();
     let starts: Vec<_> = (0..4)
         .map(|_| {

@@ -318,36 +318,20 @@ pub struct RmArgs {
 
 pub fn rm(global: &Global, args: RmArgs) -> Result<ExitCode, CliError> {
     let store = global.store()?;
-    let mut failed = false;
-    let mut out = io::stdout().lock();
-    for name in &args.containers {
-        let res = store.container(name).map_err(Into::into).and_then(|c| {
-            if args.force {
-                // Killed, its owner's exit (and unmount) awaited, then removed.
-                return rbuild_builder::container_life::remove_forced(&store, name);
-            }
-            if c.state == State::Running {
-                return Err(rbuild_builder::store::StoreError::ContainerConflict(format!(
-                    "You cannot remove a running container {}. Stop the container before attempting removal or force remove",
-                    c.id
-                ))
-                .into());
-            }
-            rbuild_builder::container_life::remove(&store, &c.id)
-        });
-        match res {
-            // docker prints what was asked for.
-            Ok(()) => writeln!(out, "{name}")?,
-            Err(e) => {
-                out.flush()?;
-                eprintln!("Error response from daemon: {e}");
-                failed = true;
-            }
+    // docker prints what was asked for.
+    container_life::each(&args.containers, |name| {
+        let c = store.container(name)?;
+        if args.force {
+            // Killed, its owner's exit (and unmount) awaited, then removed.
+            return rbuild_builder::container_life::remove_forced(&store, name);
         }
-    }
-    Ok(if failed {
-        ExitCode::FAILURE
-    } else {
-        ExitCode::SUCCESS
+        if c.state == State::Running {
+            return Err(rbuild_builder::store::StoreError::ContainerConflict(format!(
+                "You cannot remove a running container {}. Stop the container before attempting removal or force remove",
+                c.id
+            ))
+            .into());
+        }
+        rbuild_builder::container_life::remove(&store, &c.id)
     })
 }

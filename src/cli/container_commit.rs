@@ -7,7 +7,6 @@ use std::process::ExitCode;
 use clap::Args;
 use rbuild_builder::build::interrupt;
 use rbuild_builder::container_commit::{self, CommitError};
-use rbuild_builder::store::ImageRef;
 use rbuild_builder::upper_copy::CopyError;
 
 use super::{CliError, Global};
@@ -57,20 +56,7 @@ fn daemon_error(e: impl std::fmt::Display) -> ExitCode {
 
 pub fn run(global: &Global, args: CommitArgs) -> Result<ExitCode, CliError> {
     // The name first, as docker checks it before committing anything.
-    let name = args
-        .name
-        .as_deref()
-        .map(|n| {
-            ImageRef::parse(n)
-                .map(ImageRef::with_default_tag)
-                .map_err(|e| CliError::Usage(e.to_string()))
-        })
-        .transpose()?;
-    if name.as_ref().is_some_and(|n| n.digest().is_some()) {
-        return Err(CliError::Usage(
-            "refusing to create a tag with a digest reference".into(),
-        ));
-    }
+    let name = args.name.as_deref().map(super::tag::new_tag).transpose()?;
     // Ctrl-C stops the copy, thaws the container and stores nothing.
     interrupt::install_for("the commit")?;
     let store = global.store()?;

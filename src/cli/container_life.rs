@@ -70,28 +70,14 @@ pub fn start(global: &Global, args: StartArgs) -> Result<ExitCode, CliError> {
         return start_attached(global, &args.containers[0], args.interactive);
     }
     let store = global.store()?;
-    let mut failed = Vec::new();
-    for name in &args.containers {
-        let started = store
-            .container(name)
-            .map_err(LifeError::from)
-            .and_then(|c| start_detached(&store, &c));
-        match started {
-            Ok(()) => {
-                println!("{name}");
-                io::stdout().flush()?;
-            }
-            Err(e) => {
-                eprintln!("Error response from daemon: {e}");
-                failed.push(name.as_str());
-            }
-        }
+    let failed = report_each(&args.containers, |name| {
+        let c = store.container(name)?;
+        start_detached(&store, &c).map(|()| name.to_string())
+    })?;
+    if !failed.is_empty() {
+        eprintln!("Error: failed to start containers: {}", failed.join(", "));
     }
-    if failed.is_empty() {
-        return Ok(ExitCode::SUCCESS);
-    }
-    eprintln!("Error: failed to start containers: {}", failed.join(", "));
-    Ok(ExitCode::FAILURE)
+    Ok(exit_code(&failed))
 }
 
 fn start_detached(store: &Store, c: &Container) -> Result<(), LifeError> {
@@ -164,24 +150,10 @@ pub struct WaitArgs {
 
 pub fn wait(global: &Global, args: WaitArgs) -> Result<ExitCode, CliError> {
     let store = global.store()?;
-    let mut failed = false;
-    for name in &args.containers {
-        match container_life::wait(&store, name) {
-            Ok(code) => {
-                println!("{code}");
-                io::stdout().flush()?;
-            }
-            Err(e) => {
-                eprintln!("Error response from daemon: {e}");
-                failed = true;
-            }
-        }
-    }
-    Ok(if failed {
-        ExitCode::FAILURE
-    } else {
-        ExitCode::SUCCESS
-    })
+    let failed = report_each(&args.containers, |name| {
+        container_life::wait(&store, name).map(|code| code.to_string())
+    })?;
+    Ok(exit_code(&failed))
 }
 
 /// Display the running processes of a container.
@@ -269,29 +241,44 @@ fn life(e: LifeError) -> CliError {
     }
 }
 
-/// Prints each error as docker's daemon says it; the exit code is 1 if any failed.
-fn each(
+/// Runs `f` for each name, printing what it returns, or the error as docker's daemon
+/// says it; returns the names that failed.
+fn report_each(
     names: &[String],
-    mut f: impl FnMut(&str) -> Result<(), LifeError>,
-) -> Result<ExitCode, CliError> {
-    let mut failed = false;
+    mut f: impl FnMut(&str) -> Result<String, LifeError>,
+) -> Result<Vec<&str>, CliError> {
+    let mut failed = Vec::new();
     for name in names {
         match f(name) {
-            Ok(()) => {
-                println!("{name}");
+            Ok(line) => {
+                println!("{line}");
                 io::stdout().flush()?;
             }
             Err(e) => {
                 eprintln!("Error response from daemon: {e}");
-                failed = true;
+                failed.push(name.as_str());
             }
         }
     }
-    Ok(if failed {
-        ExitCode::FAILURE
-    } else {
+    Ok(failed)
+}
+
+/// 1 if any failed, as docker's.
+fn exit_code(failed: &[&str]) -> ExitCode {
+    if failed.is_empty() {
         ExitCode::SUCCESS
-    })
+    } else {
+        ExitCode::FAILURE
+    }
+}
+
+/// [`report_each`] printing the name, as `stop`, `kill`, `restart` and `rm` do.
+pub(super) fn each(
+    names: &[String],
+    mut f: impl FnMut(&str) -> Result<(), LifeError>,
+) -> Result<ExitCode, CliError> {
+    let failed = report_each(names, |name| f(name).map(|()| name.to_string()))?;
+    Ok(exit_code(&failed))
 }
 
 /// Stop one or more running containers.

@@ -10,7 +10,7 @@ use clap::Args;
 use rbuild_builder::config_edit::apply_changes;
 use rbuild_builder::store::config::ContainerConfig;
 use rbuild_builder::store::import::ImportOptions;
-use rbuild_builder::store::{ImageRef, StoreError, download};
+use rbuild_builder::store::{StoreError, download};
 
 use super::{CliError, Global};
 
@@ -34,20 +34,7 @@ pub struct ImportArgs {
 
 pub fn run(global: &Global, args: ImportArgs) -> Result<ExitCode, CliError> {
     // Validate the name before reading anything, as docker does.
-    let name = args
-        .name
-        .as_deref()
-        .map(|n| {
-            ImageRef::parse(n)
-                .map(ImageRef::with_default_tag)
-                .map_err(|e| CliError::Usage(e.to_string()))
-        })
-        .transpose()?;
-    if name.as_ref().is_some_and(|n| n.digest().is_some()) {
-        return Err(CliError::Usage(
-            "refusing to create a tag with a digest reference".into(),
-        ));
-    }
+    let name = args.name.as_deref().map(super::tag::new_tag).transpose()?;
     // And the changes, so a typo costs no import.
     let mut config = ContainerConfig::default();
     apply_changes(&mut config, &args.changes)?;

@@ -23,6 +23,7 @@ use nix::sched::CloneFlags;
 use nix::sys::signal::Signal;
 use nix::unistd::{Gid, Pid, Uid};
 
+use super::pipes::{From, Pipes};
 use super::{DEFAULT_CAPS, Outcome, Raw, SandboxError, command, cstring, tty, user};
 use crate::sys::child::{CommandPlan, RECORD, Report, Step, TtyPlan};
 use crate::sys::enter::{EnterPlan, MAX_NAMESPACES};
@@ -355,47 +356,24 @@ fn relay(
     stdout: &mut dyn FnMut(&[u8]),
     stderr: &mut dyn FnMut(&[u8]),
 ) -> Result<(Vec<Report>, bool), Errno> {
-    let mut open = [true; 3];
-    let mut buf = vec![0u8; 64 * 1024];
+    let mut pipes = Pipes::new(fds);
     let mut report_bytes = Vec::new();
     let mut cancelled = false;
     let mut deadline = None;
-    while open.iter().any(|o| *o) || terminal.as_ref().is_some_and(|t| t.open()) {
-        if !open[2] && Instant::now() >= *deadline.get_or_insert_with(|| Instant::now() + LINGER) {
+    while pipes.any_open(terminal.as_deref()) {
+        if !pipes.is_open(2)
+            && Instant::now() >= *deadline.get_or_insert_with(|| Instant::now() + LINGER)
+        {
             break;
         }
         if !cancelled && cancel() {
             cancelled = true;
         }
-        let live: Vec<usize> = (0..3).filter(|i| open[*i]).collect();
-        let mut borrowed: Vec<_> = live.iter().map(|i| fds[*i].as_fd()).collect();
-        if let Some(t) = &terminal {
-            borrowed.extend(t.fds());
-        }
-        let ready = process::poll_readable(&borrowed, 50)?;
-        drop(borrowed);
-        if let Some(t) = &mut terminal {
-            if tty::resized() {
-                t.follow_size();
-            }
-            t.service(&ready[live.len()..], &mut buf, stdout)?;
-        }
-        for (k, i) in live.iter().enumerate() {
-            if !ready[k] {
-                continue;
-            }
-            let n = match nix::unistd::read(&fds[*i], &mut buf) {
-                Ok(n) => n,
-                Err(Errno::EINTR | Errno::EAGAIN) => continue,
-                Err(e) => return Err(e),
-            };
-            match (*i, n) {
-                (_, 0) => open[*i] = false,
-                (0, n) => stdout(&buf[..n]),
-                (1, n) => stderr(&buf[..n]),
-                (_, n) => report_bytes.extend_from_slice(&buf[..n]),
-            }
-        }
+        pipes.round(terminal.as_deref_mut(), &mut |from, b| match from {
+            From::Terminal | From::Pipe(0) => stdout(b),
+            From::Pipe(1) => stderr(b),
+            From::Pipe(_) => report_bytes.extend_from_slice(b),
+        })?;
     }
     let reports = report_bytes
         .chunks_exact(RECORD)

@@ -20,6 +20,7 @@ pub mod enter;
 pub mod extra;
 pub mod mountpoints;
 pub mod mounts;
+mod pipes;
 mod stubs;
 mod tty;
 pub mod user;
@@ -38,6 +39,7 @@ use nix::unistd::{Gid, Pid, Uid};
 
 use crate::sys::child::{ChildPlan, CommandPlan, RECORD, Report, Step, TtyPlan};
 use crate::sys::process::{self, ExecArgs, Forked};
+use pipes::{From, Pipes};
 
 /// The network the command sees.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -521,12 +523,11 @@ fn stream(
     stdout: &mut dyn FnMut(&[u8]),
     stderr: &mut dyn FnMut(&[u8]),
 ) -> Result<(Vec<Report>, bool), Errno> {
-    let mut open = [true; 4];
-    let mut buf = vec![0u8; 64 * 1024];
+    let mut pipes = Pipes::new(fds);
     let mut report_bytes = Vec::new();
     let mut init: Option<Pid> = None;
     let mut cancelled = false;
-    while open.iter().any(|o| *o) || relay.as_ref().is_some_and(|r| r.open()) {
+    while pipes.any_open(relay.as_deref()) {
         if !cancelled && cancel() {
             cancelled = true;
             // SIGKILL to PID 1 ends the whole namespace; the monitor too, in case init
@@ -536,67 +537,32 @@ fn stream(
             }
             process::send(monitor, Signal::SIGKILL);
         }
-        let live: Vec<usize> = (0..4).filter(|i| open[*i]).collect();
-        let mut borrowed: Vec<_> = live.iter().map(|i| fds[*i].as_fd()).collect();
-        if let Some(r) = &relay {
-            borrowed.extend(r.fds());
-        }
-        let ready = process::poll_readable(&borrowed, 50)?;
-        drop(borrowed);
-        if let Some(r) = &mut relay {
-            // After the poll: a resize that came before the input now ready is applied
-            // before that input reaches the container (a typed `stty size` sees it).
-            if tty::resized() {
-                r.follow_size();
-            }
-            r.service(&ready[live.len()..], &mut buf, stdout)?;
-        }
-        for (k, i) in live.iter().enumerate() {
-            if !ready[k] {
-                continue;
-            }
-            let n = match nix::unistd::read(&fds[*i], &mut buf) {
-                Ok(n) => n,
-                Err(Errno::EINTR | Errno::EAGAIN) => continue,
-                Err(e) => return Err(e),
-            };
-            if n == 0 {
-                open[*i] = false;
-                if *i == 3 {
-                    // The command exec'd or died. A failure report was written before
-                    // that: take what the report pipe holds, then judge.
-                    while open[2] && process::poll_readable(&[fds[2].as_fd()], 0)?[0] {
-                        match nix::unistd::read(&fds[2], &mut buf) {
-                            Ok(0) => open[2] = false,
-                            Ok(n) => report_bytes.extend_from_slice(&buf[..n]),
-                            Err(Errno::EINTR | Errno::EAGAIN) => {}
-                            Err(e) => return Err(e),
-                        }
-                    }
-                    let reports = || report_bytes.chunks_exact(RECORD).filter_map(Report::decode);
-                    let failed = reports().any(|r| matches!(r, Report::Failed(..)));
-                    if let (false, Some(Report::InitPid(p))) = (failed, reports().next()) {
-                        init = Some(Pid::from_raw(p));
-                        started(p);
-                    }
+        let closed = pipes.round(relay.as_deref_mut(), &mut |from, b| match from {
+            From::Terminal | From::Pipe(0) => stdout(b),
+            From::Pipe(1) => stderr(b),
+            From::Pipe(2) => {
+                report_bytes.extend_from_slice(b);
+                if init.is_none()
+                    && let Some(Report::InitPid(p)) = report_bytes
+                        .chunks_exact(RECORD)
+                        .filter_map(Report::decode)
+                        .next()
+                {
+                    init = Some(Pid::from_raw(p));
                 }
-                continue;
             }
-            match i {
-                0 => stdout(&buf[..n]),
-                1 => stderr(&buf[..n]),
-                3 => {}
-                _ => {
-                    report_bytes.extend_from_slice(&buf[..n]);
-                    if init.is_none()
-                        && let Some(Report::InitPid(p)) = report_bytes
-                            .chunks_exact(RECORD)
-                            .filter_map(Report::decode)
-                            .next()
-                    {
-                        init = Some(Pid::from_raw(p));
-                    }
-                }
+            // The exec-sync pipe carries no data: only its end of file counts.
+            From::Pipe(_) => {}
+        })?;
+        if closed.contains(&3) {
+            // The command exec'd or died. A failure report was written before that:
+            // take what the report pipe holds, then judge.
+            pipes.drain(2, &mut |b| report_bytes.extend_from_slice(b))?;
+            let reports = || report_bytes.chunks_exact(RECORD).filter_map(Report::decode);
+            let failed = reports().any(|r| matches!(r, Report::Failed(..)));
+            if let (false, Some(Report::InitPid(p))) = (failed, reports().next()) {
+                init = Some(Pid::from_raw(p));
+                started(p);
             }
         }
     }
