@@ -528,6 +528,44 @@ fn start_runs_a_stopped_container_again_over_its_changes() {
 }
 
 #[test]
+fn create_makes_a_container_that_start_runs() {
+    let store = store("det-create");
+    let _reap = Reaper(&store);
+    let out = store
+        .run(&[
+            "create",
+            "--name",
+            "made",
+            "-p",
+            "8080:80",
+            "bb",
+            "sh",
+            "-c",
+            "echo ran; exit 5",
+        ])
+        .success();
+    let id = out.stdout.trim();
+    assert_eq!(id.len(), 64, "{}", out.stdout);
+    // -p is accepted and discarded with docker's warning for host networking.
+    assert_eq!(
+        out.stderr,
+        "WARNING: Published ports are discarded when using host network mode\n"
+    );
+    let row = row(&store, "made").unwrap();
+    assert!(row.starts_with("made created Created"), "{row}");
+    assert!(mounts_under(store.root()).is_empty());
+    let run = store.run(&["start", "-a", "made"]);
+    assert_eq!((run.status, run.stdout.as_str()), (Some(5), "ran\n"));
+    store
+        .run(&["create", "-d", "bb"])
+        .failure()
+        .stderr_contains("unknown shorthand flag: 'd'");
+    store.run(&["rm", "made"]).success();
+    assert_eq!(store.run(&["ps", "-aq"]).success().stdout, "");
+    check_clean(&store);
+}
+
+#[test]
 fn concurrent_starts_run_a_container_once() {
     let store = store("det-start-race");
     let _reap = Reaper(&store);

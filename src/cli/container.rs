@@ -65,6 +65,13 @@ pub struct RunArgs {
     /// Container host name.
     #[arg(long)]
     hostname: Option<String>,
+    /// Publish a container's port(s) to the host (discarded: containers share the
+    /// host's network, as docker's `--network host`).
+    #[arg(short = 'p', long = "publish", value_name = "PORTS")]
+    publish: Vec<String>,
+    /// Publish all exposed ports (discarded, as `-p`).
+    #[arg(short = 'P', long)]
+    publish_all: bool,
     /// Overwrite the default ENTRYPOINT of the image.
     #[arg(long)]
     entrypoint: Option<String>,
@@ -83,10 +90,25 @@ pub(super) fn fail(code: u8, msg: impl std::fmt::Display) -> ExitCode {
 }
 
 pub fn run(global: &Global, args: RunArgs) -> Result<ExitCode, CliError> {
+    run_or_create(global, args, false)
+}
+
+/// `create`: the container as `run` would make it, not started (`start` runs it).
+pub fn create(global: &Global, args: RunArgs) -> Result<ExitCode, CliError> {
+    if args.detach {
+        return Err(CliError::Usage("unknown shorthand flag: 'd' in -d".into()));
+    }
+    run_or_create(global, args, true)
+}
+
+fn run_or_create(global: &Global, args: RunArgs, create_only: bool) -> Result<ExitCode, CliError> {
+    if !args.publish.is_empty() || args.publish_all {
+        eprintln!("WARNING: Published ports are discarded when using host network mode");
+    }
     // Ctrl-C stops the container (killed, unmounted, recorded as exited).
     interrupt::install_for("the container")?;
     // docker's check, before anything is created: raw mode needs a terminal to put in it.
-    if args.tty && args.interactive && !io::stdin().is_terminal() {
+    if !create_only && args.tty && args.interactive && !io::stdin().is_terminal() {
         return Ok(fail(1, "the input device is not a TTY"));
     }
     let store = global.store()?;
@@ -130,6 +152,10 @@ pub fn run(global: &Global, args: RunArgs) -> Result<ExitCode, CliError> {
         Ok(c) => c,
         Err(e) => return Ok(fail(EXIT_ERROR, e)),
     };
+    if create_only {
+        println!("{}", created.id);
+        return Ok(ExitCode::SUCCESS);
+    }
     if args.detach {
         return container_life::detach(&store, &created, EXIT_ERROR);
     }

@@ -20,6 +20,8 @@ pub enum ContainerCommand {
     /// Remove one or more containers.
     #[command(visible_alias = "remove")]
     Rm(container::RmArgs),
+    /// Create a new container, not started.
+    Create(Box<container::RunArgs>),
     /// Start one or more stopped containers.
     Start(container_life::StartArgs),
     /// Stop one or more running containers.
@@ -53,6 +55,7 @@ pub fn run(global: &Global, cmd: ContainerCommand) -> Result<ExitCode, CliError>
         ContainerCommand::Ls(a) => container::ps(global, a),
         ContainerCommand::Run(a) => container::run(global, *a),
         ContainerCommand::Rm(a) => container::rm(global, a),
+        ContainerCommand::Create(a) => container::create(global, *a),
         ContainerCommand::Start(a) => container_life::start(global, a),
         ContainerCommand::Stop(a) => container_life::stop(global, a),
         ContainerCommand::Restart(a) => container_life::restart(global, a),

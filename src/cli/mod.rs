@@ -123,6 +123,8 @@ enum Command {
     Ps(container::PsArgs),
     /// Remove one or more containers.
     Rm(container::RmArgs),
+    /// Create a new container, not started.
+    Create(Box<container::RunArgs>),
     /// Start one or more stopped containers.
     Start(container_life::StartArgs),
     /// Stop one or more running containers.
@@ -196,6 +198,7 @@ pub fn run(cli: Cli) -> Result<ExitCode, CliError> {
         Command::Run(args) => container::run(&cli.global, args),
         Command::Ps(args) => container::ps(&cli.global, args),
         Command::Rm(args) => container::rm(&cli.global, args),
+        Command::Create(args) => container::create(&cli.global, *args),
         Command::Start(args) => container_life::start(&cli.global, args),
         Command::Stop(args) => container_life::stop(&cli.global, args),
         Command::Restart(args) => container_life::restart(&cli.global, args),
