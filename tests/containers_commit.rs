@@ -454,3 +454,90 @@ fn a_container_a_killed_commit_left_frozen_is_still_stopped_and_removed() {
     assert!(mounts_under(store.root()).is_empty());
     check_clean(&store);
 }
+
+#[test]
+fn pause_freezes_a_container_until_unpause() {
+    let store = TestStore::new("commit-pause");
+    store.busybox("bb");
+    let id = store
+        .run(&["run", "-d", "--name", "napper", "bb", "sleep", "3616"])
+        .success()
+        .stdout
+        .trim()
+        .to_string();
+    let f = freezer_of(&id);
+    let state = || {
+        std::fs::read_to_string(&f.state)
+            .unwrap()
+            .trim()
+            .to_string()
+    };
+    let ps = |args: &[&str]| {
+        let mut all = vec!["ps", "--format", "{{.Names}} {{.State}} {{.Status}}"];
+        all.extend_from_slice(args);
+        store.run(&all).success().stdout
+    };
+    assert_eq!(store.run(&["pause", "napper"]).success().stdout, "napper\n");
+    assert_eq!(state(), f.frozen[0]);
+    // Listed, filtered and inspected as paused; not entered; not paused twice.
+    assert!(ps(&[]).starts_with("napper paused Up ") && ps(&[]).ends_with(" (Paused)\n"));
+    assert!(ps(&["-f", "status=paused"]).starts_with("napper "));
+    assert_eq!(ps(&["-f", "status=running"]), "");
+    let inspected = store
+        .run(&[
+            "inspect",
+            "-f",
+            "{{.State.Status}} {{.State.Paused}} {{.State.Running}}",
+            "napper",
+        ])
+        .success()
+        .stdout;
+    assert_eq!(inspected, "paused true true\n");
+    let exec = store.run(&["exec", "napper", "true"]);
+    assert_eq!(exec.status, Some(1));
+    assert_eq!(
+        exec.stderr,
+        format!(
+            "Error response from daemon: Container {id} is paused, unpause the container before exec\n"
+        )
+    );
+    store
+        .run(&["pause", "napper"])
+        .failure()
+        .stderr_contains("is already paused");
+    // commit reads it as it is and leaves it paused.
+    store.run(&["commit", "napper", "napped"]).success();
+    assert_eq!(state(), f.frozen[0]);
+    assert_eq!(
+        store.run(&["unpause", "napper"]).success().stdout,
+        "napper\n"
+    );
+    assert_ne!(state(), f.frozen[0]);
+    store
+        .run(&["unpause", "napper"])
+        .failure()
+        .stderr_contains("is not paused");
+    store.run(&["exec", "napper", "true"]).success();
+    // A paused container still stops at once: the signal is delivered by a thaw.
+    store.run(&["pause", "napper"]).success();
+    let started = Instant::now();
+    store.run(&["stop", "-t", "20", "napper"]).success();
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        started.elapsed()
+    );
+    assert!(
+        ps(&["-a"]).starts_with("napper exited Exited (143)"),
+        "{}",
+        ps(&["-a"])
+    );
+    store
+        .run(&["pause", "napper"])
+        .failure()
+        .stderr_contains("is not running");
+    store.run(&["rm", "napper"]).success();
+    assert!(!f.dir.exists());
+    assert!(mounts_under(store.root()).is_empty());
+    check_clean(&store);
+}

@@ -187,6 +187,11 @@ pub struct Frozen<'a> {
 }
 
 impl Frozen<'_> {
+    /// Leaves the cgroup frozen until someone thaws it (`pause`).
+    pub fn keep(mut self) {
+        self.live = false;
+    }
+
     /// Thaws the cgroup, reporting an error `Drop` would swallow.
     pub fn thaw(mut self) -> io::Result<()> {
         self.live = false;

@@ -40,6 +40,9 @@ pub enum ExecError {
     /// docker's words (moby `errNotRunning`), with the full ID.
     #[error("Container {0} is not running")]
     NotRunning(String),
+    /// docker's words (moby `errExecPaused`).
+    #[error("Container {0} is paused, unpause the container before exec")]
+    Paused(String),
     /// The command could not be started in the container.
     #[error("{}", start_failure(.0))]
     Start(SandboxError),
@@ -63,7 +66,10 @@ impl ExecError {
     /// Whether docker reports this as the daemon's answer ("Error response from
     /// daemon: …") rather than the runtime's.
     pub fn from_daemon(&self) -> bool {
-        matches!(self, ExecError::Store(_) | ExecError::NotRunning(_))
+        matches!(
+            self,
+            ExecError::Store(_) | ExecError::NotRunning(_) | ExecError::Paused(_)
+        )
     }
 }
 
@@ -98,6 +104,9 @@ pub fn exec(store: &Store, name: &str, request: &Request, io: Io<'_>) -> Result<
         (State::Running, Some(pid)) => pid,
         _ => return Err(ExecError::NotRunning(container.id)),
     };
+    if crate::container_life::is_paused(&container.id) {
+        return Err(ExecError::Paused(container.id));
+    }
     // A container stopping as we read its config may be halfway through its clean-up
     // (its record still says running): then it is not running, whatever its files say.
     let config = match store.run_config(&container.id) {

@@ -35,9 +35,10 @@ pub enum LifeError {
     Stuck(String),
     #[error("the container's monitor ended before the container started")]
     MonitorDied,
-    /// Why a container could not start, as its monitor said.
+    /// Refused, in docker's words (why a container could not start, as its monitor
+    /// said; a container not running or not paused).
     #[error("{0}")]
-    StartFailed(String),
+    Refused(String),
     #[error("{what}: {source}")]
     Io {
         what: &'static str,
@@ -151,6 +152,8 @@ pub fn stop(store: &Store, name: &str, timeout: Duration) -> Result<(), LifeErro
     let until = Instant::now() + timeout;
     if let Some(init) = wait_init(store, &c.id)? {
         session::signal(init, sig).map_err(io_err("sending the stop signal"))?;
+        // A paused container takes the signal once thawed, as docker's stop does.
+        thaw(&c.id);
     }
     if wait_exited(
         store,
@@ -188,7 +191,7 @@ fn end(store: &Store, c: &Container) -> Result<(), LifeError> {
 /// namespace, its init included), ascending.
 pub fn processes(store: &Store, name: &str) -> Result<Vec<i32>, LifeError> {
     let c = store.container(name)?;
-    let not_running = || LifeError::StartFailed(format!("Container {} is not running", c.id));
+    let not_running = || LifeError::Refused(format!("Container {} is not running", c.id));
     let init = match (c.state, c.init_pid) {
         (State::Running, Some(pid)) => pid,
         _ => return Err(not_running()),
@@ -204,6 +207,66 @@ pub fn processes(store: &Store, name: &str) -> Result<Vec<i32>, LifeError> {
         .collect();
     pids.sort_unstable();
     Ok(pids)
+}
+
+/// `pause`: freezes every process of a running container until `unpause`.
+pub fn pause(store: &Store, name: &str) -> Result<(), LifeError> {
+    let (c, cg) = freezer_of_running(store, name)?;
+    if cg
+        .is_frozen()
+        .map_err(io_err("reading the freezer state"))?
+    {
+        return Err(LifeError::Refused(format!(
+            "Container {} is already paused",
+            c.id
+        )));
+    }
+    cg.freeze()
+        .map_err(io_err("freezing the container"))?
+        .keep();
+    Ok(())
+}
+
+/// `unpause`: thaws a paused container.
+pub fn unpause(store: &Store, name: &str) -> Result<(), LifeError> {
+    let (c, cg) = freezer_of_running(store, name)?;
+    if !cg
+        .is_frozen()
+        .map_err(io_err("reading the freezer state"))?
+    {
+        return Err(LifeError::Refused(format!(
+            "Container {} is not paused",
+            c.id
+        )));
+    }
+    cg.thaw().map_err(io_err("thawing the container"))
+}
+
+/// Whether the running container `id` is paused (its cgroup frozen).
+pub fn is_paused(id: &str) -> bool {
+    ContainerCgroup::of(id)
+        .filter(ContainerCgroup::exists)
+        .is_some_and(|cg| cg.is_frozen().unwrap_or(false))
+}
+
+fn freezer_of_running(
+    store: &Store,
+    name: &str,
+) -> Result<(Container, ContainerCgroup), LifeError> {
+    let c = store.container(name)?;
+    if c.state != State::Running {
+        return Err(LifeError::Refused(format!(
+            "Container {} is not running",
+            c.id
+        )));
+    }
+    match ContainerCgroup::of(&c.id).filter(ContainerCgroup::exists) {
+        Some(cg) => Ok((c, cg)),
+        None => Err(LifeError::Refused(format!(
+            "Container {} has no freezer cgroup (none could be made on this machine): it cannot be paused",
+            c.id
+        ))),
+    }
 }
 
 /// `wait`: blocks until the container is not running, then gives its exit code.

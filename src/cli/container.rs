@@ -10,6 +10,7 @@ use chrono::{DateTime, Utc};
 use clap::Args;
 use rbuild_builder::build::interrupt;
 use rbuild_builder::container;
+use rbuild_builder::container_life as container_life_lib;
 use rbuild_builder::store::Store;
 use rbuild_builder::store::container_log::{LogWriter, Stream};
 use rbuild_builder::store::containers::{Container, State};
@@ -260,7 +261,10 @@ pub fn ps(global: &Global, args: PsArgs) -> Result<ExitCode, CliError> {
     let list: Vec<Container> = store
         .containers()?
         .into_iter()
-        .filter(|c| (all || c.state == State::Running) && filter.matches(c))
+        .filter(|c| {
+            let paused = c.state == State::Running && container_life_lib::is_paused(&c.id);
+            (all || c.state == State::Running) && filter.matches(c, paused)
+        })
         .collect();
     let mut out = io::stdout().lock();
     if args.quiet {
@@ -296,12 +300,14 @@ fn ps_item(store: &Store, c: &Container, trunc: bool, now: DateTime<Utc>) -> Val
         .and_then(|i| i.tags.first().map(|t| t.familiar()))
         .unwrap_or_else(|| c.image_id.short().to_string());
     let at = |t: i64| DateTime::from_timestamp(t, 0).unwrap_or_default();
+    let paused = c.state == State::Running && container_life_lib::is_paused(&c.id);
     let status = match c.state {
         State::Created => "Created".to_string(),
         State::Running => format!(
-            "Up {}",
+            "Up {}{}",
             units::human_duration_since(at(c.started_at.unwrap_or(c.created)), now)
-                .trim_end_matches(" ago")
+                .trim_end_matches(" ago"),
+            if paused { " (Paused)" } else { "" }
         ),
         State::Exited => format!(
             "Exited ({}) {}",
@@ -326,7 +332,12 @@ fn ps_item(store: &Store, c: &Container, trunc: bool, now: DateTime<Utc>) -> Val
         "CreatedAt": at(c.created).format("%Y-%m-%d %H:%M:%S +0000 UTC").to_string(),
         "RunningFor": units::human_duration_since(at(c.created), now),
         "Status": status,
-        "State": match c.state { State::Created => "created", State::Running => "running", State::Exited => "exited" },
+        "State": match c.state {
+            State::Created => "created",
+            State::Running if paused => "paused",
+            State::Running => "running",
+            State::Exited => "exited",
+        },
         "Ports": "",
         "Names": c.name,
     })

@@ -32,6 +32,10 @@ pub enum ContainerCommand {
     Wait(container_life::WaitArgs),
     /// Display the running processes of a container.
     Top(container_life::TopArgs),
+    /// Pause all processes within one or more containers.
+    Pause(container_life::PauseArgs),
+    /// Unpause all processes within one or more containers.
+    Unpause(container_life::PauseArgs),
     /// Kill one or more running containers.
     Kill(container_life::KillArgs),
     /// Fetch the logs of a container.
@@ -61,6 +65,8 @@ pub fn run(global: &Global, cmd: ContainerCommand) -> Result<ExitCode, CliError>
         ContainerCommand::Restart(a) => container_life::restart(global, a),
         ContainerCommand::Wait(a) => container_life::wait(global, a),
         ContainerCommand::Top(a) => container_life::top(global, a),
+        ContainerCommand::Pause(a) => container_life::pause(global, a),
+        ContainerCommand::Unpause(a) => container_life::unpause(global, a),
         ContainerCommand::Kill(a) => container_life::kill(global, a),
         ContainerCommand::Logs(a) => container_life::logs(global, a),
         ContainerCommand::Exec(a) => exec::run(global, a),

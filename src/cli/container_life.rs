@@ -86,7 +86,7 @@ fn start_detached(store: &Store, c: &Container) -> Result<(), LifeError> {
     }
     match spawn_monitor(store, c)? {
         Start::Running => Ok(()),
-        Start::Failed { message, .. } => Err(LifeError::StartFailed(message)),
+        Start::Failed { message, .. } => Err(LifeError::Refused(message)),
     }
 }
 
@@ -154,6 +154,27 @@ pub fn wait(global: &Global, args: WaitArgs) -> Result<ExitCode, CliError> {
         container_life::wait(&store, name).map(|code| code.to_string())
     })?;
     Ok(exit_code(&failed))
+}
+
+/// Pause or unpause all processes within one or more containers.
+#[derive(Debug, Args)]
+pub struct PauseArgs {
+    #[arg(value_name = "CONTAINER", required = true)]
+    containers: Vec<String>,
+}
+
+/// `pause`: each container's processes frozen (its freezer cgroup), as docker's.
+pub fn pause(global: &Global, args: PauseArgs) -> Result<ExitCode, CliError> {
+    let store = global.store()?;
+    each(&args.containers, |name| container_life::pause(&store, name))
+}
+
+/// `unpause`: thawed again.
+pub fn unpause(global: &Global, args: PauseArgs) -> Result<ExitCode, CliError> {
+    let store = global.store()?;
+    each(&args.containers, |name| {
+        container_life::unpause(&store, name)
+    })
 }
 
 /// Display the running processes of a container.

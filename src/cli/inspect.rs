@@ -109,7 +109,10 @@ fn lookup(store: &Store, name: &str, kind: Kind) -> Result<Found, String> {
     if kind != Kind::Image {
         match store.container(name) {
             Ok(c) => {
-                let i = store.inspect_container(&c).map_err(|e| e.to_string())?;
+                let paused = rbuild_builder::container_life::is_paused(&c.id);
+                let i = store
+                    .inspect_container(&c, paused)
+                    .map_err(|e| e.to_string())?;
                 return Ok(Found::Container(Box::new(i)));
             }
             Err(StoreError::NoSuchContainer(_)) if kind == Kind::Any => {}

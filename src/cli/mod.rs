@@ -135,6 +135,10 @@ enum Command {
     Wait(container_life::WaitArgs),
     /// Display the running processes of a container.
     Top(container_life::TopArgs),
+    /// Pause all processes within one or more containers.
+    Pause(container_life::PauseArgs),
+    /// Unpause all processes within one or more containers.
+    Unpause(container_life::PauseArgs),
     /// Kill one or more running containers.
     Kill(container_life::KillArgs),
     /// Fetch the logs of a container.
@@ -204,6 +208,8 @@ pub fn run(cli: Cli) -> Result<ExitCode, CliError> {
         Command::Restart(args) => container_life::restart(&cli.global, args),
         Command::Wait(args) => container_life::wait(&cli.global, args),
         Command::Top(args) => container_life::top(&cli.global, args),
+        Command::Pause(args) => container_life::pause(&cli.global, args),
+        Command::Unpause(args) => container_life::unpause(&cli.global, args),
         Command::Kill(args) => container_life::kill(&cli.global, args),
         Command::Logs(args) => container_life::logs(&cli.global, args),
         Command::ContainerMonitor(args) => container_life::monitor(&cli.global, args),

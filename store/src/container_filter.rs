@@ -1,6 +1,6 @@
 //! `ps --filter`: docker's container filters that rbuild can answer (moby
-//! `daemon/list.go`): `status=created|running|exited` (docker's other states never
-//! happen here but are accepted), `name=` (a substring of the name, as docker's regular
+//! `daemon/list.go`): `status=created|running|paused|exited` (docker's other states
+//! never happen here but are accepted), `name=` (a substring of the name, as docker's regular
 //! expression match does for plain text) and `id=` (an ID prefix). Values of one key
 //! are ORed, keys ANDed.
 
@@ -41,13 +41,15 @@ impl ContainerFilter {
         self.0.contains("status")
     }
 
-    pub fn matches(&self, c: &Container) -> bool {
+    /// `paused`: the running container `c` is frozen (the store cannot tell).
+    pub fn matches(&self, c: &Container, paused: bool) -> bool {
         let any = |key: &str, f: &dyn Fn(&str) -> bool| {
             let values = self.0.get(key);
             values.is_empty() || values.iter().any(|v| f(v))
         };
         let state = match c.state {
             State::Created => "created",
+            State::Running if paused => "paused",
             State::Running => "running",
             State::Exited => "exited",
         };
@@ -87,12 +89,12 @@ mod tests {
         let web = container("web", "ab", State::Running);
         let db = container("db", "cd", State::Exited);
         let f = filter(&["status=running", "status=exited"]).unwrap();
-        assert!(f.matches(&web) && f.matches(&db));
+        assert!(f.matches(&web, false) && f.matches(&db, false));
         let f = filter(&["status=exited", "name=web"]).unwrap();
-        assert!(!f.matches(&web) && !f.matches(&db));
+        assert!(!f.matches(&web, false) && !f.matches(&db, false));
         let f = filter(&["id=cdc", "name=d"]).unwrap();
-        assert!(f.matches(&db) && !f.matches(&web));
-        assert!(filter(&[]).unwrap().matches(&web));
+        assert!(f.matches(&db, false) && !f.matches(&web, false));
+        assert!(filter(&[]).unwrap().matches(&web, false));
     }
 
     #[test]

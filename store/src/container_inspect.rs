@@ -138,8 +138,13 @@ fn config(
 }
 
 impl Store {
-    /// What `inspect` shows for container `c`.
-    pub fn inspect_container(&self, c: &Container) -> Result<ContainerInspect, StoreError> {
+    /// What `inspect` shows for container `c`; `paused`: its processes are frozen (the
+    /// store cannot tell).
+    pub fn inspect_container(
+        &self,
+        c: &Container,
+        paused: bool,
+    ) -> Result<ContainerInspect, StoreError> {
         let run = self.run_config(&c.id).unwrap_or_default();
         let image = self.image(&c.image_id)?;
         let image_config = self.config(&c.image_id).ok().and_then(|cfg| cfg.config);
@@ -184,12 +189,13 @@ impl Store {
             state: ContainerState {
                 status: match c.state {
                     State::Created => "created",
+                    State::Running if paused => "paused",
                     State::Running => "running",
                     State::Exited => "exited",
                 }
                 .into(),
                 running,
-                paused: false,
+                paused: running && paused,
                 restarting: false,
                 oom_killed: false,
                 dead: false,

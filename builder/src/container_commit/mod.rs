@@ -135,6 +135,8 @@ fn read_changes(
     } else {
         None
     };
+    // A container the user paused stays paused: it is read as it is, and not thawed.
+    let cgroup = cgroup.filter(|cg| !cg.is_frozen().unwrap_or(false));
     let frozen = match &cgroup {
         Some(cg) => Some(cg.freeze().map_err(|source| CommitError::Pause {
             id: container.id.clone(),
