@@ -566,6 +566,40 @@ fn create_makes_a_container_that_start_runs() {
 }
 
 #[test]
+fn rename_follows_dockers_rules_and_a_running_container_keeps_running() {
+    let store = store("det-rename");
+    let _reap = Reaper(&store);
+    let id = detached(&store, &["--name", "old-name", "bb", "sleep", "3617"]);
+    store
+        .run(&["create", "--name", "taken", "bb", "true"])
+        .success();
+    let err = |args: &[&str]| {
+        let mut all = vec!["rename"];
+        all.extend_from_slice(args);
+        store.run(&all).failure().stderr
+    };
+    assert!(
+        err(&["old-name", "taken"]).contains("The container name \"/taken\" is already in use")
+    );
+    assert!(err(&["old-name", "old-name"]).contains("same name as its current name"));
+    assert!(err(&["old-name", "x"]).contains("Invalid container name (x)"));
+    assert!(err(&["nope", "fresh"]).contains("No such container: nope"));
+    assert_eq!(
+        store
+            .run(&["rename", &id[..8], "/new-name"])
+            .success()
+            .stdout,
+        ""
+    );
+    let renamed = row(&store, "new-name").unwrap();
+    assert!(renamed.starts_with("new-name running "), "{renamed}");
+    assert!(row(&store, "old-name").is_none());
+    store.run(&["exec", "new-name", "true"]).success();
+    store.run(&["rm", "-f", "new-name", "taken"]).success();
+    check_clean(&store);
+}
+
+#[test]
 fn concurrent_starts_run_a_container_once() {
     let store = store("det-start-race");
     let _reap = Reaper(&store);

@@ -30,6 +30,8 @@ pub enum ContainerCommand {
     Restart(container_life::RestartArgs),
     /// Block until one or more containers stop, then print their exit codes.
     Wait(container_life::WaitArgs),
+    /// Rename a container.
+    Rename(container_life::RenameArgs),
     /// Display the running processes of a container.
     Top(container_life::TopArgs),
     /// Pause all processes within one or more containers.
@@ -64,6 +66,7 @@ pub fn run(global: &Global, cmd: ContainerCommand) -> Result<ExitCode, CliError>
         ContainerCommand::Stop(a) => container_life::stop(global, a),
         ContainerCommand::Restart(a) => container_life::restart(global, a),
         ContainerCommand::Wait(a) => container_life::wait(global, a),
+        ContainerCommand::Rename(a) => container_life::rename(global, a),
         ContainerCommand::Top(a) => container_life::top(global, a),
         ContainerCommand::Pause(a) => container_life::pause(global, a),
         ContainerCommand::Unpause(a) => container_life::unpause(global, a),

@@ -177,6 +177,26 @@ pub fn unpause(global: &Global, args: PauseArgs) -> Result<ExitCode, CliError> {
     })
 }
 
+/// Rename a container.
+#[derive(Debug, Args)]
+pub struct RenameArgs {
+    #[arg(value_name = "CONTAINER")]
+    container: String,
+    #[arg(value_name = "NEW_NAME")]
+    new_name: String,
+}
+
+pub fn rename(global: &Global, args: RenameArgs) -> Result<ExitCode, CliError> {
+    let store = global.store()?;
+    match store.rename_container(&args.container, &args.new_name) {
+        Ok(()) => Ok(ExitCode::SUCCESS),
+        Err(e) => {
+            eprintln!("Error response from daemon: {e}");
+            Ok(ExitCode::FAILURE)
+        }
+    }
+}
+
 /// Display the running processes of a container.
 #[derive(Debug, Args)]
 #[command(trailing_var_arg = true)]

@@ -133,6 +133,8 @@ enum Command {
     Restart(container_life::RestartArgs),
     /// Block until one or more containers stop, then print their exit codes.
     Wait(container_life::WaitArgs),
+    /// Rename a container.
+    Rename(container_life::RenameArgs),
     /// Display the running processes of a container.
     Top(container_life::TopArgs),
     /// Pause all processes within one or more containers.
@@ -207,6 +209,7 @@ pub fn run(cli: Cli) -> Result<ExitCode, CliError> {
         Command::Stop(args) => container_life::stop(&cli.global, args),
         Command::Restart(args) => container_life::restart(&cli.global, args),
         Command::Wait(args) => container_life::wait(&cli.global, args),
+        Command::Rename(args) => container_life::rename(&cli.global, args),
         Command::Top(args) => container_life::top(&cli.global, args),
         Command::Pause(args) => container_life::pause(&cli.global, args),
         Command::Unpause(args) => container_life::unpause(&cli.global, args),

@@ -267,6 +267,34 @@ impl Store {
         Ok(c)
     }
 
+    /// `rename`: docker's checks and words; the name is the row's only, so a running
+    /// container is renamed as well.
+    pub fn rename_container(&self, id: &str, new: &str) -> Result<(), StoreError> {
+        let new = new.strip_prefix('/').unwrap_or(new);
+        if !valid_name(new) {
+            return Err(StoreError::InvalidContainerName(new.to_string()));
+        }
+        let c = self.container(id)?;
+        if c.name == new {
+            return Err(StoreError::ContainerConflict(
+                "Renaming a container with the same name as its current name".into(),
+            ));
+        }
+        if let Err(e) = self.conn.execute(
+            "UPDATE containers SET name = ?2 WHERE id = ?1",
+            params![c.id, new],
+        ) {
+            if let Some(other) = self.container_by_name(new)? {
+                return Err(StoreError::ContainerConflict(format!(
+                    "Error when allocating new name: Conflict. The container name \"/{new}\" is already in use by container \"{}\". You have to remove (or rename) that container to be able to reuse that name.",
+                    other.id
+                )));
+            }
+            return Err(e.into());
+        }
+        Ok(())
+    }
+
     /// The configuration the container was created with.
     pub fn run_config(&self, id: &str) -> Result<RunConfig, StoreError> {
         let path = self.container_dir(id).join(CONFIG_FILE);
