@@ -25,6 +25,7 @@ mod build_stages;
 mod builder_prune;
 mod containers;
 mod containers_commit;
+mod containers_cp;
 mod containers_detached;
 mod containers_exec;
 mod containers_tty;

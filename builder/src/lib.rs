@@ -8,6 +8,7 @@ pub mod cgroup;
 pub mod config_edit;
 pub mod container;
 pub mod container_commit;
+pub mod container_cp;
 pub mod container_exec;
 pub mod container_life;
 pub mod export;

@@ -85,6 +85,45 @@ pub fn copy_upper(
     c.copy_dir_contents(&root, src, Path::new(""), dst)
 }
 
+/// Copies the entry `name` of the directory open as `dir` to the new path `dst`: a
+/// file, a directory with everything in it, a symlink as a symlink; owners, modes,
+/// times, xattrs and hard links kept. Read through descriptors as [`copy_upper`] reads
+/// (`cp` out of a container).
+pub fn copy_entry_at(
+    dir: &OwnedFd,
+    name: &std::ffi::OsStr,
+    shown: &Path,
+    dst: &Path,
+    cancel: &dyn Fn() -> bool,
+) -> Result<(), CopyError> {
+    let st = nix::sys::stat::fstatat(dir, name, AtFlags::AT_SYMLINK_NOFOLLOW)
+        .map_err(at_errno("inspecting", shown))?;
+    let skip = HashSet::new();
+    let mut c = Copier {
+        skip: &skip,
+        cancel,
+        links: HashMap::new(),
+    };
+    c.copy_entry(dir, &name.to_os_string(), &st, shown, Path::new(""), dst)
+}
+
+/// Copies what the directory open as `dir` holds into the existing directory `dst`,
+/// as [`copy_upper`] does for a path (`cp CONTAINER:DIR/. DEST`).
+pub fn copy_contents_of(
+    dir: &OwnedFd,
+    shown: &Path,
+    dst: &Path,
+    cancel: &dyn Fn() -> bool,
+) -> Result<(), CopyError> {
+    let skip = HashSet::new();
+    let mut c = Copier {
+        skip: &skip,
+        cancel,
+        links: HashMap::new(),
+    };
+    c.copy_dir_contents(dir, shown, Path::new(""), dst)
+}
+
 /// The names in the directory open as `dir`, read through its descriptor
 /// (`/proc/self/fd/N` is that very directory, whatever its path has become).
 fn names(dir: &OwnedFd, shown: &Path) -> Result<Vec<OsString>, CopyError> {

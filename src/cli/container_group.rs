@@ -6,7 +6,8 @@ use std::process::ExitCode;
 use clap::Subcommand;
 
 use super::{
-    CliError, Global, container, container_commit, container_fs, container_life, exec, inspect,
+    CliError, Global, container, container_commit, container_cp, container_fs, container_life,
+    exec, inspect,
 };
 
 /// Manage containers.
@@ -30,6 +31,8 @@ pub enum ContainerCommand {
     Restart(container_life::RestartArgs),
     /// Block until one or more containers stop, then print their exit codes.
     Wait(container_life::WaitArgs),
+    /// Copy files/folders from a container to the local filesystem.
+    Cp(container_cp::CpArgs),
     /// Rename a container.
     Rename(container_life::RenameArgs),
     /// Display the running processes of a container.
@@ -66,6 +69,7 @@ pub fn run(global: &Global, cmd: ContainerCommand) -> Result<ExitCode, CliError>
         ContainerCommand::Stop(a) => container_life::stop(global, a),
         ContainerCommand::Restart(a) => container_life::restart(global, a),
         ContainerCommand::Wait(a) => container_life::wait(global, a),
+        ContainerCommand::Cp(a) => container_cp::run(global, a),
         ContainerCommand::Rename(a) => container_life::rename(global, a),
         ContainerCommand::Top(a) => container_life::top(global, a),
         ContainerCommand::Pause(a) => container_life::pause(global, a),

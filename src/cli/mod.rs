@@ -7,6 +7,7 @@ mod build_output;
 mod builder;
 mod container;
 mod container_commit;
+mod container_cp;
 mod container_fs;
 mod container_group;
 mod container_life;
@@ -133,6 +134,8 @@ enum Command {
     Restart(container_life::RestartArgs),
     /// Block until one or more containers stop, then print their exit codes.
     Wait(container_life::WaitArgs),
+    /// Copy files/folders from a container to the local filesystem.
+    Cp(container_cp::CpArgs),
     /// Rename a container.
     Rename(container_life::RenameArgs),
     /// Display the running processes of a container.
@@ -209,6 +212,7 @@ pub fn run(cli: Cli) -> Result<ExitCode, CliError> {
         Command::Stop(args) => container_life::stop(&cli.global, args),
         Command::Restart(args) => container_life::restart(&cli.global, args),
         Command::Wait(args) => container_life::wait(&cli.global, args),
+        Command::Cp(args) => container_cp::run(&cli.global, args),
         Command::Rename(args) => container_life::rename(&cli.global, args),
         Command::Top(args) => container_life::top(&cli.global, args),
         Command::Pause(args) => container_life::pause(&cli.global, args),

@@ -165,9 +165,36 @@ impl Snapshot {
         Snapshot::prepare_in(store, lowers, Snapshotter::from_env()?, Some(dirs))
     }
 
+    /// A scratch snapshot whose lowers are the image's layers and, over them, a
+    /// container's upper dir, which is only read: what the stopped container's root
+    /// holds, for `cp` to read. [`Snapshot::discard`] (or drop) removes it.
+    pub fn prepare_view(
+        store: &Store,
+        lowers: &[Digest],
+        container_upper: &Path,
+    ) -> Result<Snapshot, SnapshotError> {
+        Snapshot::prepare_over(
+            store,
+            lowers,
+            Some(container_upper),
+            Snapshotter::from_env()?,
+            None,
+        )
+    }
+
     fn prepare_in(
         store: &Store,
         lowers: &[Digest],
+        with: Snapshotter,
+        dirs: Option<UpperDir>,
+    ) -> Result<Snapshot, SnapshotError> {
+        Snapshot::prepare_over(store, lowers, None, with, dirs)
+    }
+
+    fn prepare_over(
+        store: &Store,
+        lowers: &[Digest],
+        top_lower: Option<&Path>,
         with: Snapshotter,
         dirs: Option<UpperDir>,
     ) -> Result<Snapshot, SnapshotError> {
@@ -188,7 +215,8 @@ impl Snapshot {
         }
         // A pulled layer is extracted the first time it is mounted.
         let lowers: Vec<Digest> = lowers.into_iter().cloned().collect();
-        let layer_dirs = store.layer_trees(&lowers)?;
+        let mut layer_dirs = store.layer_trees(&lowers)?;
+        layer_dirs.extend(top_lower.map(Path::to_path_buf));
         let (dirs, owned) = match dirs {
             Some(d) => (d, false),
             None => (store.new_upper_dir()?, true),

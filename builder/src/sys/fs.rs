@@ -18,3 +18,14 @@ pub(crate) fn open_in_root(root: &Path, rel: &str) -> io::Result<File> {
     let fd = openat2(&dir, rel, how).map_err(io::Error::from)?;
     Ok(File::from(fd))
 }
+
+/// Opens the directory `rel` inside `root` as an O_PATH descriptor, every symlink and
+/// `..` resolved as if `root` were `/` (`rel` empty or "." is `root` itself).
+pub(crate) fn open_dir_in_root(root: &File, rel: &str) -> io::Result<std::os::fd::OwnedFd> {
+    let how = OpenHow::new()
+        .flags(OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC)
+        .mode(Mode::empty())
+        .resolve(ResolveFlag::RESOLVE_IN_ROOT | ResolveFlag::RESOLVE_NO_MAGICLINKS);
+    let rel = if rel.is_empty() { "." } else { rel };
+    openat2(root, rel, how).map_err(io::Error::from)
+}

@@ -1,0 +1,139 @@
+//! `rbuild cp CONTAINER:SRC DEST`: files and directories out of a created, stopped or
+//! running container, docker's naming rules, a tar on stdout, and paths that stay inside
+//! the container's root whatever its symlinks say.
+
+use std::os::unix::fs::MetadataExt;
+use std::path::Path;
+
+use crate::build_run::{check_clean, mounts_under};
+use crate::util::{TempDir, TestStore};
+
+fn read(p: &Path) -> String {
+    std::fs::read_to_string(p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
+}
+
+#[test]
+fn cp_takes_files_out_of_created_stopped_and_running_containers() {
+    let store = TestStore::new("cp-out");
+    store.busybox("bb");
+    let out = TempDir::new("cp-out-dest");
+    let dest = |name: &str| out.0.join(name);
+    let d = |name: &str| dest(name).to_str().unwrap().to_string();
+
+    // docker create + cp + rm: the image's files, nothing mounted after.
+    store
+        .run(&["create", "--name", "made", "bb", "true"])
+        .success();
+    store
+        .run(&["cp", "made:/etc/passwd", &d("passwd")])
+        .success();
+    assert!(read(&dest("passwd")).starts_with("root:"));
+    assert!(mounts_under(store.root()).is_empty());
+
+    // A stopped container: its own changes over the image's, a directory by name into
+    // an existing directory, its contents with `/.`, links kept or followed (-L).
+    let script = "mkdir -p /out/sub && echo built > /out/sub/app && echo inside > /marker \
+                  && ln -s / /escape && ln -s sub/app /out/link && chmod 0750 /out/sub";
+    store
+        .run(&["run", "--name", "done", "bb", "sh", "-c", script])
+        .success();
+    std::fs::create_dir(dest("into")).unwrap();
+    store.run(&["cp", "done:/out", &d("into")]).success();
+    assert_eq!(read(&dest("into/out/sub/app")), "built\n");
+    let sub = std::fs::metadata(dest("into/out/sub")).unwrap();
+    assert_eq!(sub.mode() & 0o7777, 0o750);
+    assert_eq!(
+        std::fs::read_link(dest("into/out/link")).unwrap(),
+        Path::new("sub/app")
+    );
+    store.run(&["cp", "done:/out/.", &d("contents")]).success();
+    assert_eq!(read(&dest("contents/sub/app")), "built\n");
+    store.run(&["cp", "done:/out/link", &d("link")]).success();
+    assert!(
+        std::fs::symlink_metadata(dest("link"))
+            .unwrap()
+            .is_symlink()
+    );
+    store
+        .run(&["cp", "-L", "done:/out/link", &d("followed")])
+        .success();
+    assert_eq!(read(&dest("followed")), "built\n");
+    // A file over a file replaces it.
+    store.run(&["cp", "done:/marker", &d("passwd")]).success();
+    assert_eq!(read(&dest("passwd")), "inside\n");
+
+    // Symlinks and `..` resolve inside the container's root, never the host's.
+    assert!(!Path::new("/marker").exists(), "the host has a /marker");
+    store
+        .run(&["cp", "done:/escape/marker", &d("via-link")])
+        .success();
+    assert_eq!(read(&dest("via-link")), "inside\n");
+    store
+        .run(&["cp", "done:/../../../marker", &d("via-dots")])
+        .success();
+    assert_eq!(read(&dest("via-dots")), "inside\n");
+    // Followed, a link to `/` is the container's root, copied whole.
+    store
+        .run(&["cp", "-L", "done:/escape", &d("its-root")])
+        .success();
+    assert_eq!(read(&dest("its-root/marker")), "inside\n");
+    assert_eq!(read(&dest("its-root/out/sub/app")), "built\n");
+
+    // A running one, through its init's root.
+    let id = store
+        .run(&[
+            "run",
+            "-d",
+            "--name",
+            "live",
+            "bb",
+            "sh",
+            "-c",
+            "echo now > /now; exec sleep 3618",
+        ])
+        .success()
+        .stdout;
+    let id = id.trim();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let got = store.run(&["cp", "live:/now", &d("now")]);
+        if got.status == Some(0) {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "{}", got.stderr);
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert_eq!(read(&dest("now")), "now\n");
+
+    // A tar on stdout, named for the source.
+    let tar = store.run(&["cp", "done:/out/sub", "-"]).success();
+    let mut names: Vec<String> = tar::Archive::new(tar.stdout.as_bytes())
+        .entries()
+        .unwrap()
+        .map(|e| e.unwrap().path().unwrap().display().to_string())
+        .collect();
+    names.sort();
+    assert_eq!(names, ["sub/", "sub/app"]);
+
+    // docker's errors.
+    store
+        .run(&["cp", "done:/nope", &d("x")])
+        .failure()
+        .stderr_contains("Could not find the file /nope in container done");
+    store
+        .run(&["cp", "nope:/etc", &d("x")])
+        .failure()
+        .stderr_contains("No such container: nope");
+    store
+        .run(&["cp", "done:/out", &d("passwd")])
+        .failure()
+        .stderr_contains("cannot copy a directory to the file");
+    store
+        .run(&["cp", &d("passwd"), "done:/tmp"])
+        .failure()
+        .stderr_contains("copying into a container is not supported");
+
+    store.run(&["rm", "-f", id, "made", "done"]).success();
+    assert!(mounts_under(store.root()).is_empty());
+    check_clean(&store);
+}
