@@ -6,7 +6,7 @@ use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 
 use crate::build_run::{check_clean, mounts_under};
-use crate::util::{TempDir, TestStore};
+use crate::util::{Reaper, TempDir, TestStore};
 
 fn read(p: &Path) -> String {
     std::fs::read_to_string(p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
@@ -16,6 +16,7 @@ fn read(p: &Path) -> String {
 fn cp_takes_files_out_of_created_stopped_and_running_containers() {
     let store = TestStore::new("cp-out");
     store.busybox("bb");
+    let _reap = Reaper(&store);
     let out = TempDir::new("cp-out-dest");
     let dest = |name: &str| out.0.join(name);
     let d = |name: &str| dest(name).to_str().unwrap().to_string();

@@ -5,19 +5,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::build_run::{check_clean, mounts_under, start_until_running};
-use crate::util::TestStore;
-
-/// Removes every container when a test ends, passed or not, so no monitor outlives it.
-struct Reaper<'a>(&'a TestStore);
-
-impl Drop for Reaper<'_> {
-    fn drop(&mut self) {
-        let ids = self.0.run(&["ps", "-aq", "--no-trunc"]).stdout;
-        for id in ids.lines() {
-            self.0.run(&["rm", "-f", id]);
-        }
-    }
-}
+use crate::util::{Reaper, TestStore};
 
 fn store(tag: &str) -> TestStore {
     let store = TestStore::new(tag);

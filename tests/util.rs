@@ -376,3 +376,16 @@ pub fn json<B: AsRef<[u8]> + ?Sized>(b: &B) -> serde_json::Value {
 pub fn p(path: &Path) -> &str {
     path.to_str().unwrap()
 }
+
+/// Removes every container of a store when a test ends, passed or not, so that no
+/// container (and no monitor, mount or process of one) outlives it.
+pub struct Reaper<'a>(pub &'a TestStore);
+
+impl Drop for Reaper<'_> {
+    fn drop(&mut self) {
+        let ids = self.0.run(&["ps", "-aq", "--no-trunc"]).stdout;
+        for id in ids.lines() {
+            self.0.run(&["rm", "-f", id]);
+        }
+    }
+}
