@@ -138,3 +138,106 @@ fn cp_takes_files_out_of_created_stopped_and_running_containers() {
     assert!(mounts_under(store.root()).is_empty());
     check_clean(&store);
 }
+
+#[test]
+fn cp_puts_host_files_into_stopped_and_running_containers() {
+    let store = TestStore::new("cp-in");
+    store.busybox("bb");
+    let _reap = Reaper(&store);
+    let host = TempDir::new("cp-in-src");
+    std::fs::create_dir_all(host.0.join("conf/sub")).unwrap();
+    std::fs::write(host.0.join("conf/sub/app.ini"), "k=v\n").unwrap();
+    std::fs::write(host.0.join("one"), "1\n").unwrap();
+    std::os::unix::fs::symlink("one", host.0.join("link")).unwrap();
+    let h = |name: &str| host.0.join(name).to_str().unwrap().to_string();
+
+    // docker create + cp + start: the copies are there when it runs, owned by root.
+    store
+        .run(&[
+            "create",
+            "--name",
+            "boxed",
+            "bb",
+            "sh",
+            "-c",
+            "cat /etc/conf/sub/app.ini /root/one; readlink /tmp/link; stat -c %u /root/one",
+        ])
+        .success();
+    store.run(&["cp", &h("conf"), "boxed:/etc"]).success();
+    store.run(&["cp", &h("one"), "boxed:/root"]).success();
+    store.run(&["cp", &h("link"), "boxed:/tmp/"]).success();
+    let row = store
+        .run(&["ps", "-a", "--format", "{{.Names}} {{.State}}"])
+        .success()
+        .stdout;
+    assert_eq!(row, "boxed created\n", "cp changed the container's state");
+    assert!(mounts_under(store.root()).is_empty());
+    let run = store.run(&["start", "-a", "boxed"]);
+    assert_eq!(run.stdout, "k=v\n1\none\n0\n", "{}", run.stderr);
+
+    // A running one, through its init's root; its symlinks and `..` stay inside it.
+    store
+        .run(&[
+            "run",
+            "-d",
+            "--name",
+            "live",
+            "bb",
+            "sh",
+            "-c",
+            "ln -s / /escape; exec sleep 3619",
+        ])
+        .success();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while store.run(&["cp", "live:/escape", "-"]).status != Some(0) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the container never made /escape"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert!(!Path::new("/rbuild-cp-in-marker").exists());
+    store
+        .run(&["cp", &h("one"), "live:/escape/rbuild-cp-in-marker"])
+        .success();
+    store
+        .run(&["cp", &h("one"), "live:/../../rbuild-cp-in-dots"])
+        .success();
+    assert!(
+        !Path::new("/rbuild-cp-in-marker").exists(),
+        "cp wrote to the host's root"
+    );
+    assert!(
+        !Path::new("/rbuild-cp-in-dots").exists(),
+        "cp wrote to the host's root"
+    );
+    let seen = store
+        .run(&[
+            "exec",
+            "live",
+            "cat",
+            "/rbuild-cp-in-marker",
+            "/rbuild-cp-in-dots",
+        ])
+        .success()
+        .stdout;
+    assert_eq!(seen, "1\n1\n");
+
+    // docker's errors; nothing replaces a directory.
+    store
+        .run(&["cp", &h("one"), "live:/nope/x"])
+        .failure()
+        .stderr_contains("Could not find the file /nope in container live");
+    store
+        .run(&["cp", &h("conf"), "live:/etc/passwd"])
+        .failure()
+        .stderr_contains("cannot copy a directory to the file");
+    std::fs::create_dir(host.0.join("tmp")).unwrap();
+    store
+        .run(&["cp", &h("one"), "live:/tmp/../etc/hostname/x"])
+        .failure();
+
+    store.run(&["rm", "-f", "live", "boxed"]).success();
+    assert!(mounts_under(store.root()).is_empty());
+    check_clean(&store);
+}

@@ -1,4 +1,5 @@
-//! `rbuild cp [-L] CONTAINER:SRC DEST|-`: a file or directory copied out of a container.
+//! `rbuild cp [-L] [-a] CONTAINER:SRC DEST|-` and `rbuild cp [-a] SRC CONTAINER:DEST`: a
+//! file or directory copied out of or into a container.
 
 use std::io::{self, IsTerminal, Write};
 use std::path::Path;
@@ -10,13 +11,13 @@ use rbuild_builder::container_cp::{self, CpError, Dest};
 
 use super::{CliError, Global};
 
-/// Copy files/folders from a container to the local filesystem.
+/// Copy files/folders between a container and the local filesystem.
 #[derive(Debug, Args)]
 pub struct CpArgs {
     /// Always follow symbol link in SRC_PATH.
     #[arg(short = 'L', long)]
     follow_link: bool,
-    /// Archive mode (copy all uid/gid information): always so here.
+    /// Archive mode (copy all uid/gid information); out of a container, always so.
     #[arg(short = 'a', long)]
     archive: bool,
     #[arg(value_name = "CONTAINER:SRC_PATH")]
@@ -33,19 +34,20 @@ fn container_path(arg: &str) -> Option<(&str, &str)> {
 }
 
 pub fn run(global: &Global, args: CpArgs) -> Result<ExitCode, CliError> {
-    let Some((name, src)) = container_path(&args.src) else {
-        let msg = if container_path(&args.dest).is_some() {
-            "copying into a container is not supported (only CONTAINER:SRC_PATH DEST_PATH)"
-        } else {
-            "must specify at least one container source"
-        };
-        return Err(CliError::Usage(msg.into()));
+    let (name, src) = match (container_path(&args.src), container_path(&args.dest)) {
+        (Some(_), Some(_)) => {
+            return Err(CliError::Usage(
+                "copying between containers is not supported".into(),
+            ));
+        }
+        (None, None) => {
+            return Err(CliError::Usage(
+                "must specify at least one container source".into(),
+            ));
+        }
+        (None, Some((name, dest))) => return copy_in(global, &args, name, dest),
+        (Some(pair), None) => pair,
     };
-    if container_path(&args.dest).is_some() {
-        return Err(CliError::Usage(
-            "copying between containers is not supported".into(),
-        ));
-    }
     if args.dest == "-" && io::stdout().is_terminal() {
         return Err(CliError::Usage(
             "cowardly refusing to write a tar to a terminal; redirect the output".into(),
@@ -81,6 +83,30 @@ pub fn run(global: &Global, args: CpArgs) -> Result<ExitCode, CliError> {
             &cancel,
         )
     };
+    report(copied)
+}
+
+fn copy_in(global: &Global, args: &CpArgs, name: &str, dest: &str) -> Result<ExitCode, CliError> {
+    if args.src == "-" {
+        return Err(CliError::Usage(
+            "copying a tar from standard input into a container is not supported; name a path"
+                .into(),
+        ));
+    }
+    interrupt::install_for("the copy")?;
+    let store = global.store()?;
+    let copied = container_cp::copy_in(
+        &store,
+        name,
+        Path::new(&args.src),
+        dest,
+        args.archive,
+        &interrupt::requested,
+    );
+    report(copied)
+}
+
+fn report(copied: Result<(), CpError>) -> Result<ExitCode, CliError> {
     match copied {
         Ok(()) => Ok(ExitCode::SUCCESS),
         Err(e @ (CpError::Store(_) | CpError::NotFound { .. })) => {

@@ -421,6 +421,25 @@ impl Store {
         Ok(true)
     }
 
+    /// Gives back a container claimed by process `pid` without running it (`cp` into a
+    /// stopped container mounts its root for a moment): its state and times as
+    /// `before` had them.
+    pub fn release_container(&self, before: &Container, pid: i32) -> Result<(), StoreError> {
+        self.conn.execute(
+            "UPDATE containers SET state = ?3, pid = NULL, init_pid = NULL, exit_code = ?4,
+             started_at = ?5, finished_at = ?6 WHERE id = ?1 AND pid = ?2",
+            params![
+                before.id,
+                pid,
+                before.state.as_str(),
+                before.exit_code,
+                before.started_at,
+                before.finished_at
+            ],
+        )?;
+        Ok(())
+    }
+
     /// Records the host PID of the running container's init.
     pub fn set_container_init_pid(&self, id: &str, init_pid: i32) -> Result<(), StoreError> {
         self.conn.execute(

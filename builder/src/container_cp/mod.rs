@@ -1,6 +1,7 @@
-//! `cp CONTAINER:SRC DEST`: a file or directory copied out of a container, running or
-//! not, as `docker cp` does (`docker create` + `cp` + `rm` is how a pipeline takes a
-//! build's output out of an image).
+//! `cp CONTAINER:SRC DEST` and `cp SRC CONTAINER:DEST`: a file or directory copied out
+//! of or into a container, running or not, as `docker cp` does (`docker create` + `cp` +
+//! `rm` is how a pipeline takes a build's output out of an image). Copying in is
+//! [`into_root`]'s.
 //!
 //! The container's root is its init's (`/proc/<init>/root`) while it runs, else a
 //! scratch overlay of the image's layers under the container's upper dir, which is only
@@ -30,6 +31,8 @@ use crate::snapshot::{Snapshot, SnapshotError};
 use crate::store::containers::State;
 use crate::sys::fs::open_dir_in_root;
 use crate::upper_copy::{self, CopyError};
+
+mod into_root;
 
 /// Symlinks followed at most this often for `-L` (Linux `MAXSYMLINKS`).
 const MAX_SYMLINKS: usize = 40;
@@ -125,6 +128,110 @@ pub fn copy_out(
         None => Ok(()),
     };
     result.and(discarded)
+}
+
+/// Copies the host path `src` into container `name` at `dest`, docker's naming rules as
+/// for [`copy_out`]; `archive`: the host's owners kept (`-a`), else the container's root
+/// owns the copies. A stopped container's root is mounted for the copy, the container
+/// claimed meanwhile (a concurrent `start` is refused) and given back as it was.
+pub fn copy_in(
+    store: &Store,
+    name: &str,
+    src: &Path,
+    dest: &str,
+    archive: bool,
+    cancel: &dyn Fn() -> bool,
+) -> Result<(), CpError> {
+    let c = store.container(name)?;
+    std::fs::symlink_metadata(src).map_err(io_at(format!("lstat {}", src.display())))?;
+    if let (State::Running, Some(pid)) = (c.state, c.init_pid)
+        && is_running(pid)
+    {
+        let root = PathBuf::from(format!("/proc/{pid}/root"));
+        return copy_in_root(&root, name, src, dest, archive, cancel);
+    }
+    let me = std::process::id() as i32;
+    if !store.claim_container(&c.id, me)? {
+        return Err(CpError::Refused(format!(
+            "container {name} was started meanwhile: copy again"
+        )));
+    }
+    let result = (|| {
+        let image = store
+            .image(&c.image_id)?
+            .ok_or_else(|| StoreError::NoSuchImage(c.image_id.to_string()))?;
+        let snapshot = Snapshot::prepare_for_container(
+            store,
+            &image.layers,
+            store.container_upper_dir(&c.id),
+        )?;
+        let copied = copy_in_root(snapshot.merged(), name, src, dest, archive, cancel);
+        copied.and(snapshot.keep().map_err(CpError::from))
+    })();
+    result.and(store.release_container(&c, me).map_err(CpError::from))
+}
+
+fn copy_in_root(
+    root: &Path,
+    container: &str,
+    src: &Path,
+    dest: &str,
+    archive: bool,
+    cancel: &dyn Fn() -> bool,
+) -> Result<(), CpError> {
+    let root_dir = File::open(root).map_err(io_at(format!("opening {}", root.display())))?;
+    let src_is_dir = std::fs::metadata(src).is_ok_and(|m| m.is_dir())
+        && !std::fs::symlink_metadata(src).is_ok_and(|m| m.is_symlink());
+    let contents = src.as_os_str().as_bytes().ends_with(b"/.");
+    let rel = relative(dest)?;
+    let shown = Path::new(dest);
+    let not_found = |path: &Path| CpError::NotFound {
+        path: format!("/{}", path.display()),
+        container: container.to_string(),
+    };
+    match open_dir_in_root(&root_dir, &rel.to_string_lossy()) {
+        // Into an existing directory: by its own name, or its contents (`SRC/.`).
+        Ok(dir) if contents => {
+            let mut names: Vec<_> = std::fs::read_dir(src)
+                .and_then(|rd| {
+                    rd.map(|e| e.map(|e| e.file_name()))
+                        .collect::<io::Result<Vec<_>>>()
+                })
+                .map_err(io_at(format!("listing {}", src.display())))?;
+            names.sort();
+            for n in names {
+                into_root::put(&dir, &n, &src.join(&n), &shown.join(&n), archive, cancel)?;
+            }
+            Ok(())
+        }
+        Ok(dir) => {
+            let name = src
+                .file_name()
+                .ok_or_else(|| CpError::Refused(format!("{}: no file name", src.display())))?;
+            into_root::put(&dir, name, src, &shown.join(name), archive, cancel)
+        }
+        Err(e) if e.raw_os_error() == Some(libc::ENOTDIR) && src_is_dir => Err(CpError::Refused(
+            format!("cannot copy a directory to the file {dest}"),
+        )),
+        Err(e) if matches!(e.raw_os_error(), Some(libc::ENOTDIR | libc::ENOENT)) => {
+            if dest.ends_with('/') && !src_is_dir {
+                return Err(CpError::Refused(format!("{dest}: no such directory")));
+            }
+            let (Some(last), parent) = (rel.file_name(), rel.parent().unwrap_or(Path::new("")))
+            else {
+                return Err(not_found(&rel));
+            };
+            let dir =
+                open_dir_in_root(&root_dir, &parent.to_string_lossy()).map_err(|e| {
+                    match e.raw_os_error() {
+                        Some(libc::ENOENT | libc::ENOTDIR) => not_found(parent),
+                        _ => io_at(format!("opening {}", parent.display()))(e),
+                    }
+                })?;
+            into_root::put(&dir, last, src, shown, archive, cancel)
+        }
+        Err(e) => Err(io_at(format!("opening {dest}"))(e)),
+    }
 }
 
 /// `src` inside `root`: its parent opened, its last component looked at without
