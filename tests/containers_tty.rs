@@ -202,6 +202,52 @@ fn run_it_is_an_interactive_terminal() {
 }
 
 #[test]
+fn a_run_it_signalled_twice_gives_the_terminal_back() {
+    let store = TestStore::new("tty-twice");
+    store.busybox("bb");
+    let tmux = Tmux::start("tty-twice-tmux");
+    let rbuild = env!("CARGO_BIN_EXE_rbuild");
+    let root = store.root().display();
+    tmux.line("before=$(stty -g)");
+    tmux.line(&format!(
+        "{rbuild} --root {root} run --rm -it bb sh; echo rbuild-exit=$?"
+    ));
+    tmux.wait_for("the container's prompt", |s| s.contains("/ # "));
+    // Not typed (that is the container's Ctrl-C): a SIGINT and a SIGTERM from outside,
+    // the second of which ends rbuild at once, without unwinding to the raw mode's guard.
+    let ours = format!("{rbuild} --root {root} run --rm -it bb sh");
+    let pid = {
+        let ps = Command::new("ps")
+            .args(["-eo", "pid=,args="])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&ps.stdout)
+            .lines()
+            .find_map(|l| {
+                let (pid, args) = l.trim().split_once(' ')?;
+                (args.trim() == ours).then(|| pid.parse::<i32>().unwrap())
+            })
+            .expect("rbuild is not running")
+    };
+    // Two different signals, so that they do not merge into one pending signal.
+    for sig in [
+        nix::sys::signal::Signal::SIGINT,
+        nix::sys::signal::Signal::SIGTERM,
+    ] {
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), sig).unwrap();
+    }
+    tmux.wait_for("rbuild's exit", |s| {
+        s.lines()
+            .any(|l| l.trim_start().starts_with("rbuild-exit="))
+    });
+    tmux.line(r#"[ "$(stty -g)" = "$before" ] && echo settings-restored"#);
+    tmux.wait_line("settings-restored");
+    // Its container went with it (its init dies with rbuild); `rm` takes what is left.
+    store.run(&["container", "prune", "-f"]).success();
+    no_mounts(&store);
+}
+
+#[test]
 fn exec_it_is_an_interactive_terminal_in_a_running_container() {
     let store = TestStore::new("tty-exec");
     store.busybox("bb");

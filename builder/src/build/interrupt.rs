@@ -31,7 +31,9 @@ pub fn install_for(what: &'static str) -> std::io::Result<()> {
         .spawn(move || {
             while let Ok(sig) = set.wait() {
                 if CANCEL.swap(true, Ordering::SeqCst) {
-                    // The second request: stop now, with the shell's code for it.
+                    // The second request: stop now, with the shell's code for it, and
+                    // rbuild's terminal as it was (`run -it` made it raw).
+                    crate::sys::pty::restore_terminal();
                     std::process::exit(128 + sig as i32);
                 }
                 eprintln!("\nstopping {what} ({sig}); press Ctrl-C again to quit at once");

@@ -234,14 +234,28 @@ impl RawMode {
         unsafe { libc::cfmakeraw(&mut raw) };
         // SAFETY: a valid pointer to a termios.
         Errno::result(unsafe { libc::tcsetattr(fd, libc::TCSANOW, &raw) })?;
+        *SAVED.lock().unwrap_or_else(|e| e.into_inner()) = Some((fd, saved));
         Ok(RawMode { fd, saved })
     }
 }
 
 impl Drop for RawMode {
     fn drop(&mut self) {
+        SAVED.lock().unwrap_or_else(|e| e.into_inner()).take();
         // SAFETY: a valid pointer to the settings saved in `enable`.
         unsafe { libc::tcsetattr(self.fd, libc::TCSANOW, &self.saved) };
+    }
+}
+
+/// The settings a live [`RawMode`] replaced, for [`restore_terminal`].
+static SAVED: std::sync::Mutex<Option<(RawFd, libc::termios)>> = std::sync::Mutex::new(None);
+
+/// Puts back the terminal settings a [`RawMode`] replaced, when rbuild exits without
+/// unwinding to its drop (a second Ctrl-C or SIGTERM ends the process at once).
+pub(crate) fn restore_terminal() {
+    if let Some((fd, saved)) = SAVED.lock().unwrap_or_else(|e| e.into_inner()).take() {
+        // SAFETY: a valid pointer to the saved settings.
+        unsafe { libc::tcsetattr(fd, libc::TCSANOW, &saved) };
     }
 }
 
