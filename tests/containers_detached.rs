@@ -172,6 +172,26 @@ fn logs_follow_new_lines_until_the_container_exits() {
     );
     let state = row(&store, "talk").unwrap();
     assert!(state.starts_with("talk exited Exited (0) "), "{state}");
+    // --since and --until, with the lines' own times (stdout's only: stderr aside).
+    let times: Vec<String> = store
+        .run(&["logs", "-t", "talk"])
+        .success()
+        .stdout
+        .lines()
+        .map(|l| l.split_once(' ').unwrap().0.to_string())
+        .collect();
+    assert_eq!(times.len(), 2, "{times:?}");
+    assert_eq!(logs(&store, &["--since", &times[1], "talk"]).0, "b\n");
+    assert_eq!(
+        logs(&store, &["--until", &times[0], "talk"]),
+        ("a\n".into(), String::new())
+    );
+    assert_eq!(logs(&store, &["--since", "1h", "talk"]).0, "a\nb\n");
+    assert_eq!(logs(&store, &["--until", "1h", "talk"]).0, "");
+    store
+        .run(&["logs", "--since", "soon", "talk"])
+        .failure()
+        .stderr_contains("invalid value");
     // A foreground run's output is logged too.
     store
         .run(&["run", "--name", "fg", "bb", "echo", "hi"])
@@ -541,6 +561,20 @@ fn create_makes_a_container_that_start_runs() {
     );
     let row = row(&store, "made").unwrap();
     assert!(row.starts_with("made created Created"), "{row}");
+    // -n and -l list the newest ones, whatever their state.
+    store
+        .run(&["create", "--name", "newer", "bb", "true"])
+        .success();
+    let names = |args: &[&str]| {
+        let mut all = vec!["ps", "--format", "{{.Names}}"];
+        all.extend_from_slice(args);
+        store.run(&all).success().stdout
+    };
+    assert_eq!(names(&[]), "");
+    assert_eq!(names(&["-l"]), "newer\n");
+    assert_eq!(names(&["-n", "2"]), "newer\nmade\n");
+    assert_eq!(names(&["-n", "0"]), "newer\nmade\n");
+    store.run(&["rm", "newer"]).success();
     assert!(mounts_under(store.root()).is_empty());
     let run = store.run(&["start", "-a", "made"]);
     assert_eq!((run.status, run.stdout.as_str()), (Some(5), "ran\n"));

@@ -233,6 +233,12 @@ pub struct PsArgs {
     /// Filter output based on conditions provided (status=, name=, id=).
     #[arg(short = 'f', long = "filter", value_name = "FILTER")]
     filters: Vec<String>,
+    /// Show n last created containers (includes all states).
+    #[arg(short = 'n', long = "last", value_name = "N", default_value_t = -1)]
+    last: i64,
+    /// Show the latest created container (includes all states).
+    #[arg(short = 'l', long)]
+    latest: bool,
 }
 
 const PS_TABLE: &str =
@@ -256,8 +262,9 @@ pub fn ps(global: &Global, args: PsArgs) -> Result<ExitCode, CliError> {
     };
     let store = global.store()?;
     let now = Utc::now();
-    // docker lists stopped containers when asked for a status.
-    let all = args.all || filter.has_status();
+    // docker lists stopped containers when asked for a status or the last ones.
+    let last = if args.latest { 1 } else { args.last };
+    let all = args.all || filter.has_status() || last >= 0;
     let list: Vec<Container> = store
         .containers()?
         .into_iter()
@@ -265,6 +272,13 @@ pub fn ps(global: &Global, args: PsArgs) -> Result<ExitCode, CliError> {
             let paused = c.state == State::Running && container_life_lib::is_paused(&c.id);
             (all || c.state == State::Running) && filter.matches(c, paused)
         })
+        // Newest first, as listed; 0 is no limit, as docker's daemon takes it.
+        .take(
+            usize::try_from(last)
+                .ok()
+                .filter(|n| *n > 0)
+                .unwrap_or(usize::MAX),
+        )
         .collect();
     let mut out = io::stdout().lock();
     if args.quiet {
