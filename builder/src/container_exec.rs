@@ -1,7 +1,7 @@
 //! `exec`: one more command in a running container, as `docker exec`. It starts with
 //! the container's environment, user and working directory (its [`RunConfig`], as
 //! `run` resolved them) unless the request overrides them, and joins the container's
-//! namespaces and root through the sandbox ([`sandbox::enter`]).
+//! namespaces and root through the sandbox ([`crate::sandbox::enter`]).
 //!
 //! [`RunConfig`]: crate::store::containers::RunConfig
 

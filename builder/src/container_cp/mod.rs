@@ -1,7 +1,7 @@
 //! `cp CONTAINER:SRC DEST` and `cp SRC CONTAINER:DEST`: a file or directory copied out
 //! of or into a container, running or not, as `docker cp` does (`docker create` + `cp` +
 //! `rm` is how a pipeline takes a build's output out of an image). Copying in is
-//! [`into_root`]'s.
+//! `into_root`'s.
 //!
 //! The container's root is its init's (`/proc/<init>/root`) while it runs, else a
 //! scratch overlay of the image's layers under the container's upper dir, which is only
