@@ -543,3 +543,58 @@ fn export_then_import_gives_a_runnable_image_with_the_containers_changes() {
         .run(&["export", "-o", file.to_str().unwrap(), "nosuch"])
         .failure();
 }
+
+#[test]
+fn add_host_lines_follow_the_defaults_in_etc_hosts() {
+    let store = TestStore::new("ctr-add-host");
+    store.busybox("bb");
+    let out = store
+        .run(&[
+            "run",
+            "--rm",
+            "--init",
+            "--hostname",
+            "box",
+            "--add-host",
+            "db:10.0.0.5",
+            "--add-host",
+            "v6=[::1]",
+            "bb",
+            "cat",
+            "/etc/hosts",
+        ])
+        .success()
+        .stdout;
+    assert_eq!(
+        out,
+        "127.0.0.1\tlocalhost box\n::1\tlocalhost ip6-localhost ip6-loopback\n10.0.0.5\tdb\n::1\tv6\n"
+    );
+    let bad = store.run(&["run", "--rm", "--add-host", "db:not-an-ip", "bb", "true"]);
+    assert_eq!(bad.status, Some(125));
+    assert!(
+        bad.stderr
+            .contains("invalid argument \"db:not-an-ip\" for \"--add-host\" flag: invalid IP address in add-host: \"not-an-ip\""),
+        "{}",
+        bad.stderr
+    );
+    assert_eq!(store.run(&["ps", "-aq"]).success().stdout, "");
+    // Kept in the container's config: inspect shows it.
+    store
+        .run(&[
+            "create",
+            "--name",
+            "hosted",
+            "--add-host",
+            "db:10.0.0.5",
+            "bb",
+            "true",
+        ])
+        .success();
+    let hosts = store
+        .run(&["inspect", "-f", "{{.HostConfig.ExtraHosts}}", "hosted"])
+        .success()
+        .stdout;
+    assert_eq!(hosts, "[db:10.0.0.5]\n");
+    store.run(&["rm", "hosted"]).success();
+    check_clean(&store);
+}

@@ -32,6 +32,8 @@ pub struct Request {
     pub tty: bool,
     pub interactive: bool,
     pub auto_remove: bool,
+    /// `--add-host HOST:IP` (or `HOST=IP`).
+    pub add_hosts: Vec<String>,
 }
 
 /// A request that cannot run; docker reports these before creating anything.
@@ -45,6 +47,11 @@ pub enum ConfigError {
     Volume(String),
     #[error("invalid volume specification: '{0}' (rbuild takes absolute HOST:CTR paths)")]
     VolumeNotAbsolute(String),
+    /// docker's words.
+    #[error(
+        "invalid argument \"{0}\" for \"--add-host\" flag: invalid IP address in add-host: \"{1}\""
+    )]
+    AddHost(String, String),
 }
 
 /// Applies docker's rules for combining the image's config with the request: a new
@@ -97,9 +104,39 @@ pub fn resolve(image: &ImageRunConfig, req: &Request) -> Result<RunConfig, Confi
         tty: req.tty,
         open_stdin: req.interactive,
         auto_remove: req.auto_remove,
+        extra_hosts: req
+            .add_hosts
+            .iter()
+            .map(|h| extra_host(h))
+            .collect::<Result<_, _>>()?,
     };
     mounts(&config)?;
     Ok(config)
+}
+
+/// `HOST:IP` or `HOST=IP` as docker's `--add-host` takes it (an IPv6 address may be in
+/// brackets), kept as `HOST:IP`.
+fn extra_host(arg: &str) -> Result<String, ConfigError> {
+    let (host, ip) = arg
+        .split_once('=')
+        .or_else(|| arg.split_once(':'))
+        .ok_or_else(|| ConfigError::AddHost(arg.to_string(), String::new()))?;
+    let ip = ip.trim_start_matches('[').trim_end_matches(']');
+    if host.is_empty() || ip.parse::<std::net::IpAddr>().is_err() {
+        return Err(ConfigError::AddHost(arg.to_string(), ip.to_string()));
+    }
+    Ok(format!("{host}:{ip}"))
+}
+
+/// `/etc/hosts` with the `--add-host` lines after the defaults, as docker writes it.
+fn hosts_file(hostname: &str, extra: &[String]) -> String {
+    let mut text = crate::sandbox::mountpoints::hosts(hostname);
+    for h in extra {
+        if let Some((host, ip)) = h.split_once(':') {
+            text.push_str(&format!("{ip}\t{host}\n"));
+        }
+    }
+    text
 }
 
 /// The environment a container's process gets: its own, and with a terminal
@@ -162,23 +199,24 @@ pub fn sandbox_spec(
     config: &RunConfig,
     rootfs: PathBuf,
 ) -> Result<SandboxSpec, ConfigError> {
+    let hostname = if config.hostname.is_empty() {
+        container.short_id().to_string()
+    } else {
+        config.hostname.clone()
+    };
     Ok(SandboxSpec {
         rootfs,
         args: config.args.clone(),
         env: process_env(&config.env, config.tty),
         cwd: config.working_dir.clone(),
         user: config.user.clone(),
-        hostname: if config.hostname.is_empty() {
-            container.short_id().to_string()
-        } else {
-            config.hostname.clone()
-        },
+        hosts: (!config.extra_hosts.is_empty()).then(|| hosts_file(&hostname, &config.extra_hosts)),
+        hostname,
         network: if config.network == "none" {
             Network::None
         } else {
             Network::Host
         },
-        hosts: None,
         resolv_conf: None,
         mounts: mounts(config)?,
         readonly_rootfs: config.readonly_rootfs,

@@ -66,6 +66,12 @@ pub struct RunArgs {
     /// Container host name.
     #[arg(long)]
     hostname: Option<String>,
+    /// Add a custom host-to-IP mapping (host:ip).
+    #[arg(long = "add-host", value_name = "HOST:IP")]
+    add_host: Vec<String>,
+    /// Run an init inside the container (rbuild always does: its own init is PID 1).
+    #[arg(long)]
+    init: bool,
     /// Publish a container's port(s) to the host (discarded: containers share the
     /// host's network, as docker's `--network host`).
     #[arg(short = 'p', long = "publish", value_name = "PORTS")]
@@ -143,6 +149,7 @@ fn run_or_create(global: &Global, args: RunArgs, create_only: bool) -> Result<Ex
         tty: args.tty,
         interactive: args.interactive,
         auto_remove: args.rm,
+        add_hosts: args.add_host.clone(),
     };
     let image_config = store.config(&img.id)?.config.unwrap_or_default();
     let config = match container::resolve(&image_config, &request) {

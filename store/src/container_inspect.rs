@@ -63,6 +63,7 @@ pub struct ContainerState {
 #[serde(rename_all = "PascalCase")]
 pub struct HostConfig {
     pub binds: Option<Vec<String>>,
+    pub extra_hosts: Option<Vec<String>>,
     pub network_mode: String,
     pub auto_remove: bool,
     pub readonly_rootfs: bool,
@@ -213,6 +214,7 @@ impl Store {
             platform: "linux".into(),
             host_config: HostConfig {
                 binds: (!run.binds.is_empty()).then(|| run.binds.clone()),
+                extra_hosts: (!run.extra_hosts.is_empty()).then(|| run.extra_hosts.clone()),
                 network_mode: run.network.clone(),
                 auto_remove: run.auto_remove,
                 readonly_rootfs: run.readonly_rootfs,

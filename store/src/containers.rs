@@ -76,6 +76,8 @@ pub struct RunConfig {
     pub open_stdin: bool,
     /// `--rm`: the container goes when it exits.
     pub auto_remove: bool,
+    /// `--add-host`: `HOST:IP` lines added to its `/etc/hosts`.
+    pub extra_hosts: Vec<String>,
 }
 
 /// One container as recorded.
