@@ -119,7 +119,7 @@ enum Command {
     /// Remove one or more images.
     Rmi(rmi::RmiArgs),
     /// Create and run a new container from an image.
-    Run(container::RunArgs),
+    Run(Box<container::RunArgs>),
     /// List containers.
     Ps(container::PsArgs),
     /// Remove one or more containers.
@@ -204,7 +204,7 @@ pub fn run(cli: Cli) -> Result<ExitCode, CliError> {
         Command::Images(args) => images::run(&cli.global, args),
         Command::Tag(args) => tag::run(&cli.global, args),
         Command::Rmi(args) => rmi::run(&cli.global, args),
-        Command::Run(args) => container::run(&cli.global, args),
+        Command::Run(args) => container::run(&cli.global, *args),
         Command::Ps(args) => container::ps(&cli.global, args),
         Command::Rm(args) => container::rm(&cli.global, args),
         Command::Create(args) => container::create(&cli.global, *args),
