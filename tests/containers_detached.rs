@@ -526,6 +526,11 @@ fn start_runs_a_stopped_container_again_over_its_changes() {
     );
     store.run(&["wait", "counter"]).success();
     store.run(&["rm", "-f", "srv"]).success();
+    // wait on a --rm container gives its code though it is gone when wait looks again.
+    let gone = detached(&store, &["--rm", "bb", "sh", "-c", "sleep 0.3; exit 6"]);
+    assert_eq!(store.run(&["wait", &gone]).success().stdout, "6\n");
+    let left = store.run(&["ps", "-aq", "--no-trunc"]).success().stdout;
+    assert!(!left.contains(&gone), "{left}");
     store
         .run(&["top", "counter"])
         .failure()

@@ -276,8 +276,11 @@ pub fn wait(store: &Store, name: &str) -> Result<i32, LifeError> {
         match current(store, &c.id)? {
             Some(now) if now.state == State::Running => std::thread::sleep(POLL),
             Some(now) => return Ok(now.exit_code.unwrap_or(0)),
-            // Removed meanwhile (`--rm`): docker's wait gives what it last knew.
-            None => return Ok(c.exit_code.unwrap_or(0)),
+            // Removed meanwhile (`--rm`): the code it exited with, kept by the store.
+            None => {
+                let kept = store.removed_exit_code(&c.id)?;
+                return Ok(kept.or(c.exit_code).unwrap_or(0));
+            }
         }
     }
 }

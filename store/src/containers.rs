@@ -168,6 +168,9 @@ fn alive(pid: i32) -> bool {
 
 const CONFIG_FILE: &str = "config.json";
 
+/// How long a removed container's exit code is kept ([`Store::removed_exit_code`]).
+const EXIT_KEPT_SECS: i64 = 3600;
+
 const COLUMNS: &str = "id, name, image_id, created, command, state, exit_code, pid, started_at, finished_at, init_pid";
 
 impl Store {
@@ -442,6 +445,19 @@ impl Store {
         Ok(())
     }
 
+    /// The exit code of container `id` (a full ID) if it exited and was removed within
+    /// the last hour.
+    pub fn removed_exit_code(&self, id: &str) -> Result<Option<i32>, StoreError> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT exit_code FROM container_exits WHERE id = ?1",
+                [id],
+                |r| r.get(0),
+            )
+            .optional()?)
+    }
+
     /// Records the host PID of the running container's init.
     pub fn set_container_init_pid(&self, id: &str, init_pid: i32) -> Result<(), StoreError> {
         self.conn.execute(
@@ -464,6 +480,17 @@ impl Store {
     /// Deletes the row, then the directory. The caller must have stopped the process and
     /// unmounted its root.
     pub fn remove_container(&self, id: &str) -> Result<(), StoreError> {
+        // Its exit code outlives it for an hour (`wait` on a `--rm` container).
+        self.conn.execute(
+            "DELETE FROM container_exits WHERE removed_at < ?1",
+            [now() - EXIT_KEPT_SECS],
+        )?;
+        self.conn.execute(
+            "INSERT OR REPLACE INTO container_exits (id, exit_code, removed_at)
+             SELECT id, exit_code, ?2 FROM containers
+             WHERE id = ?1 AND state = 'exited' AND exit_code IS NOT NULL",
+            params![id, now()],
+        )?;
         self.conn
             .execute("DELETE FROM containers WHERE id = ?1", [id])?;
         let dir = self.container_dir(id);

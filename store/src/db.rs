@@ -125,6 +125,15 @@ const MIGRATIONS: &[&str] = &[
     "
     ALTER TABLE containers ADD COLUMN init_pid INTEGER;
     ",
+    // 8: exit codes of removed containers, for a while, so that `wait` on a `--rm`
+    // container that is gone before it looks again still gives its code, as docker's.
+    "
+    CREATE TABLE container_exits (
+        id TEXT PRIMARY KEY,
+        exit_code INTEGER NOT NULL,
+        removed_at INTEGER NOT NULL
+    );
+    ",
 ];
 
 #[derive(Debug, thiserror::Error)]
