@@ -71,6 +71,11 @@ impl ContainerCgroup {
         })
     }
 
+    /// Container `id`'s cgroup if there is one (it runs, or a killed run left it).
+    pub fn existing(id: &str) -> Option<ContainerCgroup> {
+        ContainerCgroup::of(id).filter(ContainerCgroup::exists)
+    }
+
     /// Makes container `id`'s cgroup. `Ok(None)` when the machine has no freezer the
     /// container could be put in (no hierarchy, or a read-only one, as inside some
     /// containers): it then runs without, and cannot be paused.

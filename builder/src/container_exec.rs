@@ -104,7 +104,7 @@ pub fn exec(store: &Store, name: &str, request: &Request, io: Io<'_>) -> Result<
         (State::Running, Some(pid)) => pid,
         _ => return Err(ExecError::NotRunning(container.id)),
     };
-    if crate::container_life::is_paused(&container.id) {
+    if crate::container_life::is_paused(&container) {
         return Err(ExecError::Paused(container.id));
     }
     // A container stopping as we read its config may be halfway through its clean-up
@@ -130,9 +130,7 @@ pub fn exec(store: &Store, name: &str, request: &Request, io: Io<'_>) -> Result<
         user: given(&request.user).unwrap_or(config.user),
         stdin: request.interactive,
         tty: request.tty,
-        cgroup: ContainerCgroup::of(&container.id)
-            .filter(ContainerCgroup::exists)
-            .map(|cg| cg.dir),
+        cgroup: ContainerCgroup::existing(&container.id).map(|cg| cg.dir),
     };
     let result = if request.detach {
         enter::start_detached(&spec).map(|()| 0)

@@ -125,12 +125,12 @@ pub fn kill(store: &Store, name: &str, sig: Signal) -> Result<(), LifeError> {
         Some(init) if session::signal(init, sig).map_err(io_err("sending the signal"))? => {}
         _ => return Err(not_running()),
     }
+    // As docker's daemon, SIGKILL returns once the container is gone.
     if sig == Signal::SIGKILL {
         thaw(&c.id);
-    }
-    // As docker's daemon, SIGKILL returns once the container is gone.
-    if sig == Signal::SIGKILL && !wait_exited(store, &c.id, AFTER_KILL)? {
-        return Err(LifeError::Stuck(c.id.clone()));
+        if !wait_exited(store, &c.id, AFTER_KILL)? {
+            return Err(LifeError::Stuck(c.id.clone()));
+        }
     }
     Ok(())
 }
@@ -242,11 +242,10 @@ pub fn unpause(store: &Store, name: &str) -> Result<(), LifeError> {
     cg.thaw().map_err(io_err("thawing the container"))
 }
 
-/// Whether the running container `id` is paused (its cgroup frozen).
-pub fn is_paused(id: &str) -> bool {
-    ContainerCgroup::of(id)
-        .filter(ContainerCgroup::exists)
-        .is_some_and(|cg| cg.is_frozen().unwrap_or(false))
+/// Whether container `c` runs and is paused (its cgroup frozen).
+pub fn is_paused(c: &Container) -> bool {
+    c.state == State::Running
+        && ContainerCgroup::existing(&c.id).is_some_and(|cg| cg.is_frozen().unwrap_or(false))
 }
 
 fn freezer_of_running(
@@ -260,7 +259,7 @@ fn freezer_of_running(
             c.id
         )));
     }
-    match ContainerCgroup::of(&c.id).filter(ContainerCgroup::exists) {
+    match ContainerCgroup::existing(&c.id) {
         Some(cg) => Ok((c, cg)),
         None => Err(LifeError::Refused(format!(
             "Container {} has no freezer cgroup (none could be made on this machine): it cannot be paused",
@@ -319,7 +318,7 @@ pub fn prune(store: &Store) -> Result<PrunedContainers, LifeError> {
 /// After a SIGKILL: a container left frozen (by a commit that was killed) would never
 /// take it. A commit still running sees its copy fail, as the container is going.
 fn thaw(id: &str) {
-    if let Some(cg) = ContainerCgroup::of(id).filter(ContainerCgroup::exists) {
+    if let Some(cg) = ContainerCgroup::existing(id) {
         let _ = cg.thaw();
     }
 }

@@ -77,12 +77,7 @@ pub fn copy_upper(
         Mode::empty(),
     )
     .map_err(at_errno("opening", src))?;
-    let mut c = Copier {
-        skip,
-        cancel,
-        links: HashMap::new(),
-    };
-    c.copy_dir_contents(&root, src, Path::new(""), dst)
+    Copier::new(skip, cancel).copy_dir_contents(&root, src, Path::new(""), dst)
 }
 
 /// Copies the entry `name` of the directory open as `dir` to the new path `dst`: a
@@ -98,13 +93,14 @@ pub fn copy_entry_at(
 ) -> Result<(), CopyError> {
     let st = nix::sys::stat::fstatat(dir, name, AtFlags::AT_SYMLINK_NOFOLLOW)
         .map_err(at_errno("inspecting", shown))?;
-    let skip = HashSet::new();
-    let mut c = Copier {
-        skip: &skip,
-        cancel,
-        links: HashMap::new(),
-    };
-    c.copy_entry(dir, &name.to_os_string(), &st, shown, Path::new(""), dst)
+    Copier::new(&HashSet::new(), cancel).copy_entry(
+        dir,
+        &name.to_os_string(),
+        &st,
+        shown,
+        Path::new(""),
+        dst,
+    )
 }
 
 /// Copies what the directory open as `dir` holds into the existing directory `dst`,
@@ -115,13 +111,7 @@ pub fn copy_contents_of(
     dst: &Path,
     cancel: &dyn Fn() -> bool,
 ) -> Result<(), CopyError> {
-    let skip = HashSet::new();
-    let mut c = Copier {
-        skip: &skip,
-        cancel,
-        links: HashMap::new(),
-    };
-    c.copy_dir_contents(dir, shown, Path::new(""), dst)
+    Copier::new(&HashSet::new(), cancel).copy_dir_contents(dir, shown, Path::new(""), dst)
 }
 
 /// The names in the directory open as `dir`, read through its descriptor
@@ -191,7 +181,15 @@ fn kind(st: &FileStat) -> SFlag {
     SFlag::from_bits_truncate(st.st_mode & SFlag::S_IFMT.bits())
 }
 
-impl Copier<'_> {
+impl<'a> Copier<'a> {
+    fn new(skip: &'a HashSet<PathBuf>, cancel: &'a dyn Fn() -> bool) -> Copier<'a> {
+        Copier {
+            skip,
+            cancel,
+            links: HashMap::new(),
+        }
+    }
+
     fn copy_dir_contents(
         &mut self,
         dir: &OwnedFd,

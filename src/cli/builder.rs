@@ -2,7 +2,6 @@
 //! build cache, as `docker builder prune` does (the semantics are in the store's
 //! `cache_gc` module).
 
-use std::io::{self, Write};
 use std::process::ExitCode;
 
 use chrono::Utc;
@@ -11,7 +10,6 @@ use rbuild_builder::store::StoreError;
 use rbuild_builder::store::cache_gc::{CachePrune, parse_size};
 use rbuild_builder::store::filters::{Filters, parse_until};
 
-use super::format::units;
 use super::{CliError, Global, prune};
 
 /// Manage builds.
@@ -90,18 +88,7 @@ fn prune_cache(global: &Global, args: BuilderPruneArgs) -> Result<ExitCode, CliE
         keep_storage,
         until,
     })?;
-    let mut out = io::stdout().lock();
-    if !report.images.is_empty() {
-        writeln!(out, "Deleted build cache objects:")?;
-        for id in &report.images {
-            writeln!(out, "{}", id.hex())?;
-        }
-        writeln!(out)?;
-    }
-    writeln!(
-        out,
-        "Total reclaimed space: {}",
-        units::human_size_precise(report.reclaimed)
-    )?;
+    let lines = report.images.iter().map(|id| id.hex().to_string());
+    prune::print_report("Deleted build cache objects:", lines, report.reclaimed)?;
     Ok(ExitCode::SUCCESS)
 }

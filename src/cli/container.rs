@@ -272,13 +272,15 @@ pub fn ps(global: &Global, args: PsArgs) -> Result<ExitCode, CliError> {
     // docker lists stopped containers when asked for a status or the last ones.
     let last = if args.latest { 1 } else { args.last };
     let all = args.all || filter.has_status() || last >= 0;
-    let list: Vec<Container> = store
+    // Each with whether it is paused, which only its cgroup knows.
+    let list: Vec<(Container, bool)> = store
         .containers()?
         .into_iter()
-        .filter(|c| {
-            let paused = c.state == State::Running && container_life_lib::is_paused(&c.id);
-            (all || c.state == State::Running) && filter.matches(c, paused)
+        .map(|c| {
+            let paused = container_life_lib::is_paused(&c);
+            (c, paused)
         })
+        .filter(|(c, paused)| (all || c.state == State::Running) && filter.matches(c, *paused))
         // Newest first, as listed; 0 is no limit, as docker's daemon takes it.
         .take(
             usize::try_from(last)
@@ -289,7 +291,7 @@ pub fn ps(global: &Global, args: PsArgs) -> Result<ExitCode, CliError> {
         .collect();
     let mut out = io::stdout().lock();
     if args.quiet {
-        for c in &list {
+        for (c, _) in &list {
             let id = if args.no_trunc {
                 &c.id[..]
             } else {
@@ -301,7 +303,7 @@ pub fn ps(global: &Global, args: PsArgs) -> Result<ExitCode, CliError> {
     }
     let items: Vec<Value> = list
         .iter()
-        .map(|c| ps_item(&store, c, !args.no_trunc, now))
+        .map(|(c, paused)| ps_item(&store, c, *paused, !args.no_trunc, now))
         .collect();
     let format = match args.format.as_deref() {
         None | Some("") | Some("table") => PS_TABLE,
@@ -313,7 +315,7 @@ pub fn ps(global: &Global, args: PsArgs) -> Result<ExitCode, CliError> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn ps_item(store: &Store, c: &Container, trunc: bool, now: DateTime<Utc>) -> Value {
+fn ps_item(store: &Store, c: &Container, paused: bool, trunc: bool, now: DateTime<Utc>) -> Value {
     let image = store
         .image(&c.image_id)
         .ok()
@@ -321,7 +323,6 @@ fn ps_item(store: &Store, c: &Container, trunc: bool, now: DateTime<Utc>) -> Val
         .and_then(|i| i.tags.first().map(|t| t.familiar()))
         .unwrap_or_else(|| c.image_id.short().to_string());
     let at = |t: i64| DateTime::from_timestamp(t, 0).unwrap_or_default();
-    let paused = c.state == State::Running && container_life_lib::is_paused(&c.id);
     let status = match c.state {
         State::Created => "Created".to_string(),
         State::Running => format!(

@@ -1,5 +1,6 @@
-//! `rbuild container …`: docker's management-command spellings of the container
-//! commands, and `container prune`, which has no short form.
+//! The container commands: those docker spells both alone (`rbuild stop`) and under
+//! `container` (`rbuild container stop`) are one [`ContainerVerb`], flattened into both
+//! command lists; `container` adds `ls`, `inspect` of containers only, and `prune`.
 
 use std::process::ExitCode;
 
@@ -10,17 +11,11 @@ use super::{
     exec, inspect,
 };
 
-/// Manage containers.
+/// The container commands of both spellings.
 #[derive(Debug, Subcommand)]
-pub enum ContainerCommand {
-    /// List containers.
-    #[command(visible_aliases = ["ps", "list"])]
-    Ls(container::PsArgs),
+pub enum ContainerVerb {
     /// Create and run a new container from an image.
     Run(Box<container::RunArgs>),
-    /// Remove one or more containers.
-    #[command(visible_alias = "remove")]
-    Rm(container::RmArgs),
     /// Create a new container, not started.
     Create(Box<container::RunArgs>),
     /// Start one or more stopped containers.
@@ -31,7 +26,7 @@ pub enum ContainerCommand {
     Restart(container_life::RestartArgs),
     /// Block until one or more containers stop, then print their exit codes.
     Wait(container_life::WaitArgs),
-    /// Copy files/folders from a container to the local filesystem.
+    /// Copy files/folders between a container and the local filesystem.
     Cp(container_cp::CpArgs),
     /// Rename a container.
     Rename(container_life::RenameArgs),
@@ -47,40 +42,59 @@ pub enum ContainerCommand {
     Logs(container_life::LogsArgs),
     /// Execute a command in a running container.
     Exec(exec::ExecArgs),
-    /// Display detailed information on one or more containers.
-    Inspect(inspect::InspectArgs),
     /// Create a new image from a container's changes.
     Commit(container_commit::CommitArgs),
-    /// Remove all stopped containers.
-    Prune(container_life::PruneArgs),
     /// Inspect changes to files or directories on a container's filesystem.
     Diff(container_fs::DiffArgs),
     /// Export a container's filesystem as a tar archive.
     Export(container_fs::ExportArgs),
 }
 
+pub fn run_verb(global: &Global, verb: ContainerVerb) -> Result<ExitCode, CliError> {
+    match verb {
+        ContainerVerb::Run(a) => container::run(global, *a),
+        ContainerVerb::Create(a) => container::create(global, *a),
+        ContainerVerb::Start(a) => container_life::start(global, a),
+        ContainerVerb::Stop(a) => container_life::stop(global, a),
+        ContainerVerb::Restart(a) => container_life::restart(global, a),
+        ContainerVerb::Wait(a) => container_life::wait(global, a),
+        ContainerVerb::Cp(a) => container_cp::run(global, a),
+        ContainerVerb::Rename(a) => container_life::rename(global, a),
+        ContainerVerb::Top(a) => container_life::top(global, a),
+        ContainerVerb::Pause(a) => container_life::pause(global, a),
+        ContainerVerb::Unpause(a) => container_life::unpause(global, a),
+        ContainerVerb::Kill(a) => container_life::kill(global, a),
+        ContainerVerb::Logs(a) => container_life::logs(global, a),
+        ContainerVerb::Exec(a) => exec::run(global, a),
+        ContainerVerb::Commit(a) => container_commit::run(global, a),
+        ContainerVerb::Diff(a) => container_fs::diff(global, a),
+        ContainerVerb::Export(a) => container_fs::export(global, a),
+    }
+}
+
+/// Manage containers.
+#[derive(Debug, Subcommand)]
+pub enum ContainerCommand {
+    /// List containers.
+    #[command(visible_aliases = ["ps", "list"])]
+    Ls(container::PsArgs),
+    /// Remove one or more containers.
+    #[command(visible_alias = "remove")]
+    Rm(container::RmArgs),
+    /// Display detailed information on one or more containers.
+    Inspect(inspect::InspectArgs),
+    /// Remove all stopped containers.
+    Prune(container_life::PruneArgs),
+    #[command(flatten)]
+    Verb(ContainerVerb),
+}
+
 pub fn run(global: &Global, cmd: ContainerCommand) -> Result<ExitCode, CliError> {
     match cmd {
         ContainerCommand::Ls(a) => container::ps(global, a),
-        ContainerCommand::Run(a) => container::run(global, *a),
         ContainerCommand::Rm(a) => container::rm(global, a),
-        ContainerCommand::Create(a) => container::create(global, *a),
-        ContainerCommand::Start(a) => container_life::start(global, a),
-        ContainerCommand::Stop(a) => container_life::stop(global, a),
-        ContainerCommand::Restart(a) => container_life::restart(global, a),
-        ContainerCommand::Wait(a) => container_life::wait(global, a),
-        ContainerCommand::Cp(a) => container_cp::run(global, a),
-        ContainerCommand::Rename(a) => container_life::rename(global, a),
-        ContainerCommand::Top(a) => container_life::top(global, a),
-        ContainerCommand::Pause(a) => container_life::pause(global, a),
-        ContainerCommand::Unpause(a) => container_life::unpause(global, a),
-        ContainerCommand::Kill(a) => container_life::kill(global, a),
-        ContainerCommand::Logs(a) => container_life::logs(global, a),
-        ContainerCommand::Exec(a) => exec::run(global, a),
         ContainerCommand::Inspect(a) => inspect::run_as(global, a, inspect::Kind::Container),
-        ContainerCommand::Commit(a) => container_commit::run(global, a),
         ContainerCommand::Prune(a) => container_life::prune(global, a),
-        ContainerCommand::Diff(a) => container_fs::diff(global, a),
-        ContainerCommand::Export(a) => container_fs::export(global, a),
+        ContainerCommand::Verb(v) => run_verb(global, v),
     }
 }

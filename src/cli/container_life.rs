@@ -5,18 +5,17 @@ use std::io::{self, IsTerminal, Write};
 use std::process::{Command, ExitCode};
 use std::time::Duration;
 
-use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
+use chrono::{DateTime, Utc};
 use clap::Args;
 use rbuild_builder::build::interrupt;
 use rbuild_builder::container_life::{self, LifeError, Readiness, Start};
 use rbuild_builder::store::container_filter::ContainerFilter;
 use rbuild_builder::store::container_log::{LogEntry, LogReader, Stream};
 use rbuild_builder::store::containers::{Container, State};
-use rbuild_builder::store::filters::{FilterError, Filters};
+use rbuild_builder::store::filters::{FilterError, Filters, parse_until};
 use rbuild_builder::store::{Store, StoreError};
 
-use super::format::units;
-use super::prune::confirm;
+use super::prune::{confirm, print_report};
 use super::{CliError, Global};
 
 /// Starts the monitor of a created container and prints its ID once it runs; a command
@@ -385,60 +384,6 @@ pub struct LogsArgs {
     container: String,
 }
 
-/// docker's `--since`/`--until` values (moby `api/types/time.GetTimestamp`): RFC 3339
-/// with or without a zone (UTC then), a date, Unix seconds with an optional fraction,
-/// or a Go duration before `now` ("42m", "1h30m", "1.5h").
-fn parse_time(s: &str, now: DateTime<Utc>) -> Result<DateTime<Utc>, String> {
-    let bad = || format!("invalid value for \"since\"/\"until\": {s}");
-    if let Ok(t) = DateTime::parse_from_rfc3339(s) {
-        return Ok(t.with_timezone(&Utc));
-    }
-    for f in ["%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%dT%H:%M"] {
-        if let Ok(t) = NaiveDateTime::parse_from_str(s, f) {
-            return Ok(t.and_utc());
-        }
-    }
-    if let Ok(d) = NaiveDate::parse_from_str(s, "%Y-%m-%d") {
-        return Ok(d.and_hms_opt(0, 0, 0).ok_or_else(bad)?.and_utc());
-    }
-    if let Ok(secs) = s.parse::<f64>() {
-        let nanos = (secs * 1e9).round() as i64;
-        return Ok(DateTime::from_timestamp_nanos(nanos));
-    }
-    go_duration(s).map(|d| now - d).ok_or_else(bad)
-}
-
-/// A Go `time.ParseDuration` string without a sign: number-unit pairs.
-fn go_duration(s: &str) -> Option<chrono::TimeDelta> {
-    let mut rest = s;
-    let mut nanos = 0f64;
-    if rest.is_empty() {
-        return None;
-    }
-    while !rest.is_empty() {
-        let num_len = rest
-            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-            .unwrap_or(rest.len());
-        let value: f64 = rest[..num_len].parse().ok()?;
-        rest = &rest[num_len..];
-        let unit_len = rest
-            .find(|c: char| c.is_ascii_digit() || c == '.')
-            .unwrap_or(rest.len());
-        let scale = match &rest[..unit_len] {
-            "ns" => 1.0,
-            "us" | "µs" => 1e3,
-            "ms" => 1e6,
-            "s" => 1e9,
-            "m" => 60e9,
-            "h" => 3600e9,
-            _ => return None,
-        };
-        rest = &rest[unit_len..];
-        nanos += value * scale;
-    }
-    Some(chrono::TimeDelta::nanoseconds(nanos as i64))
-}
-
 pub fn logs(global: &Global, args: LogsArgs) -> Result<ExitCode, CliError> {
     let tail = match args.tail.as_str() {
         "all" => None,
@@ -450,21 +395,15 @@ pub fn logs(global: &Global, args: LogsArgs) -> Result<ExitCode, CliError> {
             }
         },
     };
+    // docker's timestamps, as the `until` filters take them.
     let now = Utc::now();
-    let since = args
-        .since
-        .as_deref()
-        .map(|s| parse_time(s, now))
-        .transpose();
-    let until = args
-        .until
-        .as_deref()
-        .map(|s| parse_time(s, now))
-        .transpose();
-    let (since, until) = match (since, until) {
-        (Ok(a), Ok(b)) => (a, b),
-        (Err(e), _) | (_, Err(e)) => return Err(CliError::Usage(e)),
+    let time = |flag: &str, v: &Option<String>| {
+        v.as_deref()
+            .map(|v| parse_until(v, now))
+            .transpose()
+            .map_err(|e| CliError::Usage(format!("invalid value for \"{flag}\": {e}")))
     };
+    let (since, until) = (time("since", &args.since)?, time("until", &args.until)?);
     // Entries in the window; times the log does not parse are kept.
     let in_window = |e: &LogEntry| match DateTime::parse_from_rfc3339(&e.time) {
         Ok(t) => since.is_none_or(|s| t >= s) && until.is_none_or(|u| t <= u),
@@ -546,19 +485,7 @@ pub fn prune(global: &Global, args: PruneArgs) -> Result<ExitCode, CliError> {
     }
     let store = global.store()?;
     let report = container_life::prune(&store).map_err(life)?;
-    let mut out = io::stdout().lock();
-    if !report.removed.is_empty() {
-        writeln!(out, "Deleted Containers:")?;
-        for id in &report.removed {
-            writeln!(out, "{id}")?;
-        }
-        writeln!(out)?;
-    }
-    writeln!(
-        out,
-        "Total reclaimed space: {}",
-        units::human_size_precise(report.reclaimed)
-    )?;
+    print_report("Deleted Containers:", report.removed, report.reclaimed)?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -580,30 +507,5 @@ pub fn ps_filter(args: &[String]) -> Result<ContainerFilter, ExitCode> {
             eprintln!("Error response from daemon: {e}");
             Err(ExitCode::FAILURE)
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn since_and_until_read_as_dockers() {
-        let now = DateTime::parse_from_rfc3339("2026-12-03T10:00:00Z")
-            .unwrap()
-            .with_timezone(&Utc);
-        let at = |s: &str| parse_time(s, now).unwrap().to_rfc3339();
-        assert_eq!(at("2026-12-03T09:00:00Z"), "2026-12-03T09:00:00+00:00");
-        assert_eq!(at("2026-12-03T11:00:00+02:00"), "2026-12-03T09:00:00+00:00");
-        assert_eq!(at("2026-12-03T09:30:00"), "2026-12-03T09:30:00+00:00");
-        assert_eq!(at("2026-12-02"), "2026-12-02T00:00:00+00:00");
-        assert_eq!(at("1764756000"), "2025-12-03T10:00:00+00:00");
-        assert_eq!(at("42m"), "2026-12-03T09:18:00+00:00");
-        assert_eq!(at("1h30m"), "2026-12-03T08:30:00+00:00");
-        assert_eq!(at("1.5h"), "2026-12-03T08:30:00+00:00");
-        assert_eq!(at("90s"), "2026-12-03T09:58:30+00:00");
-        assert!(parse_time("yesterday", now).is_err());
-        assert!(parse_time("10x", now).is_err());
-        assert!(parse_time("", now).is_err());
     }
 }

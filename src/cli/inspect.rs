@@ -109,7 +109,7 @@ fn lookup(store: &Store, name: &str, kind: Kind) -> Result<Found, String> {
     if kind != Kind::Image {
         match store.container(name) {
             Ok(c) => {
-                let paused = rbuild_builder::container_life::is_paused(&c.id);
+                let paused = rbuild_builder::container_life::is_paused(&c);
                 let i = store
                     .inspect_container(&c, paused)
                     .map_err(|e| e.to_string())?;

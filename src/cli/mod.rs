@@ -118,48 +118,16 @@ enum Command {
     Tag(tag::TagArgs),
     /// Remove one or more images.
     Rmi(rmi::RmiArgs),
-    /// Create and run a new container from an image.
-    Run(Box<container::RunArgs>),
     /// List containers.
     Ps(container::PsArgs),
     /// Remove one or more containers.
     Rm(container::RmArgs),
-    /// Create a new container, not started.
-    Create(Box<container::RunArgs>),
-    /// Start one or more stopped containers.
-    Start(container_life::StartArgs),
-    /// Stop one or more running containers.
-    Stop(container_life::StopArgs),
-    /// Restart one or more containers.
-    Restart(container_life::RestartArgs),
-    /// Block until one or more containers stop, then print their exit codes.
-    Wait(container_life::WaitArgs),
-    /// Copy files/folders from a container to the local filesystem.
-    Cp(container_cp::CpArgs),
-    /// Rename a container.
-    Rename(container_life::RenameArgs),
-    /// Display the running processes of a container.
-    Top(container_life::TopArgs),
-    /// Pause all processes within one or more containers.
-    Pause(container_life::PauseArgs),
-    /// Unpause all processes within one or more containers.
-    Unpause(container_life::PauseArgs),
-    /// Kill one or more running containers.
-    Kill(container_life::KillArgs),
-    /// Fetch the logs of a container.
-    Logs(container_life::LogsArgs),
     #[command(hide = true)]
     ContainerMonitor(container_life::MonitorArgs),
     #[command(subcommand)]
     Container(container_group::ContainerCommand),
-    /// Execute a command in a running container.
-    Exec(exec::ExecArgs),
-    /// Inspect changes to files or directories on a container's filesystem.
-    Diff(container_fs::DiffArgs),
-    /// Export a container's filesystem as a tar archive.
-    Export(container_fs::ExportArgs),
-    /// Create a new image from a container's changes.
-    Commit(container_commit::CommitArgs),
+    #[command(flatten)]
+    ContainerVerb(container_group::ContainerVerb),
     Inspect(inspect::InspectArgs),
     History(history::HistoryArgs),
     Save(archive::SaveArgs),
@@ -204,27 +172,11 @@ pub fn run(cli: Cli) -> Result<ExitCode, CliError> {
         Command::Images(args) => images::run(&cli.global, args),
         Command::Tag(args) => tag::run(&cli.global, args),
         Command::Rmi(args) => rmi::run(&cli.global, args),
-        Command::Run(args) => container::run(&cli.global, *args),
         Command::Ps(args) => container::ps(&cli.global, args),
         Command::Rm(args) => container::rm(&cli.global, args),
-        Command::Create(args) => container::create(&cli.global, *args),
-        Command::Start(args) => container_life::start(&cli.global, args),
-        Command::Stop(args) => container_life::stop(&cli.global, args),
-        Command::Restart(args) => container_life::restart(&cli.global, args),
-        Command::Wait(args) => container_life::wait(&cli.global, args),
-        Command::Cp(args) => container_cp::run(&cli.global, args),
-        Command::Rename(args) => container_life::rename(&cli.global, args),
-        Command::Top(args) => container_life::top(&cli.global, args),
-        Command::Pause(args) => container_life::pause(&cli.global, args),
-        Command::Unpause(args) => container_life::unpause(&cli.global, args),
-        Command::Kill(args) => container_life::kill(&cli.global, args),
-        Command::Logs(args) => container_life::logs(&cli.global, args),
         Command::ContainerMonitor(args) => container_life::monitor(&cli.global, args),
         Command::Container(cmd) => container_group::run(&cli.global, cmd),
-        Command::Exec(args) => exec::run(&cli.global, args),
-        Command::Diff(args) => container_fs::diff(&cli.global, args),
-        Command::Export(args) => container_fs::export(&cli.global, args),
-        Command::Commit(args) => container_commit::run(&cli.global, args),
+        Command::ContainerVerb(v) => container_group::run_verb(&cli.global, v),
         Command::Inspect(args) => inspect::run(&cli.global, args),
         Command::History(args) => history::run(&cli.global, args),
         Command::Image(cmd) => image::run(&cli.global, cmd),

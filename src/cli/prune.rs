@@ -48,23 +48,35 @@ pub fn run(global: &Global, args: PruneArgs) -> Result<ExitCode, CliError> {
     }
     let store = global.store()?;
     let report = store.prune(&filters, Utc::now())?;
+    let lines = report.removed.iter().map(|r| match r {
+        Removed::Untagged(r) => format!("untagged: {}", r.familiar()),
+        Removed::Deleted(id) => format!("deleted: {id}"),
+    });
+    print_report("Deleted Images:", lines, report.reclaimed)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// docker's report of a prune: a titled list of what went (nothing when nothing did),
+/// then the space reclaimed.
+pub(super) fn print_report(
+    title: &str,
+    lines: impl IntoIterator<Item = String>,
+    reclaimed: u64,
+) -> io::Result<()> {
     let mut out = io::stdout().lock();
-    if !report.removed.is_empty() {
-        writeln!(out, "Deleted Images:")?;
-        for r in &report.removed {
-            match r {
-                Removed::Untagged(r) => writeln!(out, "untagged: {}", r.familiar())?,
-                Removed::Deleted(id) => writeln!(out, "deleted: {id}")?,
-            }
+    let mut lines = lines.into_iter().peekable();
+    if lines.peek().is_some() {
+        writeln!(out, "{title}")?;
+        for line in lines {
+            writeln!(out, "{line}")?;
         }
         writeln!(out)?;
     }
     writeln!(
         out,
         "Total reclaimed space: {}",
-        units::human_size_precise(report.reclaimed)
-    )?;
-    Ok(ExitCode::SUCCESS)
+        units::human_size_precise(reclaimed)
+    )
 }
 
 /// docker's `PromptForConfirmation`: the question on stdout, `y`/`Y` on stdin to go on.

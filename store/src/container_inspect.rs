@@ -196,7 +196,7 @@ impl Store {
                 }
                 .into(),
                 running,
-                paused: running && paused,
+                paused,
                 restarting: false,
                 oom_killed: false,
                 dead: false,

@@ -314,5 +314,11 @@ mod tests {
         assert_eq!(t("2023-12-31"), "2023-12-31T00:00:00+00:00");
         assert_eq!(t("2023-12-31T10:00:00+02:00"), "2023-12-31T08:00:00+00:00");
         assert!(parse_until("soon", now).is_err());
+        // `logs --since/--until` take the same values.
+        assert_eq!(t("1.5h"), "2024-01-01T22:30:00+00:00");
+        assert_eq!(t("90s"), "2024-01-01T23:58:30+00:00");
+        assert_eq!(t("2023-12-31T09:30:00"), "2023-12-31T09:30:00+00:00");
+        assert!(parse_until("10x", now).is_err());
+        assert!(parse_until("", now).is_err());
     }
 }

@@ -128,7 +128,7 @@ fn read_changes(
     dst: &std::path::Path,
 ) -> Result<(), CommitError> {
     let cgroup = if req.pause && container.state == State::Running {
-        match ContainerCgroup::of(&container.id).filter(ContainerCgroup::exists) {
+        match ContainerCgroup::existing(&container.id) {
             Some(cg) => Some(cg),
             None => return Err(CommitError::NoFreezer(container.id.clone())),
         }

@@ -28,7 +28,7 @@ use rbuild_store::{Store, StoreError};
 
 use crate::sandbox::enter::is_running;
 use crate::snapshot::{Snapshot, SnapshotError};
-use crate::store::containers::State;
+use crate::store::containers::{Container, State};
 use crate::sys::fs::open_dir_in_root;
 use crate::upper_copy::{self, CopyError};
 
@@ -79,6 +79,17 @@ struct Source {
     contents: bool,
 }
 
+/// The root of a running container as its init sees it (`/proc/<init>/root`), checked
+/// to be a sandbox's init still, not a PID reused since.
+fn running_root(c: &Container) -> Option<PathBuf> {
+    match (c.state, c.init_pid) {
+        (State::Running, Some(pid)) if is_running(pid) => {
+            Some(PathBuf::from(format!("/proc/{pid}/root")))
+        }
+        _ => None,
+    }
+}
+
 /// Copies `src` out of container `name` to `dest`; `follow`: a symlink `src` is followed
 /// (`-L`), else copied as the link.
 pub fn copy_out(
@@ -91,12 +102,8 @@ pub fn copy_out(
 ) -> Result<(), CpError> {
     let c = store.container(name)?;
     // Its init's root while it runs; a read-only view of its files otherwise.
-    let running = match (c.state, c.init_pid) {
-        (State::Running, Some(pid)) if is_running(pid) => Some(pid),
-        _ => None,
-    };
-    let (root, view) = match running {
-        Some(pid) => (PathBuf::from(format!("/proc/{pid}/root")), None),
+    let (root, view) = match running_root(&c) {
+        Some(root) => (root, None),
         None => {
             let image = store
                 .image(&c.image_id)?
@@ -144,10 +151,7 @@ pub fn copy_in(
 ) -> Result<(), CpError> {
     let c = store.container(name)?;
     std::fs::symlink_metadata(src).map_err(io_at(format!("lstat {}", src.display())))?;
-    if let (State::Running, Some(pid)) = (c.state, c.init_pid)
-        && is_running(pid)
-    {
-        let root = PathBuf::from(format!("/proc/{pid}/root"));
+    if let Some(root) = running_root(&c) {
         return copy_in_root(&root, name, src, dest, archive, cancel);
     }
     let me = std::process::id() as i32;

@@ -104,21 +104,27 @@ pub(crate) fn attach(slave: RawFd) -> Result<(), Errno> {
     Ok(())
 }
 
+/// A message of the one-byte payload `iov` with the control buffer `cmsg`, both the
+/// caller's (on its stack: no allocation, as init needs).
+fn header(iov: &mut libc::iovec, cmsg: &mut CmsgBuf) -> libc::msghdr {
+    // SAFETY: msghdr is plain data; all-zero is valid.
+    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+    msg.msg_iov = iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = cmsg.0.as_mut_ptr().cast();
+    msg.msg_controllen = CMSG_BYTES as _;
+    msg
+}
+
 /// sendmsg(2) of one descriptor, with a one-byte payload (a stream socket carries no
 /// ancillary data without data). The buffer is on the stack: this runs in init.
 fn send_fd(socket: RawFd, fd: RawFd) -> Result<(), Errno> {
-    let mut cmsg = CmsgBuf([0; CMSG_BYTES]);
-    let mut byte = [0u8; 1];
+    let (mut cmsg, mut byte) = (CmsgBuf([0; CMSG_BYTES]), [0u8; 1]);
     let mut iov = libc::iovec {
         iov_base: byte.as_mut_ptr().cast(),
         iov_len: 1,
     };
-    // SAFETY: msghdr is plain data; all-zero is valid.
-    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
-    msg.msg_iov = &mut iov;
-    msg.msg_iovlen = 1;
-    msg.msg_control = cmsg.0.as_mut_ptr().cast();
-    msg.msg_controllen = CMSG_BYTES as _;
+    let msg = header(&mut iov, &mut cmsg);
     // SAFETY: the control buffer is CMSG_SPACE(sizeof(int)) bytes, aligned for cmsghdr,
     // so CMSG_FIRSTHDR is non-null and its data has room for one int (cmsg(3)).
     unsafe {
@@ -140,18 +146,12 @@ fn send_fd(socket: RawFd, fd: RawFd) -> Result<(), Errno> {
 /// rbuild's end: receives the master init sent, close-on-exec. `None` when init closed
 /// the socket without sending one (it failed or was killed first).
 pub(crate) fn recv_fd(socket: BorrowedFd<'_>) -> Result<Option<OwnedFd>, Errno> {
-    let mut cmsg = CmsgBuf([0; CMSG_BYTES]);
-    let mut byte = [0u8; 1];
+    let (mut cmsg, mut byte) = (CmsgBuf([0; CMSG_BYTES]), [0u8; 1]);
     let mut iov = libc::iovec {
         iov_base: byte.as_mut_ptr().cast(),
         iov_len: 1,
     };
-    // SAFETY: msghdr is plain data; all-zero is valid.
-    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
-    msg.msg_iov = &mut iov;
-    msg.msg_iovlen = 1;
-    msg.msg_control = cmsg.0.as_mut_ptr().cast();
-    msg.msg_controllen = CMSG_BYTES as _;
+    let mut msg = header(&mut iov, &mut cmsg);
     let n = loop {
         // SAFETY: `msg` points at live buffers for the whole call.
         match Errno::result(unsafe {
